@@ -1,0 +1,2 @@
+//! `infra`: deploy-time tool (placeholder until the schedule issue lands).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Empty: this package only holds the `it` integration-test binary (see `main.rs`).
