@@ -1,0 +1,322 @@
+//! Configuration from the environment, read and validated once at cold start.
+//!
+//! Every variable is documented here and in `.env.example`. A missing or invalid value fails
+//! start-up with a [`ConfigError`] naming the variable; values of secret variables never
+//! appear in errors, logs or `Debug` output.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `DATABASE_URL` | — (required) | Postgres connection URL (secret: may hold a password) |
+//! | `WEBHOOK_URL` | — (required) | notification service endpoint, `http(s)://…` |
+//! | `WEBHOOK_AUTH_TOKEN` | — (required) | sent as `Authorization: Bearer …` (secret) |
+//! | `WEBHOOK_SIGNING_SECRET` | — (required) | `whsec_<base64>`; several, space-separated, during rotation (secret) |
+//! | `WEBHOOK_TIMEOUT_MS` | `10000` | whole-request timeout of one attempt |
+//! | `WEBHOOK_RETRY_SCHEDULE` | `5m,15m,45m` | delay before each retry |
+//! | `WEBHOOK_RETRY_JITTER` | `0.1` | up to this fraction added to each delay; `0` = none |
+//! | `WEBHOOK_RETRY_AFTER_MAX` | `1h` | cap on a receiver's `Retry-After` |
+//! | `WEBHOOK_DISPATCH_WAIT_MS` | `2000` | how long dispatch waits for an id not yet committed |
+//! | `WEBHOOK_DISPATCH_TOKEN` | unset | bearer token required on function-URL invocations of dispatch (secret) |
+//! | `WEBHOOK_SWEEP_BATCH` | `100` | deliveries claimed per batch |
+//! | `WEBHOOK_SWEEP_CONCURRENCY` | `16` | HTTP requests in flight at once |
+//! | `WEBHOOK_SWEEP_BUDGET_MS` | `60000` | a sweep stops claiming new batches after this |
+//! | `WEBHOOK_DB_POOL_SIZE` | `4` | Postgres connections per process |
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::backoff::{RetryPolicy, RetrySchedule, parse_duration};
+use crate::sign::SigningKeys;
+
+/// A value that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A missing or invalid configuration variable. The message names the variable and what is
+/// expected; for secret variables it never repeats the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Validated configuration shared by both functions and the `webhooks` command.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Postgres connection URL.
+    pub database_url: Secret,
+    /// Where notifications are POSTed.
+    pub webhook_url: reqwest::Url,
+    /// Bearer token for the notification service.
+    pub auth_token: Secret,
+    /// Keys that sign each request (more than one while rotating).
+    pub signing_keys: SigningKeys,
+    /// Whole-request timeout of one attempt.
+    pub timeout: Duration,
+    /// Backoff between attempts.
+    pub retry: RetryPolicy,
+    /// How long `dispatch` waits for a delivery that is not committed yet.
+    pub dispatch_wait: Duration,
+    /// Bearer token required when `dispatch` is invoked through a function URL.
+    pub dispatch_token: Option<Secret>,
+    /// Deliveries per claimed batch.
+    pub sweep_batch: usize,
+    /// HTTP requests in flight at once.
+    pub sweep_concurrency: usize,
+    /// A sweep claims no new batch after this much time.
+    pub sweep_budget: Duration,
+    /// Postgres connections per process.
+    pub db_pool_size: usize,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    /// Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &'static str| {
+            get(name).ok_or_else(|| ConfigError {
+                var: name,
+                problem: "is required but not set".into(),
+            })
+        };
+
+        let database_url = required("DATABASE_URL")?;
+        if tokio_postgres::Config::from_str(&database_url).is_err() {
+            // The parser's message may quote the URL, and the URL may hold a password.
+            return Err(invalid(
+                "DATABASE_URL",
+                "is not a valid PostgreSQL connection URL",
+            ));
+        }
+
+        let webhook_url = reqwest::Url::parse(&required("WEBHOOK_URL")?)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| invalid("WEBHOOK_URL", "must be an absolute http:// or https:// URL"))?;
+
+        let auth_token = required("WEBHOOK_AUTH_TOKEN")?;
+        if auth_token.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(invalid(
+                "WEBHOOK_AUTH_TOKEN",
+                "must not contain spaces or control characters",
+            ));
+        }
+
+        let signing_keys = SigningKeys::parse(&required("WEBHOOK_SIGNING_SECRET")?)
+            .map_err(|why| invalid("WEBHOOK_SIGNING_SECRET", why))?;
+
+        let timeout =
+            Duration::from_millis(number(&get, "WEBHOOK_TIMEOUT_MS", 10_000, 1, 900_000)?);
+        let schedule = match get("WEBHOOK_RETRY_SCHEDULE") {
+            None => RetrySchedule::default(),
+            Some(text) => text
+                .parse()
+                .map_err(|why: String| invalid("WEBHOOK_RETRY_SCHEDULE", &why))?,
+        };
+        let jitter = match get("WEBHOOK_RETRY_JITTER") {
+            None => 0.1,
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|j| (0.0..=1.0).contains(j))
+                .ok_or_else(|| {
+                    invalid("WEBHOOK_RETRY_JITTER", "must be a fraction between 0 and 1")
+                })?,
+        };
+        let retry_after_max = match get("WEBHOOK_RETRY_AFTER_MAX") {
+            None => Duration::from_secs(3600),
+            Some(text) => {
+                parse_duration(&text).map_err(|why| invalid("WEBHOOK_RETRY_AFTER_MAX", &why))?
+            }
+        };
+
+        Ok(Config {
+            database_url: Secret(database_url),
+            webhook_url,
+            auth_token: Secret(auth_token),
+            signing_keys,
+            timeout,
+            retry: RetryPolicy {
+                schedule,
+                jitter,
+                retry_after_max,
+            },
+            dispatch_wait: Duration::from_millis(number(
+                &get,
+                "WEBHOOK_DISPATCH_WAIT_MS",
+                2_000,
+                0,
+                60_000,
+            )?),
+            dispatch_token: get("WEBHOOK_DISPATCH_TOKEN").map(Secret),
+            sweep_batch: number(&get, "WEBHOOK_SWEEP_BATCH", 100, 1, 10_000)? as usize,
+            sweep_concurrency: number(&get, "WEBHOOK_SWEEP_CONCURRENCY", 16, 1, 1_000)? as usize,
+            sweep_budget: Duration::from_millis(number(
+                &get,
+                "WEBHOOK_SWEEP_BUDGET_MS",
+                60_000,
+                0,
+                900_000,
+            )?),
+            db_pool_size: number(&get, "WEBHOOK_DB_POOL_SIZE", 4, 1, 100)? as usize,
+        })
+    }
+
+    /// The webhook URL without path, query or credentials: safe for logs.
+    pub fn webhook_origin(&self) -> String {
+        self.webhook_url.origin().ascii_serialization()
+    }
+}
+
+fn invalid(var: &'static str, problem: &str) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.to_owned(),
+    }
+}
+
+/// An integer variable within `min..=max`; these are never secret, so the value is quoted.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(text) = get(var) else {
+        return Ok(default);
+    };
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| ConfigError {
+            var,
+            problem: format!("must be an integer from {min} to {max}, got {text:?}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let mut map: HashMap<String, String> = [
+            (
+                "DATABASE_URL",
+                "postgres://app:hunter2@db.internal:5432/app",
+            ),
+            (
+                "WEBHOOK_URL",
+                "https://notify.example.com/functions/v1/send-booking-notification",
+            ),
+            ("WEBHOOK_AUTH_TOKEN", "tok-abc123"),
+            ("WEBHOOK_SIGNING_SECRET", SECRET),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in pairs {
+            map.insert((*k).to_owned(), (*v).to_owned());
+        }
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_contract() -> Result<(), ConfigError> {
+        let config = Config::from_lookup(lookup(&[]))?;
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.retry.schedule.delays(),
+            &[
+                Duration::from_secs(300),
+                Duration::from_secs(900),
+                Duration::from_secs(2700)
+            ]
+        );
+        assert_eq!(config.retry.jitter, 0.1);
+        assert_eq!(config.sweep_batch, 100);
+        assert_eq!(config.webhook_origin(), "https://notify.example.com");
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = Config::from_lookup(lookup(&[("WEBHOOK_URL", "  ")])).err();
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("WEBHOOK_URL: is required but not set".into())
+        );
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable_and_range() {
+        let err = Config::from_lookup(lookup(&[("WEBHOOK_TIMEOUT_MS", "ten")])).err();
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("WEBHOOK_TIMEOUT_MS: must be an integer from 1 to 900000, got \"ten\"".into())
+        );
+        assert!(Config::from_lookup(lookup(&[("WEBHOOK_SWEEP_BATCH", "0")])).is_err());
+        assert!(Config::from_lookup(lookup(&[("WEBHOOK_RETRY_JITTER", "1.5")])).is_err());
+        assert!(Config::from_lookup(lookup(&[("WEBHOOK_RETRY_SCHEDULE", "5m,soon")])).is_err());
+        assert!(Config::from_lookup(lookup(&[("WEBHOOK_URL", "ftp://x.example")])).is_err());
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_debug() -> Result<(), ConfigError> {
+        let bad_secret = "whsec_not*base64*hunter2";
+        let err = Config::from_lookup(lookup(&[("WEBHOOK_SIGNING_SECRET", bad_secret)])).err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("WEBHOOK_SIGNING_SECRET:"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        let err = Config::from_lookup(lookup(&[(
+            "DATABASE_URL",
+            "postgres://u:hunter2@h:notaport/db",
+        )]))
+        .err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.starts_with("DATABASE_URL:") && !text.contains("hunter2"),
+            "{text}"
+        );
+
+        let debug = format!("{:?}", Config::from_lookup(lookup(&[]))?);
+        for secret in ["hunter2", "tok-abc123", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+            assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! The library's error type. A receiver's 5xx, a timeout or a refused connection is *not* an
+//! error here: it is a [`crate::outcome::AttemptResult`] that gets recorded. Errors are what
+//! stops the engine itself: bad configuration or input, or an unreachable database.
+
+use std::fmt::Write as _;
+
+/// Everything that can stop a handler. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration variable is missing or invalid; names the variable, never its value.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The invocation event is not one this handler accepts.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    /// A function-URL invocation without the right bearer token.
+    #[error("unauthorized: missing or wrong bearer token")]
+    Unauthorized,
+    /// A statement failed or the connection broke.
+    #[error("database: {}", chain(.0))]
+    Database(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error("database pool: {}", chain(.0))]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The pool could not be built from the configuration.
+    #[error("database pool setup: {0}")]
+    PoolSetup(String),
+    /// Applying `migrations/` failed.
+    #[error("migration: {0}")]
+    Migration(#[from] refinery::Error),
+    /// The HTTP client could not be built.
+    #[error("HTTP client setup: {0}")]
+    HttpSetup(String),
+}
+
+impl Error {
+    /// A short, stable name for the error class (the Lambda `errorType`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "ConfigError",
+            Error::InvalidEvent(_) => "InvalidEvent",
+            Error::Unauthorized => "Unauthorized",
+            Error::Database(_) | Error::Pool(_) | Error::PoolSetup(_) => "DatabaseError",
+            Error::Migration(_) => "MigrationError",
+            Error::HttpSetup(_) => "HttpSetupError",
+        }
+    }
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Renders an error with its sources: tokio-postgres puts the server's message in the source.
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !out.contains(&text) {
+            let _ = write!(out, ": {text}");
+        }
+        source = inner.source();
+    }
+    out
+}

@@ -1,0 +1,80 @@
+//! Writing what happened: one `webhook_attempts` row per attempt and the delivery's new state,
+//! for a whole batch in one statement ([`crate::sql::RECORD_OUTCOMES`]).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::Result;
+use crate::claim::Claimed;
+use crate::outcome::{Attempt, AttemptResult, Transition};
+use crate::sql;
+
+/// One attempt of one claimed delivery and the state it leads to.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The delivery as claimed (id and lease).
+    pub claimed: Claimed,
+    /// The HTTP attempt.
+    pub attempt: Attempt,
+    /// The delivery's next state.
+    pub transition: Transition,
+    /// When the attempt ended (`last_attempt_at`).
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Records `outcomes` in one statement. Returns the ids whose state was updated; an id that is
+/// missing lost its lease to another worker while in flight (its attempt row is still kept).
+pub async fn record_outcomes(
+    db: &impl GenericClient,
+    outcomes: &[Outcome],
+) -> Result<HashSet<Uuid>> {
+    if outcomes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let n = outcomes.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut leases = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    let mut codes: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut kinds: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut errors: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut next_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut resolved: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut finished = Vec::with_capacity(n);
+    for o in outcomes {
+        let t = &o.transition;
+        ids.push(o.claimed.id);
+        leases.push(o.claimed.lease);
+        attempts.push(t.attempt);
+        started.push(o.attempt.started_at);
+        durations.push(o.attempt.duration_ms);
+        codes.push(match &o.attempt.result {
+            AttemptResult::Response { status, .. } => Some(i32::from(*status)),
+            AttemptResult::Transport { .. } => None,
+        });
+        kinds.push(t.error_kind.map(|k| k.as_str()));
+        errors.push(t.error.as_deref());
+        statuses.push(t.status.as_str());
+        next_at.push(t.next_retry_at);
+        resolved.push(t.resolved_at);
+        finished.push(o.finished_at);
+    }
+    let rows = db
+        .query(
+            &db.prepare_cached(sql::RECORD_OUTCOMES).await?,
+            &[
+                &ids, &leases, &attempts, &started, &durations, &codes, &kinds, &errors, &statuses,
+                &next_at, &resolved, &finished,
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<_, Uuid>(0)?))
+        .collect()
+}

@@ -1,0 +1,48 @@
+//! Requeueing failed deliveries by hand (`webhooks replay`, or SQL `retry_failed_webhooks()`).
+//! A requeued delivery is due at once with a fresh retry budget; the next sweep sends it.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{Result, sql};
+
+/// Which failed deliveries to requeue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requeue {
+    /// Only these ids (all failed ones when `None`).
+    pub ids: Option<Vec<Uuid>>,
+    /// Only those that failed at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Retries granted after the immediate attempt (3, like a new delivery).
+    pub max_retries: i32,
+}
+
+/// The counts `retry_failed_webhooks()` returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequeueReport {
+    /// Failed deliveries made due again.
+    pub requeued: i32,
+    /// Deliveries due now (what the next sweep will take).
+    pub due_now: i32,
+    /// Deliveries still failed (not selected).
+    pub still_failed: i32,
+}
+
+/// Requeues failed deliveries matching `what`, due at `now`.
+pub async fn requeue(pool: &Pool, what: &Requeue, now: DateTime<Utc>) -> Result<RequeueReport> {
+    let db = pool.get().await?;
+    let row = db
+        .query_one(
+            &db.prepare_cached(sql::REQUEUE_FAILED).await?,
+            &[&what.ids, &what.since, &what.max_retries, &now],
+        )
+        .await?;
+    Ok(RequeueReport {
+        requeued: row.try_get(0)?,
+        due_now: row.try_get(1)?,
+        still_failed: row.try_get(2)?,
+    })
+}

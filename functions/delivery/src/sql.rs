@@ -1,0 +1,142 @@
+//! Every statement the engine runs, in one place. Parameters are `$n`; nothing is built with
+//! `format!`. "Now" is always a parameter, never `now()`, so tests move time instead of
+//! sleeping. The schema itself (tables, triggers, views) lives in `migrations/`.
+//!
+//! The claim protocol: a worker takes rows with `FOR UPDATE SKIP LOCKED` and, in the same
+//! statement, sets a lease (`locked_until`). Another worker skips rows that are row-locked
+//! (claim in progress) or leased (send in progress), so exactly one sends. Recording an
+//! outcome clears the lease — but only if the lease is still the one the worker took, so a
+//! worker that overran its lease cannot overwrite the state written by whoever reclaimed it.
+
+/// The NOTIFY channel the capture triggers send delivery ids on (see `V3__capture_triggers`).
+pub const CAPTURE_CHANNEL: &str = "webhook_delivery";
+
+/// `LISTEN` on [`CAPTURE_CHANNEL`].
+pub const LISTEN_CAPTURE: &str = "LISTEN webhook_delivery";
+
+/// Claims due work for the sweep: unresolved deliveries due by `$1` whose lease is free or
+/// expired at `$2`, oldest due first, at most `$4`; leases them until `$3`. A row whose lease
+/// had expired (its worker died mid-flight) comes back with `reclaimed = true`.
+/// Served by the partial index `webhook_deliveries_due_idx`.
+pub const CLAIM_DUE: &str = "
+WITH due AS (
+    SELECT id, locked_until
+      FROM webhook_deliveries
+     WHERE status IN ('pending', 'retrying')
+       AND next_retry_at <= $1
+       AND (locked_until IS NULL OR locked_until <= $2)
+     ORDER BY next_retry_at
+     LIMIT $4
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+   SET locked_until = $3
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
+          due.locked_until IS NOT NULL AS reclaimed";
+
+/// Claims the given ids `$1` for dispatch, leasing them until `$3`. Takes a delivery that is
+/// due at `$2`, and a never-attempted (`pending`) one even if the app's clock is behind the
+/// database's: the immediate send must not wait for the sweep over a second of clock skew.
+pub const CLAIM_IDS: &str = "
+WITH due AS (
+    SELECT id, locked_until
+      FROM webhook_deliveries
+     WHERE id = ANY($1)
+       AND status IN ('pending', 'retrying')
+       AND (locked_until IS NULL OR locked_until <= $2)
+       AND (status = 'pending' OR next_retry_at <= $2)
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+   SET locked_until = $3
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
+          due.locked_until IS NOT NULL AS reclaimed";
+
+/// Claims up to `$3` never-attempted deliveries (`pending`; requeued ones are `retrying`),
+/// oldest first, whose lease is free at `$1`; leases them until `$2`. For pending rows
+/// `next_retry_at` is the capture time, so this ordering uses the due index.
+pub const CLAIM_FRESH: &str = "
+WITH fresh AS (
+    SELECT id, locked_until
+      FROM webhook_deliveries
+     WHERE status = 'pending'
+       AND (locked_until IS NULL OR locked_until <= $1)
+     ORDER BY next_retry_at
+     LIMIT $3
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+   SET locked_until = $2
+  FROM fresh
+ WHERE d.id = fresh.id
+RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
+          fresh.locked_until IS NOT NULL AS reclaimed";
+
+/// State of the given ids `$1`, to explain why a dispatch did not claim them.
+pub const LOOKUP: &str = "
+SELECT id, status, next_retry_at, locked_until
+  FROM webhook_deliveries
+ WHERE id = ANY($1)";
+
+/// Records a batch of attempts in one statement (atomic without an explicit transaction):
+/// inserts one `webhook_attempts` row per element and moves each delivery to its new state,
+/// releasing the lease — only where the lease `$2` is still ours. Returns the ids updated.
+/// Parallel arrays, one element per attempt:
+/// `$1` id, `$2` lease, `$3` attempt, `$4` started_at, `$5` duration_ms, `$6` status_code,
+/// `$7` error_kind, `$8` error, `$9` status, `$10` next_retry_at, `$11` resolved_at,
+/// `$12` finished_at.
+pub const RECORD_OUTCOMES: &str = "
+WITH outcome AS (
+    SELECT *
+      FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::timestamptz[], $5::int[],
+                  $6::int[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
+                  $11::timestamptz[], $12::timestamptz[])
+        AS o(id, lease, attempt, started_at, duration_ms, status_code, error_kind, error,
+             status, next_retry_at, resolved_at, finished_at)
+), attempts AS (
+    INSERT INTO webhook_attempts
+           (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error)
+    SELECT id, attempt, started_at, duration_ms, status_code, error_kind, error
+      FROM outcome
+)
+UPDATE webhook_deliveries d
+   SET status           = o.status,
+       attempt_count    = o.attempt,
+       next_retry_at    = o.next_retry_at,
+       resolved_at      = o.resolved_at,
+       last_status_code = o.status_code,
+       last_error       = coalesce(o.error, d.last_error),
+       last_attempt_at  = o.finished_at,
+       locked_until     = NULL
+  FROM outcome o
+ WHERE d.id = o.id
+   AND d.locked_until = o.lease
+RETURNING d.id";
+
+/// Unresolved deliveries due by `$1`: what a sweep left behind.
+pub const COUNT_DUE: &str = "
+SELECT count(*)
+  FROM webhook_deliveries
+ WHERE status IN ('pending', 'retrying')
+   AND next_retry_at <= $1";
+
+/// Requeues failed deliveries (all, the ids in `$1`, or those failed since `$2`) with a fresh
+/// budget of `$3` retries, due at `$4`; see `retry_failed_webhooks()` in the migrations.
+pub const REQUEUE_FAILED: &str = "
+SELECT requeued, due_now, still_failed
+  FROM retry_failed_webhooks($1::uuid[], $2::timestamptz, $3::int, $4::timestamptz)";
+
+/// Every statement above, for the test that prepares them all against the migrated schema.
+pub const ALL: &[(&str, &str)] = &[
+    ("CLAIM_DUE", CLAIM_DUE),
+    ("CLAIM_IDS", CLAIM_IDS),
+    ("CLAIM_FRESH", CLAIM_FRESH),
+    ("LOOKUP", LOOKUP),
+    ("RECORD_OUTCOMES", RECORD_OUTCOMES),
+    ("COUNT_DUE", COUNT_DUE),
+    ("REQUEUE_FAILED", REQUEUE_FAILED),
+];
