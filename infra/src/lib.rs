@@ -1,0 +1,28 @@
+//! `infra`: deploy-time code of the booking webhooks. It creates and keeps in line the
+//! EventBridge Scheduler schedule that invokes the `retry-sweep` Lambda function every ten
+//! minutes — in the cloud nothing runs the sweep unless this schedule exists.
+//!
+//! `infra schedule apply` is idempotent: it reads first, creates what is missing, updates
+//! only what differs, and reports each resource as created, updated or unchanged
+//! (`--dry-run` reports without writing). AWS access uses the standard credential chain and
+//! honours `AWS_ENDPOINT_URL`, so the integration tests run it against moto.
+//!
+//! # Layout
+//! - [`cli`]: the `infra` command line; flags with `WEBHOOK_…`/`AWS_…` fallbacks.
+//! - [`schedule`]: the desired schedule, its diff against what exists, apply/show/delete.
+//! - [`role`]: the IAM execution role Scheduler assumes (trust + least-privilege policy).
+//! - [`validate`]: our own checks of expressions, names and ARNs, before any AWS call.
+//! - [`change`]: created / updated (which fields) / unchanged.
+//! - [`aws`]: SDK configuration (standard chain, or an emulator) and clients.
+//! - [`error`]: SDK errors turned into messages that keep the service's error code.
+//!
+//! The optional SQL that wakes `dispatch` from Postgres in the cloud lives in `infra/sql/`,
+//! apart from the default migrations; `infra/DEPLOY.md` explains it.
+
+pub mod aws;
+pub mod change;
+pub mod cli;
+pub mod error;
+pub mod role;
+pub mod schedule;
+pub mod validate;
