@@ -1,1 +1,15 @@
-//! Shared test support.
+//! Test support: a Postgres schema per test, a scripted HTTP receiver, engine dependencies.
+//!
+//! # Layout
+//! - `db`: `TestDb` — a fresh schema with the migrations applied, dropped afterwards.
+//! - `receiver`: `Receiver` — a real HTTP server on 127.0.0.1:0 that records requests and
+//!   answers with scripted replies.
+//! - `deps`: building `delivery::Deps` for a test database and receiver.
+
+pub mod db;
+pub mod deps;
+pub mod receiver;
+
+pub use db::TestDb;
+pub use deps::{SIGNING_SECRET, TOKEN, deps, deps_with};
+pub use receiver::{Receiver, Reply};
