@@ -9,6 +9,7 @@
 pub mod db;
 pub mod deps;
 pub mod receiver;
+pub mod state;
 
 pub use db::TestDb;
 pub use deps::{SIGNING_SECRET, TOKEN, deps, deps_with};
