@@ -146,6 +146,18 @@ pub struct DeleteArgs {
 }
 
 impl Cli {
+    /// Parses `args` (the first is the program name) as `main` parses the process's own,
+    /// environment fallbacks included; for callers that do not depend on clap.
+    ///
+    /// Fails with clap's usage message on unknown or malformed arguments.
+    pub fn parse_args<I, T>(args: I) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Ok(Self::try_parse_from(args)?)
+    }
+
     /// The region and endpoint flags of whichever command was given.
     pub fn aws(&self) -> &AwsArgs {
         match &self.command {
