@@ -13,8 +13,6 @@ use crate::support::receiver::refusing_url;
 use crate::support::state::same_instant;
 use crate::support::{Receiver, Reply, SIGNING_SECRET, TOKEN, TestDb, deps, deps_with};
 
-const LIMIT: Duration = Duration::from_secs(10);
-
 async fn dispatch(
     deps: &delivery::Deps,
     id: Uuid,

@@ -4,9 +4,18 @@
 //! # Layout
 //! - `support`: per-test database schema, scripted HTTP receiver.
 //! - `capture`: triggers capture booking events transactionally.
+//! - `dispatch`: the immediate, signed delivery and its outcome classes.
+//! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
+//! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
+
+// Test code may panic on setup failures: a clear `expect` message is the report.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod support;
 
 mod capture;
+mod dispatch;
+mod listen;
+mod sweep;
 mod schedule;

@@ -90,6 +90,10 @@ async fn the_seed_lifecycle_fails_at_5_15_and_45_minutes_then_is_failed() {
         row.resolved_at
             .is_some_and(|at| same_instant(at, t0 + minutes(65)))
     );
+    assert!(
+        row.last_attempt_at
+            .is_some_and(|at| same_instant(at, t0 + minutes(65)))
+    );
     assert_eq!(
         row.last_error.as_deref(),
         Some("HTTP 503 (no retries left)")

@@ -125,12 +125,14 @@ pub enum NotClaimed {
     NotDue,
 }
 
-/// For each id in `ids` that exists, why it is not claimable at `now`.
+/// For each id in `ids` that exists, why it is not claimable at `now` — or `None` if it looks
+/// claimable: it became visible (its transaction committed) after the claim ran, or another
+/// worker's claim holds the row lock this instant.
 pub async fn explain(
     db: &impl GenericClient,
     ids: &[Uuid],
     now: DateTime<Utc>,
-) -> Result<Vec<(Uuid, NotClaimed)>> {
+) -> Result<Vec<(Uuid, Option<NotClaimed>)>> {
     let rows = db
         .query(&db.prepare_cached(sql::LOOKUP).await?, &[&ids])
         .await?;
@@ -139,16 +141,17 @@ pub async fn explain(
         let id: Uuid = row.try_get(0)?;
         let status: String = row.try_get(1)?;
         let locked_until: Option<DateTime<Utc>> = row.try_get(3)?;
-        let reason = match DeliveryStatus::parse(&status) {
-            Some(DeliveryStatus::Succeeded) => NotClaimed::AlreadySucceeded,
-            Some(DeliveryStatus::Failed) => NotClaimed::AlreadyFailed,
-            Some(DeliveryStatus::Skipped) => NotClaimed::Skipped,
-            _ if locked_until.is_some_and(|until| until > now) => NotClaimed::InFlight,
-            // Still claimable means it was row-locked by a claim in progress: in flight too.
-            _ => match row.try_get::<_, Option<DateTime<Utc>>>(2)? {
-                Some(due) if due > now => NotClaimed::NotDue,
-                _ => NotClaimed::InFlight,
-            },
+        let next_retry_at: Option<DateTime<Utc>> = row.try_get(2)?;
+        let status = DeliveryStatus::parse(&status);
+        let reason = match status {
+            Some(DeliveryStatus::Succeeded) => Some(NotClaimed::AlreadySucceeded),
+            Some(DeliveryStatus::Failed) => Some(NotClaimed::AlreadyFailed),
+            Some(DeliveryStatus::Skipped) => Some(NotClaimed::Skipped),
+            _ if locked_until.is_some_and(|until| until > now) => Some(NotClaimed::InFlight),
+            Some(DeliveryStatus::Retrying) if next_retry_at.is_some_and(|due| due > now) => {
+                Some(NotClaimed::NotDue)
+            }
+            _ => None,
         };
         out.push((id, reason));
     }

@@ -279,6 +279,7 @@ pub async fn dispatch_ids(
     let mut missing: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     let deadline = Instant::now() + wait;
     let mut pause = Duration::from_millis(25);
+    let mut quick_retries = 0;
     while !missing.is_empty() {
         let now = clock.now();
         let lease = lease_for(
@@ -301,14 +302,37 @@ pub async fn dispatch_ids(
             };
             (claimed, reasons)
         };
+        // Ids that look claimable now: committed since the claim ran, or row-locked by
+        // another claimer this instant. Claim again at once, a few times, before calling it
+        // in flight.
+        let claimable: Vec<Uuid> = reasons
+            .iter()
+            .filter(|(_, r)| r.is_none())
+            .map(|(id, _)| *id)
+            .collect();
         missing.retain(|id| {
-            !claimed.iter().any(|c| c.id == *id) && !reasons.iter().any(|(r, _)| r == id)
+            !claimed.iter().any(|c| c.id == *id)
+                && !reasons
+                    .iter()
+                    .any(|(r, reason)| r == id && reason.is_some())
         });
         for (id, reason) in reasons {
-            report.add_unchanged(id, reason);
+            if let Some(reason) = reason {
+                report.add_unchanged(id, reason);
+            }
         }
         for delivered in deliver(deps, claimed, clock).await? {
             report.add_delivered(&delivered);
+        }
+        if !claimable.is_empty() {
+            if quick_retries < 3 {
+                quick_retries += 1;
+                continue;
+            }
+            missing.retain(|id| !claimable.contains(id));
+            for id in claimable {
+                report.add_unchanged(id, NotClaimed::InFlight);
+            }
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if missing.is_empty() || left.is_zero() {

@@ -7,6 +7,7 @@
 //! Optionally it also runs the retry sweep on a period, so a laptop gets the full behaviour.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -29,8 +30,8 @@ pub struct ListenOptions {
     pub sweep_every: Option<Duration>,
 }
 
-/// Listens until `shutdown` completes. Errors are logged and followed by a reconnect; only
-/// the shutdown ends it.
+/// Listens until `shutdown` completes; a batch in flight is finished and recorded first.
+/// Errors are logged and followed by a reconnect; only the shutdown ends it.
 pub async fn listen(
     deps: &Deps,
     clock: Clock,
@@ -40,12 +41,10 @@ pub async fn listen(
     tokio::pin!(shutdown);
     let mut backoff = FIRST_BACKOFF;
     loop {
-        tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            ended = session(deps, clock, options, &mut backoff) => match ended {
-                Ok(()) => tracing::warn!("listen connection closed; reconnecting"),
-                Err(err) => tracing::warn!(error = %err, "listen failed; reconnecting"),
-            },
+        match session(deps, clock, options, &mut backoff, shutdown.as_mut()).await {
+            Ok(Ended::Shutdown) => return Ok(()),
+            Ok(Ended::Disconnected) => tracing::warn!("listen connection closed; reconnecting"),
+            Err(err) => tracing::warn!(error = %err, "listen failed; reconnecting"),
         }
         tokio::select! {
             () = &mut shutdown => return Ok(()),
@@ -55,18 +54,27 @@ pub async fn listen(
     }
 }
 
+enum Ended {
+    Shutdown,
+    Disconnected,
+}
+
 /// One connection's life: LISTEN, catch up, then dispatch ids as they arrive. Returns when the
-/// connection ends.
+/// connection ends, or on shutdown — checked between batches, never in the middle of one.
 async fn session(
     deps: &Deps,
     clock: Clock,
     options: ListenOptions,
     backoff: &mut Duration,
-) -> Result<()> {
-    let config =
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<Ended> {
+    let mut config =
         tokio_postgres::Config::from_str(deps.config.database_url.expose()).map_err(|_| {
             Error::PoolSetup("DATABASE_URL is not a valid PostgreSQL connection URL".into())
         })?;
+    if config.get_application_name().is_none() {
+        config.application_name("booking-webhooks-listen");
+    }
     let (client, mut connection) = config.connect(NoTls).await?;
     let (ids_tx, mut ids_rx) = mpsc::unbounded_channel::<String>();
     // The connection must be polled for notifications to arrive; it ends when the client is
@@ -101,8 +109,9 @@ async fn session(
     });
     loop {
         tokio::select! {
+            () = &mut shutdown => return Ok(Ended::Shutdown),
             received = ids_rx.recv() => {
-                let Some(first) = received else { return Ok(()) };
+                let Some(first) = received else { return Ok(Ended::Disconnected) };
                 // Take everything that has arrived so far as one batch: one claim, one record.
                 let mut payloads = vec![first];
                 while let Ok(more) = ids_rx.try_recv() {

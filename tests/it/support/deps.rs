@@ -19,8 +19,13 @@ pub fn deps(db: &TestDb, webhook_url: &str) -> Deps {
 
 /// Like [`deps`], with extra or overriding environment variables.
 pub fn deps_with(db: &TestDb, webhook_url: &str, vars: &[(&str, &str)]) -> Deps {
+    deps_for_url(&db.url, webhook_url, vars)
+}
+
+/// Dependencies on the database at `database_url`.
+pub fn deps_for_url(database_url: &str, webhook_url: &str, vars: &[(&str, &str)]) -> Deps {
     let mut env: HashMap<String, String> = [
-        ("DATABASE_URL", db.url.as_str()),
+        ("DATABASE_URL", database_url),
         ("WEBHOOK_URL", webhook_url),
         ("WEBHOOK_AUTH_TOKEN", TOKEN),
         ("WEBHOOK_SIGNING_SECRET", SIGNING_SECRET),

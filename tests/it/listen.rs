@@ -1,0 +1,75 @@
+//! Listen mode: a committed booking's notification goes out on NOTIFY, with no invocation.
+
+use std::time::Duration;
+
+use delivery::Clock;
+use delivery::listen::{ListenOptions, listen};
+use tokio::sync::oneshot;
+
+use crate::support::db::{base_url, connect, url_with_schema};
+use crate::support::{Receiver, Reply, TestDb};
+
+const LIMIT: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn listen_mode_catches_up_then_delivers_each_commit_and_survives_a_dropped_connection() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    // A name of its own so the test can find (and kill) exactly this listener's connection.
+    let url = format!(
+        "{}&application_name={}",
+        url_with_schema(&base_url(), &db.schema),
+        db.schema
+    );
+    let deps = crate::support::deps::deps_for_url(&url, &receiver.url, &[]);
+
+    // Captured while nobody listened: the catch-up pass sends it.
+    let (_, early) = db.booking_with_delivery().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listener = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        listen(
+            &deps,
+            Clock::System,
+            ListenOptions { sweep_every: None },
+            shutdown,
+        )
+        .await
+    });
+    let requests = receiver.wait_for(1, LIMIT).await;
+    assert_eq!(requests[0].header("webhook-id"), early.to_string());
+
+    // LISTEN precedes the catch-up, so from here on every commit is notified.
+    let (_, on_commit) = db.booking_with_delivery().await;
+    let requests = receiver.wait_for(2, LIMIT).await;
+    assert_eq!(requests[1].header("webhook-id"), on_commit.to_string());
+
+    // The server drops the connection: it reconnects, and nothing committed meanwhile is lost.
+    let admin = connect(&base_url()).await;
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+            &[&db.schema],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert_eq!(killed, 1, "the listener's connection was found");
+    let (_, after_drop) = db.booking_with_delivery().await;
+    let requests = receiver.wait_for(3, LIMIT).await;
+    assert_eq!(requests[2].header("webhook-id"), after_drop.to_string());
+
+    let _ = stop.send(());
+    listener
+        .await
+        .expect("listener task")
+        .expect("listen ends cleanly on shutdown");
+    assert_eq!(receiver.requests().len(), 3, "each delivery sent once");
+    // Shutdown let the batch in flight finish: every outcome is recorded.
+    for id in [early, on_commit, after_drop] {
+        assert_eq!(db.delivery(id).await.status, "succeeded");
+    }
+}
