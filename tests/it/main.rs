@@ -5,6 +5,7 @@
 //! - `support`: per-test database schema, scripted HTTP receiver.
 //! - `capture`: triggers capture booking events transactionally.
 //! - `dispatch`: the immediate, signed delivery and its outcome classes.
+//! - `lambda`: both functions under `cargo lambda watch`, invoked with `cargo lambda invoke`.
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
@@ -16,6 +17,7 @@ mod support;
 
 mod capture;
 mod dispatch;
+mod lambda;
 mod listen;
-mod sweep;
 mod schedule;
+mod sweep;

@@ -1,0 +1,139 @@
+//! Smoke test through the real Lambda runtime: `cargo lambda watch` serves both functions (as
+//! `make watch` does) and `cargo lambda invoke` calls them (as `make invoke-dispatch` and
+//! `make invoke-sweep` do). The binaries are built by `make test` beforehand.
+
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Receiver, Reply, SIGNING_SECRET, TOKEN, TestDb};
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv `make tools` installs cargo-lambda into, or `$CARGO_LAMBDA_BIN_DIR`.
+fn tool_path() -> String {
+    let venv = std::env::var("CARGO_LAMBDA_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target/venv/bin"));
+    assert!(
+        venv.join("cargo-lambda").exists(),
+        "cargo-lambda not found in {}: run `make tools` (pip install cargo-lambda into target/venv)",
+        venv.display()
+    );
+    format!(
+        "{}:{}",
+        venv.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `cargo lambda watch` in its own process group, stopped with the group on drop.
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn invoke(path: &str, port: u16, function: &str, event: &Value) -> Value {
+    let output = Command::new("cargo")
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+            "--data-ascii",
+        ])
+        .arg(event.to_string())
+        .env("PATH", path)
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo lambda invoke");
+    assert!(
+        output.status.success(),
+        "invoke {function} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the function returns JSON")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_functions_run_under_cargo_lambda_watch() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let path = tool_path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = Command::new("cargo")
+        .args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "--quiet",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
+        .arg(port.to_string())
+        .env("PATH", &path)
+        .env("DATABASE_URL", &db.url)
+        .env("WEBHOOK_URL", &receiver.url)
+        .env("WEBHOOK_AUTH_TOKEN", TOKEN)
+        .env("WEBHOOK_SIGNING_SECRET", SIGNING_SECRET)
+        .current_dir(workspace_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start cargo lambda watch");
+    let _watch = Watch(child);
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cargo lambda watch did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100)); // readiness polling of a child process
+    }
+
+    let (_, first) = db.booking_with_delivery().await;
+    let report = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || invoke(&path, port, "dispatch", &json!({ "deliveryId": first }))
+    })
+    .await
+    .expect("invoke task");
+    assert_eq!(report["succeeded"], json!([first]), "{report}");
+
+    let (_, second) = db.booking_with_delivery().await;
+    let sweep = tokio::task::spawn_blocking(move || invoke(&path, port, "retry-sweep", &json!({})))
+        .await
+        .expect("invoke task");
+    assert_eq!(
+        (sweep["processed"].clone(), sweep["succeeded"].clone()),
+        (json!(1), json!(1)),
+        "{sweep}"
+    );
+    assert_eq!(db.delivery(second).await.status, "succeeded");
+    let ids: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(ids, vec![first.to_string(), second.to_string()]);
+}
