@@ -319,4 +319,35 @@ mod tests {
         }
         Ok(())
     }
+
+    /// `.env.example` is the documentation users copy: it must parse, and it must mention
+    /// every variable this module reads.
+    #[test]
+    fn the_env_example_is_valid_and_complete() -> Result<(), ConfigError> {
+        let example = include_str!("../../../.env.example");
+        let mut vars = HashMap::new();
+        for line in example.lines().map(str::trim) {
+            let line = line.trim_start_matches("# ");
+            if let Some((k, v)) = line.split_once('=')
+                && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            {
+                vars.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let config = Config::from_lookup(|name| vars.get(name).cloned())?;
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        let source = include_str!("config.rs");
+        let names = source.split('"').filter(|s| {
+            (s.starts_with("WEBHOOK_") || *s == "DATABASE_URL")
+                && !s.ends_with('_')
+                && s.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        });
+        for var in names {
+            assert!(
+                vars.contains_key(var),
+                "{var} is read but not documented in .env.example"
+            );
+        }
+        Ok(())
+    }
 }
