@@ -2,15 +2,16 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Postgres for migrate/test/listen. `make db` finds or starts one and prints the URL it uses.
-PG_LOCAL_URL ?= postgres://postgres@127.0.0.1:5432/test
-DATABASE_URL ?=
+# Postgres: `make db` (scripts/ensure-db.sh) finds or starts one; migrate and test use it.
 # Python tools (cargo-lambda, moto) live in one venv under target/, never system-wide.
 VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate test lint tools
+.PHONY: help db migrate test lint tools watch invoke-dispatch invoke-sweep listen sweep
+
+# Environment for the local function server and `webhooks`: .env if present, else the example.
+ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -33,8 +34,32 @@ $(VENV_BIN)/moto_server: | $(VENV_BIN)/python
 $(VENV_BIN)/cargo-lambda: | $(VENV_BIN)/python
 	$(VENV_BIN)/pip install -q 'cargo-lambda>=1.9,<2'
 
-test: db tools ## run every test (unit + integration) against a real Postgres, receivers and moto
+test: db tools ## run every test (unit + integration) against a real Postgres, receivers, moto and cargo lambda
+	@# The Lambda smoke test runs these binaries under `cargo lambda watch`: build them first.
+	cargo build -q -p dispatch -p retry-sweep
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo nextest run --workspace --no-fail-fast
+
+watch: tools ## serve both Lambda functions locally (cargo lambda watch, env from .env or .env.example)
+	cargo lambda watch --env-file $(ENV_FILE)
+
+invoke-dispatch: tools ## invoke the local dispatch: ID=<delivery uuid>, else fixtures/dispatch.json ({"limit": 10})
+	@if [ -n "$(ID)" ]; then \
+	  cargo lambda invoke dispatch --data-ascii '{"deliveryId": "$(ID)"}'; \
+	else \
+	  cargo lambda invoke dispatch --data-file fixtures/dispatch.json; \
+	fi
+
+invoke-sweep: tools ## invoke the local retry-sweep with fixtures/sweep.json ({})
+	cargo lambda invoke retry-sweep --data-file fixtures/sweep.json
+
+# Both load $(ENV_FILE) first, so migrations go to the database they then use.
+listen: ## dispatch each delivery the moment its booking commits (webhooks listen), until Ctrl-C
+	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
+	  && cargo run -q --bin webhooks -- migrate && cargo run -q --bin webhooks -- listen
+
+sweep: ## run one retry sweep now (webhooks sweep) and print its statistics
+	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
+	  && cargo run -q --bin webhooks -- migrate && cargo run -q --bin webhooks -- sweep
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
