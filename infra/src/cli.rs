@@ -72,7 +72,7 @@ pub struct RoleArgs {
     /// Use this existing execution role as is; without it, apply manages a role of its own.
     #[arg(long, env = "WEBHOOK_SCHEDULER_ROLE_ARN", value_name = "ARN")]
     pub role_arn: Option<String>,
-    /// Name of the managed execution role [default: <schedule name>-scheduler].
+    /// Name of the managed execution role (default: the schedule name + "-scheduler").
     #[arg(long, env = "WEBHOOK_SCHEDULER_ROLE_NAME")]
     pub role_name: Option<String>,
 }
