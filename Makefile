@@ -8,7 +8,7 @@ VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate test lint tools watch invoke-dispatch invoke-sweep listen sweep
+.PHONY: help db migrate test bench lint tools watch invoke-dispatch invoke-sweep listen sweep build deploy schedule
 
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
@@ -60,6 +60,27 @@ listen: ## dispatch each delivery the moment its booking commits (webhooks liste
 sweep: ## run one retry sweep now (webhooks sweep) and print its statistics
 	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
 	  && cargo run -q --bin webhooks -- migrate && cargo run -q --bin webhooks -- sweep
+
+bench: db ## sweep throughput against the bare HTTP ceiling, as a ratio (release build; see bench/RESULTS.md)
+	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo bench -q -p delivery --bench sweep
+
+# Deploy settings (README "Deploy"): the functions' environment file and extra cargo-lambda flags.
+LAMBDA_ENV_FILE ?= .env.deploy
+DEPLOY_FLAGS    ?=
+DISPATCH_FLAGS  ?=
+SCHEDULE_FLAGS  ?=
+
+build: tools ## build both functions for Lambda (provided.al2023, x86-64) into target/lambda/
+	cargo lambda build --release --x86-64 -p dispatch -p retry-sweep
+
+deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule
+	@test -f $(LAMBDA_ENV_FILE) || { echo "$(LAMBDA_ENV_FILE) missing: cp .env.example $(LAMBDA_ENV_FILE) and edit it" >&2; exit 1; }
+	cargo lambda deploy dispatch    --env-file $(LAMBDA_ENV_FILE) --timeout 30  --memory 256 $(DEPLOY_FLAGS) $(DISPATCH_FLAGS)
+	cargo lambda deploy retry-sweep --env-file $(LAMBDA_ENV_FILE) --timeout 120 --memory 256 $(DEPLOY_FLAGS)
+	$(MAKE) schedule
+
+schedule: ## create or update the EventBridge schedule of retry-sweep (SCHEDULE_FLAGS=--dry-run previews)
+	cargo run -q -p infra -- schedule apply $(SCHEDULE_FLAGS)
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
