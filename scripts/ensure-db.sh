@@ -56,7 +56,12 @@ if [ "$(id -u)" = 0 ]; then
 fi
 if [ ! -f "$data/PG_VERSION" ]; then
   say "creating a throwaway cluster in target/pg"
-  "${as_pg[@]}" "$bindir/initdb" -q -D "$data" -U postgres --auth=trust >&2
+  "${as_pg[@]}" "$bindir/initdb" -D "$data" -U postgres --auth=trust >/dev/null
+  # TLS on, as on managed databases, with a self-signed certificate (the TLS tests need it).
+  "${as_pg[@]}" openssl req -new -x509 -days 3650 -nodes -subj /CN=localhost \
+    -keyout "$data/server.key" -out "$data/server.crt" >/dev/null 2>&1
+  chmod 600 "$data/server.key"
+  echo "ssl = on" >> "$data/postgresql.conf"
 fi
 if ! pg_isready -q -h 127.0.0.1 -p "$port"; then
   say "starting the throwaway cluster on 127.0.0.1:$port"

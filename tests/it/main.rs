@@ -8,6 +8,7 @@
 //! - `lambda`: both functions under `cargo lambda watch`, invoked with `cargo lambda invoke`.
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
+//! - `tls`: TLS to Postgres: sslmode, CA bundle.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
 
 // Test code may panic on setup failures: a clear `expect` message is the report.
@@ -21,3 +22,4 @@ mod lambda;
 mod listen;
 mod schedule;
 mod sweep;
+mod tls;

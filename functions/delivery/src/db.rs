@@ -7,9 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use crate::config::{Config, Secret};
+use crate::tls::CaBundle;
 use crate::{Error, Result};
 
 mod embedded {
@@ -23,11 +23,15 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 
 /// Builds the pool (connections are opened lazily, on first use).
 pub fn pool(config: &Config) -> Result<Pool> {
-    pool_from_url(&config.database_url, config.db_pool_size)
+    pool_from_url(
+        &config.database_url,
+        config.db_pool_size,
+        config.db_ca.as_ref(),
+    )
 }
 
-/// Builds a pool of at most `size` connections to `url`.
-pub fn pool_from_url(url: &Secret, size: usize) -> Result<Pool> {
+/// Builds a pool of at most `size` connections to `url`, TLS as [`crate::tls`] describes.
+pub fn pool_from_url(url: &Secret, size: usize, ca: Option<&CaBundle>) -> Result<Pool> {
     let mut pg = tokio_postgres::Config::from_str(url.expose()).map_err(|_| {
         Error::PoolSetup("DATABASE_URL is not a valid PostgreSQL connection URL".into())
     })?;
@@ -39,7 +43,7 @@ pub fn pool_from_url(url: &Secret, size: usize) -> Result<Pool> {
     }
     let manager = Manager::from_config(
         pg,
-        NoTls,
+        crate::tls::connector(ca),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`config`]: environment configuration, read and validated once at cold start.
 //! - [`db`]: connection pool and migrations (refinery, embedded from `migrations/`).
+//! - [`tls`]: TLS to Postgres with libpq's `sslmode` semantics.
 //! - [`sql`]: every SQL statement the engine runs, documented in one place.
 //! - [`sign`]: Standard Webhooks signatures (`webhook-signature: v1,…`).
 //! - [`backoff`]: retry schedule, jitter and `Retry-After` handling.
@@ -40,6 +41,7 @@ pub mod sign;
 pub mod sql;
 pub mod sweep;
 pub mod telemetry;
+pub mod tls;
 
 pub use clock::Clock;
 pub use config::Config;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use uuid::Uuid;
 
 use crate::dispatch::{dispatch_fresh, dispatch_ids};
@@ -75,7 +75,9 @@ async fn session(
     if config.get_application_name().is_none() {
         config.application_name("booking-webhooks-listen");
     }
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config
+        .connect(crate::tls::connector(deps.config.db_ca.as_ref()))
+        .await?;
     let (ids_tx, mut ids_rx) = mpsc::unbounded_channel::<String>();
     // The connection must be polled for notifications to arrive; it ends when the client is
     // dropped or the server goes away, which closes the channel.

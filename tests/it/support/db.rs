@@ -50,7 +50,7 @@ impl TestDb {
             .await
             .expect("create schema");
         let url = url_with_schema(&base_url(), &schema);
-        let pool = delivery::db::pool_from_url(&Secret::new(url.clone()), 16).expect("pool");
+        let pool = delivery::db::pool_from_url(&Secret::new(url.clone()), 16, None).expect("pool");
         let applied = delivery::db::migrate(&pool)
             .await
             .expect("migrations apply");

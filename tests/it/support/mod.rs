@@ -12,5 +12,5 @@ pub mod receiver;
 pub mod state;
 
 pub use db::TestDb;
-pub use deps::{SIGNING_SECRET, TOKEN, deps, deps_with};
+pub use deps::{SIGNING_SECRET, TOKEN, deps, deps_for_url, deps_with};
 pub use receiver::{Receiver, Reply};

@@ -81,7 +81,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Command::Migrate = cli.command {
         let url =
             std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL: is required but not set")?;
-        let pool = db::pool_from_url(&Secret::new(url), 1)?;
+        let ca = delivery::config::db_ca_from_lookup(|name| std::env::var(name).ok())?;
+        let pool = db::pool_from_url(&Secret::new(url), 1, ca.as_ref())?;
         let applied = db::migrate(&pool).await?;
         println!("{}", serde_json::json!({ "applied": applied }));
         return Ok(());
