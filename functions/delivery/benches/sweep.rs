@@ -6,7 +6,8 @@
 //! concurrency and no database — so the figure says what the claim/record work costs, not how
 //! fast this machine is. Absolute rates are printed for context only.
 //!
-//! Environment: `DATABASE_URL` (default the local test database), `BENCH_DELIVERIES` (5000).
+//! Environment: `DATABASE_URL` (default the local test database), `BENCH_DELIVERIES` (5000),
+//! and `WEBHOOK_SWEEP_BATCH` / `WEBHOOK_SWEEP_CONCURRENCY` to compare settings.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,10 +56,10 @@ async fn run(base: &str, schema: &str, n: usize) -> Result<()> {
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         ),
     ];
+    // Batch size and concurrency may be overridden from the environment to compare settings.
     let config = Config::from_lookup(|k| {
-        env.iter()
-            .find(|(name, _)| *name == k)
-            .map(|(_, v)| (*v).to_owned())
+        let fixed = env.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned());
+        fixed.or_else(|| k.starts_with("WEBHOOK_SWEEP_").then(|| std::env::var(k).ok()).flatten())
     })?;
     let concurrency = config.sweep_concurrency;
     let deps = Deps::new(config)?;
