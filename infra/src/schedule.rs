@@ -34,6 +34,22 @@ use crate::error::sdk_error;
 use crate::role::{self, RoleRemoval, RoleReport, RoleSpec};
 use crate::validate::{self, FunctionArn};
 
+/// Sets every field `apply` manages on a `CreateSchedule` or `UpdateSchedule` request: the two
+/// take the same fields (an update replaces the whole schedule) but are different builder types.
+macro_rules! managed_fields {
+    ($request:expr, $wanted:expr, $window:expr, $target:expr) => {
+        $request
+            .name(&$wanted.name)
+            .group_name(&$wanted.group_name)
+            .schedule_expression(&$wanted.schedule_expression)
+            .set_schedule_expression_timezone($wanted.schedule_expression_timezone.clone())
+            .set_description($wanted.description.clone())
+            .set_state($wanted.state.as_deref().map(ScheduleState::from))
+            .flexible_time_window($window.clone())
+            .target($target.clone())
+    };
+}
+
 /// Default schedule name (`WEBHOOK_SCHEDULE_NAME`).
 pub const DEFAULT_NAME: &str = "retry-sweep";
 
@@ -532,21 +548,7 @@ pub async fn apply(
                 let out = retry_while_role_propagates(
                     role_changed,
                     options.role_propagation_timeout,
-                    || {
-                        scheduler
-                            .create_schedule()
-                            .name(&wanted.name)
-                            .group_name(&wanted.group_name)
-                            .schedule_expression(&wanted.schedule_expression)
-                            .set_schedule_expression_timezone(
-                                wanted.schedule_expression_timezone.clone(),
-                            )
-                            .set_description(wanted.description.clone())
-                            .set_state(wanted.state.as_deref().map(ScheduleState::from))
-                            .flexible_time_window(window.clone())
-                            .target(target.clone())
-                            .send()
-                    },
+                    || managed_fields!(scheduler.create_schedule(), wanted, window, target).send(),
                 )
                 .await
                 .with_context(|| {
@@ -562,19 +564,7 @@ pub async fn apply(
                 let target = wanted.sdk_target()?;
                 let window = wanted.sdk_window()?;
                 retry_while_role_propagates(role_changed, options.role_propagation_timeout, || {
-                    scheduler
-                        .update_schedule()
-                        .name(&wanted.name)
-                        .group_name(&wanted.group_name)
-                        .schedule_expression(&wanted.schedule_expression)
-                        .set_schedule_expression_timezone(
-                            wanted.schedule_expression_timezone.clone(),
-                        )
-                        .set_description(wanted.description.clone())
-                        .set_state(wanted.state.as_deref().map(ScheduleState::from))
-                        .flexible_time_window(window.clone())
-                        .target(target.clone())
-                        .send()
+                    managed_fields!(scheduler.update_schedule(), wanted, window, target).send()
                 })
                 .await
                 .with_context(|| {

@@ -35,6 +35,28 @@ async fn deliveries(
         .collect()
 }
 
+/// Reads notifications until `marker`'s arrives, failing if `forbidden`'s comes first. A
+/// committed marker proves the channel works and, NOTIFY being delivered in commit order,
+/// arrives after anything the earlier transaction could have sent. Other tests' schemas share
+/// the database-wide channel: their ids are skipped.
+async fn assert_marker_arrives_without(
+    listener: &mut Listener,
+    marker: Uuid,
+    forbidden: Uuid,
+    why: &str,
+) {
+    loop {
+        let payload = listener
+            .next(Duration::from_secs(10))
+            .await
+            .expect("the marker's notification arrives");
+        assert_ne!(payload, forbidden.to_string(), "{why}");
+        if payload == marker.to_string() {
+            return;
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_insert_captures_one_new_request_for_the_tutor_with_the_seed_payload() {
     let db = TestDb::new().await;
@@ -231,25 +253,15 @@ async fn a_rolled_back_booking_leaves_no_delivery_and_no_notification() {
         .get(0);
     tx.rollback().await.expect("rollback");
 
-    // A committed marker afterwards: its notification proves the channel works, and arrives
-    // after anything the rolled-back transaction could have sent.
     let marker_booking = db.insert_booking(Some("real@example.com"), None).await;
     let marker = db.delivery_id(marker_booking, "new_request").await;
-    loop {
-        let payload = listener
-            .next(Duration::from_secs(10))
-            .await
-            .expect("the marker's notification arrives");
-        assert_ne!(
-            payload,
-            ghost.to_string(),
-            "a rolled-back capture was notified"
-        );
-        if payload == marker.to_string() {
-            break;
-        }
-        // Other tests' schemas share the database-wide channel: ignore their ids.
-    }
+    assert_marker_arrives_without(
+        &mut listener,
+        marker,
+        ghost,
+        "a rolled-back capture was notified",
+    )
+    .await;
     assert_eq!(db.count("SELECT count(*) FROM webhook_deliveries").await, 1);
     assert_eq!(db.count("SELECT count(*) FROM booking_requests").await, 1);
 }
@@ -279,20 +291,13 @@ async fn notify_can_be_switched_off_without_touching_migrations() {
             "new_request",
         )
         .await;
-    loop {
-        let payload = listener
-            .next(Duration::from_secs(10))
-            .await
-            .expect("the marker's notification arrives");
-        assert_ne!(
-            payload,
-            silent.to_string(),
-            "notified although webhooks.notify = off"
-        );
-        if payload == marker.to_string() {
-            break;
-        }
-    }
+    assert_marker_arrives_without(
+        &mut listener,
+        marker,
+        silent,
+        "notified although webhooks.notify = off",
+    )
+    .await;
     assert_eq!(
         db.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
             .await,

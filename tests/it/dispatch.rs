@@ -343,6 +343,20 @@ async fn two_concurrent_dispatches_of_one_id_send_exactly_once() {
     assert_eq!(db.attempts(id).await.len(), 1);
 }
 
+/// Inserts a booking inside `tx` and returns its delivery id, visible to `tx` only.
+async fn capture_uncommitted(tx: &tokio_postgres::Transaction<'_>) -> Uuid {
+    tx.execute(
+        "INSERT INTO booking_requests (tutor_email) VALUES ('t@example.com')",
+        &[],
+    )
+    .await
+    .expect("insert");
+    tx.query_one("SELECT id FROM webhook_deliveries", &[])
+        .await
+        .expect("captured")
+        .get(0)
+}
+
 #[tokio::test]
 async fn a_dispatch_that_starts_before_the_commit_delivers_after_it() {
     let db = TestDb::new().await;
@@ -350,17 +364,7 @@ async fn a_dispatch_that_starts_before_the_commit_delivers_after_it() {
     let deps = deps_with(&db, &receiver.url, &[("WEBHOOK_DISPATCH_WAIT_MS", "10000")]);
     let mut client = db.client().await;
     let tx = client.transaction().await.expect("begin");
-    tx.execute(
-        "INSERT INTO booking_requests (tutor_email) VALUES ('t@example.com')",
-        &[],
-    )
-    .await
-    .expect("insert");
-    let id: Uuid = tx
-        .query_one("SELECT id FROM webhook_deliveries", &[])
-        .await
-        .expect("captured")
-        .get(0);
+    let id = capture_uncommitted(&tx).await;
 
     // What RDS's aws_lambda.invoke does: the wake-up fires inside the transaction.
     let early = tokio::spawn({
@@ -390,17 +394,7 @@ async fn a_delivery_not_committed_within_the_wait_is_left_to_the_sweep() {
     let deps = deps_with(&db, &receiver.url, &[("WEBHOOK_DISPATCH_WAIT_MS", "100")]);
     let mut client = db.client().await;
     let tx = client.transaction().await.expect("begin");
-    tx.execute(
-        "INSERT INTO booking_requests (tutor_email) VALUES ('t@example.com')",
-        &[],
-    )
-    .await
-    .expect("insert");
-    let id: Uuid = tx
-        .query_one("SELECT id FROM webhook_deliveries", &[])
-        .await
-        .expect("captured")
-        .get(0);
+    let id = capture_uncommitted(&tx).await;
 
     let report = dispatch(&deps, id, Clock::System).await;
     assert_eq!(

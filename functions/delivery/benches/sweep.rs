@@ -58,8 +58,15 @@ async fn run(base: &str, schema: &str, n: usize) -> Result<()> {
     ];
     // Batch size and concurrency may be overridden from the environment to compare settings.
     let config = Config::from_lookup(|k| {
-        let fixed = env.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned());
-        fixed.or_else(|| k.starts_with("WEBHOOK_SWEEP_").then(|| std::env::var(k).ok()).flatten())
+        let fixed = env
+            .iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| (*v).to_owned());
+        fixed.or_else(|| {
+            k.starts_with("WEBHOOK_SWEEP_")
+                .then(|| std::env::var(k).ok())
+                .flatten()
+        })
     })?;
     let concurrency = config.sweep_concurrency;
     let deps = Deps::new(config)?;

@@ -103,7 +103,7 @@ pub async fn claim_fresh(
     let rows = db
         .query(
             &db.prepare_cached(sql::CLAIM_FRESH).await?,
-            &[&now, &until(now, lease), &(limit as i64)],
+            &[&(limit as i64), &now, &until(now, lease)],
         )
         .await?;
     rows.iter().map(Claimed::from_row).collect()

@@ -14,11 +14,27 @@ pub const CAPTURE_CHANNEL: &str = "webhook_delivery";
 /// `LISTEN` on [`CAPTURE_CHANNEL`].
 pub const LISTEN_CAPTURE: &str = "LISTEN webhook_delivery";
 
+/// The second half of every claim: lease the rows the `due` CTE locked until `$3`, and return
+/// them in the column order of [`crate::claim::Claimed`], with `reclaimed` set where an
+/// expired lease was taken over.
+macro_rules! lease_due {
+    () => {
+        "
+UPDATE webhook_deliveries d
+   SET locked_until = $3
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
+          due.locked_until IS NOT NULL AS reclaimed"
+    };
+}
+
 /// Claims due work for the sweep: unresolved deliveries due by `$1` whose lease is free or
 /// expired at `$2`, oldest due first, at most `$4`; leases them until `$3`. A row whose lease
 /// had expired (its worker died mid-flight) comes back with `reclaimed = true`.
 /// Served by the partial index `webhook_deliveries_due_idx`.
-pub const CLAIM_DUE: &str = "
+pub const CLAIM_DUE: &str = concat!(
+    "
 WITH due AS (
     SELECT id, locked_until
       FROM webhook_deliveries
@@ -29,17 +45,15 @@ WITH due AS (
      LIMIT $4
        FOR UPDATE SKIP LOCKED
 )
-UPDATE webhook_deliveries d
-   SET locked_until = $3
-  FROM due
- WHERE d.id = due.id
-RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
-          due.locked_until IS NOT NULL AS reclaimed";
+",
+    lease_due!()
+);
 
 /// Claims the given ids `$1` for dispatch, leasing them until `$3`. Takes a delivery that is
 /// due at `$2`, and a never-attempted (`pending`) one even if the app's clock is behind the
 /// database's: the immediate send must not wait for the sweep over a second of clock skew.
-pub const CLAIM_IDS: &str = "
+pub const CLAIM_IDS: &str = concat!(
+    "
 WITH due AS (
     SELECT id, locked_until
       FROM webhook_deliveries
@@ -49,32 +63,27 @@ WITH due AS (
        AND (status = 'pending' OR next_retry_at <= $2)
        FOR UPDATE SKIP LOCKED
 )
-UPDATE webhook_deliveries d
-   SET locked_until = $3
-  FROM due
- WHERE d.id = due.id
-RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
-          due.locked_until IS NOT NULL AS reclaimed";
+",
+    lease_due!()
+);
 
-/// Claims up to `$3` never-attempted deliveries (`pending`; requeued ones are `retrying`),
-/// oldest first, whose lease is free at `$1`; leases them until `$2`. For pending rows
+/// Claims up to `$1` never-attempted deliveries (`pending`; requeued ones are `retrying`),
+/// oldest first, whose lease is free at `$2`; leases them until `$3`. For pending rows
 /// `next_retry_at` is the capture time, so this ordering uses the due index.
-pub const CLAIM_FRESH: &str = "
-WITH fresh AS (
+pub const CLAIM_FRESH: &str = concat!(
+    "
+WITH due AS (
     SELECT id, locked_until
       FROM webhook_deliveries
      WHERE status = 'pending'
-       AND (locked_until IS NULL OR locked_until <= $1)
+       AND (locked_until IS NULL OR locked_until <= $2)
      ORDER BY next_retry_at
-     LIMIT $3
+     LIMIT $1
        FOR UPDATE SKIP LOCKED
 )
-UPDATE webhook_deliveries d
-   SET locked_until = $2
-  FROM fresh
- WHERE d.id = fresh.id
-RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
-          fresh.locked_until IS NOT NULL AS reclaimed";
+",
+    lease_due!()
+);
 
 /// State of the given ids `$1`, to explain why a dispatch did not claim them.
 pub const LOOKUP: &str = "
