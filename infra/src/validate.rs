@@ -298,15 +298,7 @@ pub fn lambda_function_arn(value: &str) -> Result<FunctionArn, ValidationError> 
             ));
         }
     };
-    if !is_partition(partition) {
-        return Err(invalid(WHAT, value, "unknown partition"));
-    }
-    if !is_region(region) {
-        return Err(invalid(WHAT, value, "the region part is not a region name"));
-    }
-    if !is_account(account) {
-        return Err(invalid(WHAT, value, "the account part must be 12 digits"));
-    }
+    check_scope(WHAT, value, partition, Some(region), account)?;
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -354,12 +346,7 @@ pub fn iam_role_arn(value: &str) -> Result<String, ValidationError> {
             "expected arn:aws:iam::<account>:role/<name>",
         ));
     };
-    if !is_partition(partition) {
-        return Err(invalid(WHAT, value, "unknown partition"));
-    }
-    if !is_account(account) {
-        return Err(invalid(WHAT, value, "the account part must be 12 digits"));
-    }
+    check_scope(WHAT, value, partition, None, account)?;
     let Some(path_and_name) = resource.strip_prefix("role/") else {
         return Err(invalid(WHAT, value, "not a role (expected ':role/')"));
     };
@@ -377,6 +364,26 @@ pub struct QueueArn {
     pub account: String,
 }
 
+/// The partition, region (IAM ARNs have none) and account parts every ARN we take share.
+fn check_scope(
+    what: &'static str,
+    value: &str,
+    partition: &str,
+    region: Option<&str>,
+    account: &str,
+) -> Result<(), ValidationError> {
+    if !is_partition(partition) {
+        return Err(invalid(what, value, "unknown partition"));
+    }
+    if region.is_some_and(|r| !is_region(r)) {
+        return Err(invalid(what, value, "the region part is not a region name"));
+    }
+    if !is_account(account) {
+        return Err(invalid(what, value, "the account part must be 12 digits"));
+    }
+    Ok(())
+}
+
 /// Checks `arn:{partition}:sqs:{region}:{account}:{name}` for a dead-letter queue.
 ///
 /// FIFO queues (`….fifo`) are rejected: EventBridge Scheduler supports only standard queues
@@ -391,15 +398,7 @@ pub fn sqs_queue_arn(value: &str) -> Result<QueueArn, ValidationError> {
             "expected arn:aws:sqs:<region>:<account>:<queue name>",
         ));
     };
-    if !is_partition(partition) {
-        return Err(invalid(WHAT, value, "unknown partition"));
-    }
-    if !is_region(region) {
-        return Err(invalid(WHAT, value, "the region part is not a region name"));
-    }
-    if !is_account(account) {
-        return Err(invalid(WHAT, value, "the account part must be 12 digits"));
-    }
+    check_scope(WHAT, value, partition, Some(region), account)?;
     if name.ends_with(".fifo") {
         return Err(invalid(
             WHAT,
