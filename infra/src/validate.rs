@@ -142,37 +142,39 @@ fn strip_call<'a>(value: &'a str, name: &str) -> Option<&'a str> {
 
 /// Checks a schedule or schedule-group name: 1 to 64 of `[0-9a-zA-Z-_.]`.
 pub fn schedule_name(what: &'static str, value: &str) -> Result<(), ValidationError> {
+    name_of(
+        what,
+        value,
+        b"-_.",
+        "only letters, digits, '-', '_' and '.' are allowed",
+    )
+}
+
+/// Checks an IAM role name: 1 to 64 of `[A-Za-z0-9+=,.@_-]`.
+pub fn role_name(value: &str) -> Result<(), ValidationError> {
+    name_of(
+        "IAM role name",
+        value,
+        b"+=,.@_-",
+        "only letters, digits and +=,.@_- are allowed",
+    )
+}
+
+/// 1 to 64 characters, each a letter, a digit or one of `punctuation`.
+fn name_of(
+    what: &'static str,
+    value: &str,
+    punctuation: &[u8],
+    rule: &str,
+) -> Result<(), ValidationError> {
     if value.is_empty() || value.len() > 64 {
         return Err(invalid(what, value, "must be 1 to 64 characters"));
     }
     if !value
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        .all(|b| b.is_ascii_alphanumeric() || punctuation.contains(&b))
     {
-        return Err(invalid(
-            what,
-            value,
-            "only letters, digits, '-', '_' and '.' are allowed",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks an IAM role name: 1 to 64 of `[A-Za-z0-9+=,.@_-]`.
-pub fn role_name(value: &str) -> Result<(), ValidationError> {
-    const WHAT: &str = "IAM role name";
-    if value.is_empty() || value.len() > 64 {
-        return Err(invalid(WHAT, value, "must be 1 to 64 characters"));
-    }
-    if !value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
-    {
-        return Err(invalid(
-            WHAT,
-            value,
-            "only letters, digits and +=,.@_- are allowed",
-        ));
+        return Err(invalid(what, value, rule));
     }
     Ok(())
 }
