@@ -64,7 +64,7 @@ sweep: ## run one retry sweep now (webhooks sweep) and print its statistics
 bench: db ## sweep throughput against the bare HTTP ceiling, as a ratio (release build; see bench/RESULTS.md)
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo bench -q -p delivery --bench sweep
 
-# Deploy settings (README "Deploy"): the functions' environment file and extra cargo-lambda flags.
+# Deploy settings (docs/deploy.md): the functions' environment file and extra cargo-lambda flags.
 LAMBDA_ENV_FILE ?= .env.deploy
 DEPLOY_FLAGS    ?=
 DISPATCH_FLAGS  ?=

@@ -14,7 +14,7 @@
 -- - Any failure of the call (extension missing, no permission, network, throttling) is
 --   caught and turned into a WARNING: the wake-up can never fail the booking.
 --
--- Prerequisites (see the README, "Deploy"):
+-- Prerequisites (see docs/deploy.md):
 --   CREATE EXTENSION IF NOT EXISTS aws_lambda CASCADE;      -- as rds_superuser
 --   an IAM role allowing lambda:InvokeFunction on dispatch, attached to the DB instance or
 --   cluster with feature name 'Lambda'; outbound network from the DB to the Lambda API

@@ -17,7 +17,7 @@
 //! - [`error`]: SDK errors turned into messages that keep the service's error code.
 //!
 //! The optional SQL that wakes `dispatch` from Postgres in the cloud lives in `infra/sql/`,
-//! apart from the default migrations; the README's "Deploy" section explains it.
+//! apart from the default migrations; docs/deploy.md explains it.
 
 pub mod aws;
 pub mod change;
