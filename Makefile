@@ -65,6 +65,7 @@ bench: db ## sweep throughput against the bare HTTP ceiling, as a ratio (release
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo bench -q -p delivery --bench sweep
 
 # Deploy settings (docs/deploy.md): the functions' environment file and extra cargo-lambda flags.
+# Timeout and memory are in each function's Cargo.toml, [package.metadata.lambda.deploy].
 LAMBDA_ENV_FILE ?= .env.deploy
 DEPLOY_FLAGS    ?=
 DISPATCH_FLAGS  ?=
@@ -75,8 +76,8 @@ build: tools ## build both functions for Lambda (provided.al2023, x86-64) into t
 
 deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule
 	@test -f $(LAMBDA_ENV_FILE) || { echo "$(LAMBDA_ENV_FILE) missing: cp .env.example $(LAMBDA_ENV_FILE) and edit it" >&2; exit 1; }
-	cargo lambda deploy dispatch    --env-file $(LAMBDA_ENV_FILE) --timeout 30  --memory 256 $(DEPLOY_FLAGS) $(DISPATCH_FLAGS)
-	cargo lambda deploy retry-sweep --env-file $(LAMBDA_ENV_FILE) --timeout 120 --memory 256 $(DEPLOY_FLAGS)
+	cargo lambda deploy dispatch    --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS) $(DISPATCH_FLAGS)
+	cargo lambda deploy retry-sweep --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS)
 	$(MAKE) schedule
 
 schedule: ## create or update the EventBridge schedule of retry-sweep (SCHEDULE_FLAGS=--dry-run previews)

@@ -137,3 +137,53 @@ async fn both_functions_run_under_cargo_lambda_watch() {
         .collect();
     assert_eq!(ids, vec![first.to_string(), second.to_string()]);
 }
+
+/// The deploy settings `cargo lambda deploy` would use for `function`, read with `--dry` from
+/// the binary `make test` built (copied so parallel runs do not share the package it writes).
+fn deploy_settings(path: &str, function: &str) -> Value {
+    let dir = std::env::temp_dir().join(format!("deploy-{function}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let binary = dir.join("bootstrap");
+    std::fs::copy(
+        workspace_root().join("target/debug").join(function),
+        &binary,
+    )
+    .expect("the function binary: `make test` builds it first");
+    let output = Command::new("cargo")
+        .args(["lambda", "deploy", "--dry", "--output-format", "json"])
+        .arg("--binary-path")
+        .arg(&binary)
+        .arg(function)
+        .env("PATH", path)
+        // Never reaches AWS: --dry only packages and reports.
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "dry-run")
+        .env("AWS_SECRET_ACCESS_KEY", "dry-run")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo lambda deploy --dry");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "deploy --dry {function} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A progress line may precede the JSON.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json = &stdout[stdout.find('{').unwrap_or(0)..];
+    serde_json::from_str::<Value>(json).expect("JSON report")["config"].clone()
+}
+
+#[test]
+fn cargo_lambda_deploy_reads_timeout_and_memory_from_the_package_metadata() {
+    let path = tool_path();
+    for (function, timeout) in [("dispatch", 30), ("retry-sweep", 120)] {
+        let config = deploy_settings(&path, function);
+        assert_eq!(
+            (config["timeout"].clone(), config["memory"].clone()),
+            (json!(timeout), json!(256)),
+            "{function}: {config}"
+        );
+    }
+}

@@ -5,7 +5,8 @@
 //! - `support`: per-test database schema, scripted HTTP receiver.
 //! - `capture`: triggers capture booking events transactionally.
 //! - `dispatch`: the immediate, signed delivery and its outcome classes.
-//! - `lambda`: both functions under `cargo lambda watch`, invoked with `cargo lambda invoke`.
+//! - `lambda`: both functions under `cargo lambda watch`, invoked with `cargo lambda invoke`;
+//!   their deploy settings as `cargo lambda deploy` reads them.
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.

@@ -380,7 +380,7 @@ async fn the_sweep_event_is_validated() {
     let defaults = delivery::sweep::options_for(&json!({}), &deps, None).expect("valid");
     assert_eq!(defaults.batch_size, 100);
     // Close to the Lambda deadline the budget shrinks so the last batch can finish in time.
-    let soon = std::time::Instant::now() + Duration::from_secs(90);
+    let soon = std::time::SystemTime::now() + Duration::from_secs(90);
     let capped = delivery::sweep::options_for(&json!({}), &deps, Some(soon)).expect("valid");
     assert!(
         capped.budget < Duration::from_secs(60) && capped.budget > Duration::from_secs(10),

@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use delivery::config::Secret;
 use delivery::sweep::{SweepOptions, sweep};
-use delivery::{Clock, Config, Deps};
+use delivery::{Clock, Config, DbConfig, Deps};
 use futures::StreamExt as _;
 use uuid::Uuid;
 
@@ -70,12 +69,7 @@ async fn run(base: &str, schema: &str, n: usize) -> Result<()> {
     })?;
     let concurrency = config.sweep_concurrency;
     let deps = Deps::new(config)?;
-    delivery::db::migrate(&delivery::db::pool_from_url(
-        &Secret::new(url.clone()),
-        1,
-        None,
-    )?)
-    .await?;
+    delivery::db::migrate(&DbConfig::new(url.clone()).pool()?).await?;
 
     // Warm-up: connections to the receiver and the database.
     bare_http(&deps, 200, concurrency).await;

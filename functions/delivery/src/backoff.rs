@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 /// Delays between attempts, e.g. `5m,15m,45m`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetrySchedule(Vec<Duration>);
+pub(crate) struct RetrySchedule(Vec<Duration>);
 
 impl Default for RetrySchedule {
     fn default() -> Self {
@@ -49,13 +49,14 @@ impl FromStr for RetrySchedule {
 
 impl RetrySchedule {
     /// The delays in order.
-    pub fn delays(&self) -> &[Duration] {
+    #[cfg(test)]
+    pub(crate) fn delays(&self) -> &[Duration] {
         &self.0
     }
 
     /// The delay before the next attempt after `attempts_made` attempts, or `None` when the
     /// budget of `max_retries + 1` attempts is spent.
-    pub fn delay_after(&self, attempts_made: i32, max_retries: i32) -> Option<Duration> {
+    pub(crate) fn delay_after(&self, attempts_made: i32, max_retries: i32) -> Option<Duration> {
         let retries_left = max_retries + 1 - attempts_made;
         if retries_left <= 0 {
             return None;
@@ -67,21 +68,21 @@ impl RetrySchedule {
 
 /// Backoff settings: the schedule, jitter and the `Retry-After` cap.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Delays between attempts.
-    pub schedule: RetrySchedule,
+    pub(crate) schedule: RetrySchedule,
     /// Up to this fraction of a delay is added, so deliveries that failed together (an outage)
     /// do not all come due in the same second. `0` disables it.
-    pub jitter: f64,
+    pub(crate) jitter: f64,
     /// A receiver's `Retry-After` is honoured up to this long.
-    pub retry_after_max: Duration,
+    pub(crate) retry_after_max: Duration,
 }
 
 impl RetryPolicy {
     /// When the next attempt is due after a retryable failure at `failed_at`, or `None` if the
     /// budget is spent. A `Retry-After` from the receiver replaces the scheduled delay (capped
     /// at `retry_after_max`) but still uses up an attempt.
-    pub fn next_attempt_at(
+    pub(crate) fn next_attempt_at(
         &self,
         id: Uuid,
         attempts_made: i32,
@@ -105,7 +106,7 @@ impl RetryPolicy {
 
 /// Between zero and `fraction` of `delay`, derived from the delivery id and attempt number:
 /// spread across deliveries, yet reproducible (no random source to seed or mock).
-pub fn jitter(delay: Duration, fraction: f64, id: Uuid, attempt: i32) -> Duration {
+pub(crate) fn jitter(delay: Duration, fraction: f64, id: Uuid, attempt: i32) -> Duration {
     if fraction <= 0.0 {
         return Duration::ZERO;
     }
@@ -121,7 +122,7 @@ pub fn jitter(delay: Duration, fraction: f64, id: Uuid, attempt: i32) -> Duratio
 
 /// Parses a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3). Dates in
 /// the past mean "now"; anything unparsable is ignored (the schedule applies).
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

@@ -8,30 +8,30 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::Result;
-use crate::outcome::DeliveryStatus;
 use crate::sql;
+use crate::status::DeliveryStatus;
 
 /// Added to the longest possible send time of a batch to form its lease: time to record the
 /// outcome, and slack for a slow database.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
+pub(crate) const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// A delivery this worker owns until `lease`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     /// Delivery id, the idempotency key.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// `new_request`, `approved` or `rejected`.
-    pub webhook_type: String,
+    pub(crate) webhook_type: String,
     /// The exact body to sign and send.
-    pub payload: String,
+    pub(crate) payload: String,
     /// Attempts made before this one.
-    pub attempt_count: i32,
+    pub(crate) attempt_count: i32,
     /// Retries allowed after the first attempt.
-    pub max_retries: i32,
+    pub(crate) max_retries: i32,
     /// Our lease; recording the outcome checks it is still ours.
-    pub lease: DateTime<Utc>,
+    pub(crate) lease: DateTime<Utc>,
     /// True when the row was taken over from a worker whose lease expired.
-    pub reclaimed: bool,
+    pub(crate) reclaimed: bool,
 }
 
 impl Claimed {
@@ -51,7 +51,7 @@ impl Claimed {
 /// How long to lease `rows` deliveries that are sent `concurrency` at a time with a per-request
 /// `timeout`: the worst case of the whole batch plus [`LEASE_MARGIN`]. Always longer than the
 /// HTTP timeout, so a lease never expires under a request that is still allowed to run.
-pub fn lease_for(rows: usize, concurrency: usize, timeout: Duration) -> Duration {
+pub(crate) fn lease_for(rows: usize, concurrency: usize, timeout: Duration) -> Duration {
     let waves = rows.div_ceil(concurrency.max(1)).max(1) as u32;
     timeout * waves + LEASE_MARGIN
 }
@@ -61,7 +61,7 @@ fn until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
 }
 
 /// Claims up to `limit` deliveries due by `cutoff` (sweep).
-pub async fn claim_due(
+pub(crate) async fn claim_due(
     db: &impl GenericClient,
     cutoff: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -70,7 +70,7 @@ pub async fn claim_due(
 ) -> Result<Vec<Claimed>> {
     let rows = db
         .query(
-            &db.prepare_cached(sql::CLAIM_DUE).await?,
+            &db.prepare_cached(sql::DUE_CLAIM).await?,
             &[&cutoff, &now, &until(now, lease), &(limit as i64)],
         )
         .await?;
@@ -86,7 +86,7 @@ pub async fn claim_ids(
 ) -> Result<Vec<Claimed>> {
     let rows = db
         .query(
-            &db.prepare_cached(sql::CLAIM_IDS).await?,
+            &db.prepare_cached(sql::IDS_CLAIM).await?,
             &[&ids, &now, &until(now, lease)],
         )
         .await?;
@@ -94,7 +94,7 @@ pub async fn claim_ids(
 }
 
 /// Claims up to `limit` never-attempted deliveries, oldest first (dispatch `{"limit": N}`).
-pub async fn claim_fresh(
+pub(crate) async fn claim_fresh(
     db: &impl GenericClient,
     now: DateTime<Utc>,
     lease: Duration,
@@ -102,7 +102,7 @@ pub async fn claim_fresh(
 ) -> Result<Vec<Claimed>> {
     let rows = db
         .query(
-            &db.prepare_cached(sql::CLAIM_FRESH).await?,
+            &db.prepare_cached(sql::FRESH_CLAIM).await?,
             &[&(limit as i64), &now, &until(now, lease)],
         )
         .await?;
@@ -128,13 +128,13 @@ pub enum NotClaimed {
 /// For each id in `ids` that exists, why it is not claimable at `now` — or `None` if it looks
 /// claimable: it became visible (its transaction committed) after the claim ran, or another
 /// worker's claim holds the row lock this instant.
-pub async fn explain(
+pub(crate) async fn explain(
     db: &impl GenericClient,
     ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, Option<NotClaimed>)>> {
     let rows = db
-        .query(&db.prepare_cached(sql::LOOKUP).await?, &[&ids])
+        .query(&db.prepare_cached(sql::DELIVERY_STATES).await?, &[&ids])
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {

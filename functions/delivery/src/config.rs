@@ -62,35 +62,94 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// Where and how to reach Postgres: the pool, `listen`'s session and `webhooks migrate` all
+/// connect with this, and it is all that `migrate` needs.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// Postgres connection URL (`DATABASE_URL`).
+    pub(crate) url: Secret,
+    /// CA certificates that the server's certificate must chain to (`WEBHOOK_DB_CA_FILE`).
+    pub(crate) ca: Option<CaBundle>,
+    /// Connections per process (`WEBHOOK_DB_POOL_SIZE`).
+    pub pool_size: usize,
+}
+
+impl DbConfig {
+    /// `url` with the defaults: no CA bundle, [`DEFAULT_POOL_SIZE`] connections.
+    pub fn new(url: impl Into<String>) -> Self {
+        DbConfig {
+            url: Secret::new(url),
+            ca: None,
+            pool_size: DEFAULT_POOL_SIZE,
+        }
+    }
+
+    /// Reads the database variables of the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&trimmed(|name| std::env::var(name).ok()))
+    }
+
+    fn read(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let url = get("DATABASE_URL").ok_or_else(|| ConfigError {
+            var: "DATABASE_URL",
+            problem: "is required but not set".into(),
+        })?;
+        let ca = get("WEBHOOK_DB_CA_FILE")
+            .map(|path| {
+                CaBundle::load(std::path::Path::new(&path))
+                    .map_err(|why| invalid("WEBHOOK_DB_CA_FILE", &why))
+            })
+            .transpose()?;
+        if tokio_postgres::Config::from_str(&url).is_err() {
+            // The parser's message may quote the URL, and the URL may hold a password.
+            return Err(invalid(
+                "DATABASE_URL",
+                "is not a valid PostgreSQL connection URL",
+            ));
+        }
+        let pool_size = number(
+            get,
+            "WEBHOOK_DB_POOL_SIZE",
+            DEFAULT_POOL_SIZE as u64,
+            1,
+            100,
+        )?;
+        Ok(DbConfig {
+            url: Secret(url),
+            ca,
+            pool_size: pool_size as usize,
+        })
+    }
+}
+
+/// Postgres connections per process unless `WEBHOOK_DB_POOL_SIZE` says otherwise.
+pub(crate) const DEFAULT_POOL_SIZE: usize = 4;
+
 /// Validated configuration shared by both functions and the `webhooks` command.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Postgres connection URL.
-    pub database_url: Secret,
+    /// Postgres: URL, TLS, pool size.
+    pub db: DbConfig,
     /// Where notifications are POSTed.
-    pub webhook_url: reqwest::Url,
+    pub(crate) webhook_url: reqwest::Url,
     /// Bearer token for the notification service.
-    pub auth_token: Secret,
+    pub(crate) auth_token: Secret,
     /// Keys that sign each request (more than one while rotating).
-    pub signing_keys: SigningKeys,
+    pub(crate) signing_keys: SigningKeys,
     /// Whole-request timeout of one attempt.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Backoff between attempts.
-    pub retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     /// How long `dispatch` waits for a delivery that is not committed yet.
     pub dispatch_wait: Duration,
     /// Bearer token required when `dispatch` is invoked through a function URL.
-    pub dispatch_token: Option<Secret>,
+    pub(crate) dispatch_token: Option<Secret>,
     /// Deliveries per claimed batch.
     pub sweep_batch: usize,
     /// HTTP requests in flight at once.
     pub sweep_concurrency: usize,
     /// A sweep claims no new batch after this much time.
     pub sweep_budget: Duration,
-    /// Postgres connections per process.
-    pub db_pool_size: usize,
-    /// CA certificates that the database server's certificate must chain to.
-    pub db_ca: Option<CaBundle>,
 }
 
 impl Config {
@@ -102,11 +161,7 @@ impl Config {
     /// Reads configuration through `lookup` (the environment, or a map in tests).
     /// Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = trimmed(lookup);
         let required = |name: &'static str| {
             get(name).ok_or_else(|| ConfigError {
                 var: name,
@@ -114,15 +169,7 @@ impl Config {
             })
         };
 
-        let database_url = required("DATABASE_URL")?;
-        let db_ca = db_ca_from(&get)?;
-        if tokio_postgres::Config::from_str(&database_url).is_err() {
-            // The parser's message may quote the URL, and the URL may hold a password.
-            return Err(invalid(
-                "DATABASE_URL",
-                "is not a valid PostgreSQL connection URL",
-            ));
-        }
+        let db = DbConfig::read(&get)?;
 
         let webhook_url = reqwest::Url::parse(&required("WEBHOOK_URL")?)
             .ok()
@@ -166,7 +213,7 @@ impl Config {
         };
 
         Ok(Config {
-            database_url: Secret(database_url),
+            db,
             webhook_url,
             auth_token: Secret(auth_token),
             signing_keys,
@@ -193,8 +240,6 @@ impl Config {
                 0,
                 900_000,
             )?),
-            db_pool_size: number(&get, "WEBHOOK_DB_POOL_SIZE", 4, 1, 100)? as usize,
-            db_ca,
         })
     }
 
@@ -204,24 +249,13 @@ impl Config {
     }
 }
 
-/// `WEBHOOK_DB_CA_FILE`, loaded: for commands that need only the database (`webhooks migrate`).
-pub fn db_ca_from_lookup(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Option<CaBundle>, ConfigError> {
-    db_ca_from(&|name: &str| {
+/// `lookup` with values trimmed and empty values counted as unset.
+fn trimmed(lookup: impl Fn(&str) -> Option<String>) -> impl Fn(&str) -> Option<String> {
+    move |name| {
         lookup(name)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
-    })
-}
-
-fn db_ca_from(get: &impl Fn(&str) -> Option<String>) -> Result<Option<CaBundle>, ConfigError> {
-    get("WEBHOOK_DB_CA_FILE")
-        .map(|path| {
-            CaBundle::load(std::path::Path::new(&path))
-                .map_err(|why| invalid("WEBHOOK_DB_CA_FILE", &why))
-        })
-        .transpose()
+    }
 }
 
 fn invalid(var: &'static str, problem: &str) -> ConfigError {

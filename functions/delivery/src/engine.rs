@@ -7,10 +7,11 @@ use futures::StreamExt as _;
 use uuid::Uuid;
 
 use crate::claim::Claimed;
-use crate::outcome::{DeliveryStatus, decide};
-use crate::record::{Outcome, record_outcomes};
+use crate::outcome::decide;
+use crate::record::{Attempted, record_outcomes};
 use crate::send::Sender;
-use crate::{Clock, Config, Result, db};
+use crate::status::DeliveryStatus;
+use crate::{Clock, Config, Result};
 
 /// What a handler needs, built once per process (Lambda cold start) and shared by reference.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ impl Deps {
     /// as an error on first use, not here.
     pub fn new(config: Config) -> Result<Self> {
         Ok(Deps {
-            pool: db::pool(&config)?,
+            pool: config.db.pool()?,
             sender: Sender::new(&config)?,
             config,
         })
@@ -40,9 +41,9 @@ impl Deps {
     }
 }
 
-/// How one claimed delivery ended up after its attempt.
+/// What became of one claimed delivery: its attempt made and its new state recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivered {
+pub struct DeliveryOutcome {
     /// Delivery id.
     pub id: Uuid,
     /// Its new status.
@@ -57,11 +58,15 @@ pub struct Delivered {
 /// Sends every delivery in `batch` (at most `config.sweep_concurrency` at a time) and records
 /// the outcomes in one statement. Fails only if recording fails; the leases then expire and a
 /// later sweep sends again under the same `webhook-id`.
-pub async fn deliver(deps: &Deps, batch: Vec<Claimed>, clock: Clock) -> Result<Vec<Delivered>> {
+pub async fn deliver(
+    deps: &Deps,
+    batch: Vec<Claimed>,
+    clock: Clock,
+) -> Result<Vec<DeliveryOutcome>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let outcomes: Vec<Outcome> = futures::stream::iter(batch)
+    let outcomes: Vec<Attempted> = futures::stream::iter(batch)
         .map(|claimed| attempt(deps, claimed, clock))
         .buffer_unordered(deps.config.sweep_concurrency)
         .collect()
@@ -73,7 +78,7 @@ pub async fn deliver(deps: &Deps, batch: Vec<Claimed>, clock: Clock) -> Result<V
         .map(|o| {
             let recorded = updated.contains(&o.claimed.id);
             log(o, recorded);
-            Delivered {
+            DeliveryOutcome {
                 id: o.claimed.id,
                 status: o.transition.status,
                 reclaimed: o.claimed.reclaimed,
@@ -83,14 +88,21 @@ pub async fn deliver(deps: &Deps, batch: Vec<Claimed>, clock: Clock) -> Result<V
         .collect())
 }
 
-async fn attempt(deps: &Deps, claimed: Claimed, clock: Clock) -> Outcome {
+async fn attempt(deps: &Deps, claimed: Claimed, clock: Clock) -> Attempted {
     let attempt = deps
         .sender
         .send(claimed.id, &claimed.payload, clock.now())
         .await;
     let finished_at: DateTime<Utc> = clock.now();
-    let transition = decide(&claimed, &attempt, &deps.config.retry, finished_at);
-    Outcome {
+    let transition = decide(
+        claimed.id,
+        claimed.attempt_count,
+        claimed.max_retries,
+        &attempt,
+        &deps.config.retry,
+        finished_at,
+    );
+    Attempted {
         claimed,
         attempt,
         transition,
@@ -98,7 +110,7 @@ async fn attempt(deps: &Deps, claimed: Claimed, clock: Clock) -> Outcome {
     }
 }
 
-fn log(o: &Outcome, recorded: bool) {
+fn log(o: &Attempted, recorded: bool) {
     let t = &o.transition;
     let (id, kind) = (o.claimed.id, o.claimed.webhook_type.as_str());
     let (outcome, latency_ms) = (t.status.as_str(), o.attempt.duration_ms);

@@ -1,5 +1,5 @@
 //! The library's error type. A receiver's 5xx, a timeout or a refused connection is *not* an
-//! error here: it is a [`crate::outcome::AttemptResult`] that gets recorded. Errors are what
+//! error here: it is a `AttemptResult` that gets recorded. Errors are what
 //! stops the engine itself: bad configuration or input, or an unreachable database.
 
 use std::fmt::Write as _;
@@ -43,6 +43,17 @@ impl Error {
             Error::Database(_) | Error::Pool(_) | Error::PoolSetup(_) => "DatabaseError",
             Error::Migration(_) => "MigrationError",
             Error::HttpSetup(_) => "HttpSetupError",
+        }
+    }
+}
+
+/// What a Lambda function reports for an error: `errorType` is [`Error::kind`].
+#[cfg(feature = "lambda")]
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(err: Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.kind().into(),
+            error_message: err.to_string(),
         }
     }
 }

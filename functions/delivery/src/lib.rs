@@ -7,22 +7,29 @@
 //! immediate dispatch first and by the retry sweep on a schedule after that.
 //!
 //! # Layout
-//! - [`config`]: environment configuration, read and validated once at cold start.
-//! - [`db`]: connection pool and migrations (refinery, embedded from `migrations/`).
-//! - [`tls`]: TLS to Postgres with libpq's `sslmode` semantics.
-//! - [`sql`]: every SQL statement the engine runs, documented in one place.
-//! - [`sign`]: Standard Webhooks signatures (`webhook-signature: v1,…`).
-//! - [`backoff`]: retry schedule, jitter and `Retry-After` handling.
-//! - [`outcome`]: classifying an HTTP attempt and deciding the delivery's next state.
-//! - [`send`]: the HTTP client that performs one attempt.
-//! - [`claim`]: taking deliveries under a lease so exactly one worker sends each.
-//! - [`record`]: writing attempts and new states, one statement per batch.
-//! - [`engine`]: claim → send → record for a batch; shared by dispatch and sweep.
+//! Handlers and what they share (public):
 //! - [`dispatch`]: the `dispatch` Lambda handler (`{"deliveryId"}` or `{"limit"}`).
 //! - [`sweep`]: the `retry-sweep` Lambda handler.
-//! - [`replay`]: requeueing failed deliveries by hand.
 //! - [`listen`]: local mode that dispatches on Postgres NOTIFY.
+//! - [`replay`]: requeueing failed deliveries by hand.
+//! - [`engine`]: claim → send → record for a batch, and [`Deps`], what every handler needs.
+//! - [`claim`]: taking deliveries under a lease so exactly one worker sends each.
+//! - [`config`]: environment configuration, read and validated once at cold start.
+//! - [`db`]: connections (pool, LISTEN session) from one [`DbConfig`], and migrations.
+//! - [`sql`]: every SQL statement the engine runs, documented in one place.
+//! - [`backoff`]: retry schedule, jitter and `Retry-After` handling.
 //! - [`clock`], [`telemetry`], [`error`]: time source, JSON logs, the error type.
+//!
+//! Inside (private):
+//! - `event`: the invocation events and the function-URL bearer token.
+//! - `status`: the delivery states.
+//! - `outcome`: classifying an HTTP attempt and deciding the delivery's next state.
+//! - `send`: the HTTP client that performs one attempt ([`Sender`]).
+//! - `sign`: Standard Webhooks signatures (`webhook-signature: v1,…`).
+//! - `record`: writing attempts and new states, one statement per batch.
+//! - `tls`: TLS to Postgres with libpq's `sslmode` semantics.
+//! - `text`: bounding outside text before it is stored or logged.
+#![warn(unreachable_pub)]
 
 pub mod backoff;
 pub mod claim;
@@ -32,18 +39,24 @@ pub mod db;
 pub mod dispatch;
 pub mod engine;
 pub mod error;
+mod event;
 pub mod listen;
-pub mod outcome;
-pub mod record;
+mod outcome;
+mod record;
 pub mod replay;
-pub mod send;
-pub mod sign;
+mod send;
+mod sign;
 pub mod sql;
+mod status;
 pub mod sweep;
 pub mod telemetry;
-pub mod tls;
+mod text;
+mod tls;
 
 pub use clock::Clock;
-pub use config::Config;
+pub use config::{Config, DbConfig};
 pub use engine::Deps;
 pub use error::{Error, Result};
+pub use outcome::{Attempt, AttemptResult, ErrorKind};
+pub use send::Sender;
+pub use status::DeliveryStatus;

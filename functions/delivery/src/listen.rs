@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -18,7 +17,8 @@ use uuid::Uuid;
 
 use crate::dispatch::{dispatch_fresh, dispatch_ids};
 use crate::sweep::{SweepOptions, sweep};
-use crate::{Clock, Deps, Error, Result, sql};
+use crate::text::truncate;
+use crate::{Clock, Deps, Result, sql};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -68,21 +68,12 @@ async fn session(
     backoff: &mut Duration,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Ended> {
-    let mut config =
-        tokio_postgres::Config::from_str(deps.config.database_url.expose()).map_err(|_| {
-            Error::PoolSetup("DATABASE_URL is not a valid PostgreSQL connection URL".into())
-        })?;
-    if config.get_application_name().is_none() {
-        config.application_name("booking-webhooks-listen");
-    }
-    let (client, mut connection) = config
-        .connect(crate::tls::connector(deps.config.db_ca.as_ref()))
-        .await?;
+    let (client, messages) = deps.config.db.connect("booking-webhooks-listen").await?;
     let (ids_tx, mut ids_rx) = mpsc::unbounded_channel::<String>();
     // The connection must be polled for notifications to arrive; it ends when the client is
     // dropped or the server goes away, which closes the channel.
     let pump = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        let mut messages = std::pin::pin!(messages);
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(n)) => {
@@ -99,7 +90,7 @@ async fn session(
         }
     });
     let _stop_pump = AbortOnDrop(pump);
-    client.batch_execute(sql::LISTEN_CAPTURE).await?;
+    client.batch_execute(sql::CAPTURE_LISTEN).await?;
     tracing::info!(channel = sql::CAPTURE_CHANNEL, "listening");
     *backoff = FIRST_BACKOFF;
     catch_up(deps, clock).await?;
@@ -124,7 +115,7 @@ async fn session(
                     .filter_map(|p| match Uuid::parse_str(p) {
                         Ok(id) => Some(id),
                         Err(_) => {
-                            tracing::warn!(payload = %crate::outcome::truncate(p, 60), "ignoring a notification that is not a delivery id");
+                            tracing::warn!(payload = %truncate(p, 60), "ignoring a notification that is not a delivery id");
                             None
                         }
                     })

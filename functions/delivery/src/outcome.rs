@@ -12,49 +12,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use uuid::Uuid;
+
 use crate::backoff::RetryPolicy;
-use crate::claim::Claimed;
-
-/// The delivery states stored in `webhook_deliveries.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Captured, not attempted yet (or requeued by hand).
-    Pending,
-    /// At least one attempt failed; another is scheduled.
-    Retrying,
-    /// The receiver answered 2xx.
-    Succeeded,
-    /// Permanent error, or every attempt failed.
-    Failed,
-    /// Never sent: the booking had no recipient address.
-    Skipped,
-}
-
-impl DeliveryStatus {
-    /// The value stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Retrying => "retrying",
-            DeliveryStatus::Succeeded => "succeeded",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Skipped => "skipped",
-        }
-    }
-
-    /// Parses a stored value.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "pending" => DeliveryStatus::Pending,
-            "retrying" => DeliveryStatus::Retrying,
-            "succeeded" => DeliveryStatus::Succeeded,
-            "failed" => DeliveryStatus::Failed,
-            "skipped" => DeliveryStatus::Skipped,
-            _ => return None,
-        })
-    }
-}
+use crate::status::DeliveryStatus;
+use crate::text::truncate;
 
 /// The class of a failed attempt, stored in `webhook_attempts.error_kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -76,7 +38,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The value stored in the database.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connect => "connect",
@@ -122,7 +84,7 @@ pub struct Attempt {
 
 /// The class of an attempt's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Delivered.
     Delivered,
     /// Worth trying again.
@@ -132,7 +94,7 @@ pub enum Verdict {
 }
 
 /// Classifies an attempt's result (see the module table).
-pub fn classify(result: &AttemptResult) -> Verdict {
+pub(crate) fn classify(result: &AttemptResult) -> Verdict {
     match result {
         AttemptResult::Transport { kind, .. } => Verdict::Retryable(*kind),
         AttemptResult::Response { status, .. } => match *status {
@@ -150,34 +112,38 @@ pub fn classify(result: &AttemptResult) -> Verdict {
 
 /// The state a delivery moves to after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
+pub(crate) struct Transition {
     /// The attempt's number (1-based).
-    pub attempt: i32,
+    pub(crate) attempt: i32,
     /// The new status.
-    pub status: DeliveryStatus,
+    pub(crate) status: DeliveryStatus,
     /// When to try again (only for `retrying`).
-    pub next_retry_at: Option<DateTime<Utc>>,
+    pub(crate) next_retry_at: Option<DateTime<Utc>>,
     /// Set when the status is final.
-    pub resolved_at: Option<DateTime<Utc>>,
+    pub(crate) resolved_at: Option<DateTime<Utc>>,
     /// The HTTP status, if a response came.
-    pub status_code: Option<i32>,
+    pub(crate) status_code: Option<i32>,
     /// The failure class, if it failed.
-    pub error_kind: Option<ErrorKind>,
+    pub(crate) error_kind: Option<ErrorKind>,
     /// A short description of the failure (bounded, no secrets).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// The most text kept per error (the column allows 512).
-pub const ERROR_MAX_CHARS: usize = 500;
+pub(crate) const ERROR_MAX_CHARS: usize = 500;
 
-/// Decides the next state of `delivery` after `attempt`, which ended at `finished_at`.
-pub fn decide(
-    delivery: &Claimed,
+/// Decides the next state of delivery `id` after `attempt`, which ended at `finished_at`:
+/// `attempts_made` attempts came before it, and `max_retries` retries are allowed after the
+/// first. The id only seeds the jitter.
+pub(crate) fn decide(
+    id: Uuid,
+    attempts_made: i32,
+    max_retries: i32,
     attempt: &Attempt,
     policy: &RetryPolicy,
     finished_at: DateTime<Utc>,
 ) -> Transition {
-    let number = delivery.attempt_count + 1;
+    let number = attempts_made + 1;
     let (status_code, retry_after) = match &attempt.result {
         AttemptResult::Response {
             status,
@@ -203,15 +169,7 @@ pub fn decide(
     };
     next.error_kind = Some(kind);
     let retry_at = retryable
-        .then(|| {
-            policy.next_attempt_at(
-                delivery.id,
-                number,
-                delivery.max_retries,
-                retry_after,
-                finished_at,
-            )
-        })
+        .then(|| policy.next_attempt_at(id, number, max_retries, retry_after, finished_at))
         .flatten();
     let mut error = describe(&attempt.result);
     match retry_at {
@@ -251,20 +209,9 @@ fn describe(result: &AttemptResult) -> String {
     }
 }
 
-/// Cuts `text` to at most `max` characters, marking the cut.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
 
     fn response(status: u16) -> AttemptResult {
         AttemptResult::Response {
@@ -274,16 +221,21 @@ mod tests {
         }
     }
 
-    fn claimed(attempt_count: i32) -> Claimed {
-        Claimed {
-            id: Uuid::new_v4(),
-            webhook_type: "new_request".into(),
-            payload: "{}".into(),
-            attempt_count,
-            max_retries: 3,
-            lease: DateTime::<Utc>::UNIX_EPOCH,
-            reclaimed: false,
-        }
+    /// Decides after `attempts_made` earlier attempts, with 3 retries allowed.
+    fn decide_after(
+        attempts_made: i32,
+        result: AttemptResult,
+        finished_at: DateTime<Utc>,
+    ) -> Transition {
+        let attempt = attempt(result);
+        decide(
+            Uuid::new_v4(),
+            attempts_made,
+            3,
+            &attempt,
+            &policy(),
+            finished_at,
+        )
     }
 
     fn attempt(result: AttemptResult) -> Attempt {
@@ -345,7 +297,7 @@ mod tests {
     #[test]
     fn success_resolves_the_delivery() {
         let now = Utc::now();
-        let t = decide(&claimed(0), &attempt(response(204)), &policy(), now);
+        let t = decide_after(0, response(204), now);
         assert_eq!(
             (t.attempt, t.status, t.resolved_at, t.next_retry_at),
             (1, DeliveryStatus::Succeeded, Some(now), None)
@@ -359,12 +311,12 @@ mod tests {
     #[test]
     fn a_server_error_schedules_a_retry_until_the_budget_is_spent() {
         let now = Utc::now();
-        let t = decide(&claimed(0), &attempt(response(503)), &policy(), now);
+        let t = decide_after(0, response(503), now);
         assert_eq!(t.status, DeliveryStatus::Retrying);
         assert_eq!(t.next_retry_at, Some(now + chrono::Duration::minutes(5)));
         assert_eq!(t.error.as_deref(), Some("HTTP 503"));
 
-        let last = decide(&claimed(3), &attempt(response(503)), &policy(), now);
+        let last = decide_after(3, response(503), now);
         assert_eq!(
             (last.attempt, last.status, last.resolved_at),
             (4, DeliveryStatus::Failed, Some(now))
@@ -379,7 +331,7 @@ mod tests {
             retry_after: None,
             excerpt: "bad email".into(),
         };
-        let t = decide(&claimed(0), &attempt(result), &policy(), Utc::now());
+        let t = decide_after(0, result, Utc::now());
         assert_eq!(t.status, DeliveryStatus::Failed);
         assert_eq!(t.error_kind, Some(ErrorKind::Http4xx));
         assert_eq!(
@@ -395,7 +347,7 @@ mod tests {
             retry_after: None,
             excerpt: "x".repeat(2000),
         };
-        let t = decide(&claimed(0), &attempt(result), &policy(), Utc::now());
+        let t = decide_after(0, result, Utc::now());
         assert_eq!(t.error.map(|e| e.chars().count()), Some(ERROR_MAX_CHARS));
     }
 }

@@ -1,5 +1,5 @@
 //! Writing what happened: one `webhook_attempts` row per attempt and the delivery's new state,
-//! for a whole batch in one statement ([`crate::sql::RECORD_OUTCOMES`]).
+//! for a whole batch in one statement ([`crate::sql::OUTCOME_RECORDING`]).
 
 use std::collections::HashSet;
 
@@ -12,24 +12,24 @@ use crate::claim::Claimed;
 use crate::outcome::{Attempt, AttemptResult, Transition};
 use crate::sql;
 
-/// One attempt of one claimed delivery and the state it leads to.
+/// A claimed delivery after its attempt: what happened and the state it leads to.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Attempted {
     /// The delivery as claimed (id and lease).
-    pub claimed: Claimed,
+    pub(crate) claimed: Claimed,
     /// The HTTP attempt.
-    pub attempt: Attempt,
+    pub(crate) attempt: Attempt,
     /// The delivery's next state.
-    pub transition: Transition,
+    pub(crate) transition: Transition,
     /// When the attempt ended (`last_attempt_at`).
-    pub finished_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
 }
 
 /// Records `outcomes` in one statement. Returns the ids whose state was updated; an id that is
 /// missing lost its lease to another worker while in flight (its attempt row is still kept).
-pub async fn record_outcomes(
+pub(crate) async fn record_outcomes(
     db: &impl GenericClient,
-    outcomes: &[Outcome],
+    outcomes: &[Attempted],
 ) -> Result<HashSet<Uuid>> {
     if outcomes.is_empty() {
         return Ok(HashSet::new());
@@ -67,7 +67,7 @@ pub async fn record_outcomes(
     }
     let rows = db
         .query(
-            &db.prepare_cached(sql::RECORD_OUTCOMES).await?,
+            &db.prepare_cached(sql::OUTCOME_RECORDING).await?,
             &[
                 &ids, &leases, &attempts, &started, &durations, &codes, &kinds, &errors, &statuses,
                 &next_at, &resolved, &finished,

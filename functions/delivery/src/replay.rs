@@ -36,7 +36,7 @@ pub async fn requeue(pool: &Pool, what: &Requeue, now: DateTime<Utc>) -> Result<
     let db = pool.get().await?;
     let row = db
         .query_one(
-            &db.prepare_cached(sql::REQUEUE_FAILED).await?,
+            &db.prepare_cached(sql::FAILED_REQUEUE).await?,
             &[&what.ids, &what.since, &what.max_retries, &now],
         )
         .await?;

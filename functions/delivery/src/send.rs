@@ -14,14 +14,15 @@ use uuid::Uuid;
 
 use crate::backoff::parse_retry_after;
 use crate::config::{Config, Secret};
-use crate::outcome::{Attempt, AttemptResult, ErrorKind, truncate};
+use crate::outcome::{Attempt, AttemptResult, ErrorKind};
 use crate::sign::SigningKeys;
+use crate::text::truncate;
 use crate::{Error, Result};
 
 /// The most response body read per attempt.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 /// The most characters of a body or error message kept.
-pub const EXCERPT_CHARS: usize = 200;
+pub(crate) const EXCERPT_CHARS: usize = 200;
 
 /// Sends deliveries to the notification service. One per process: it holds the connection
 /// pool, so consecutive attempts reuse kept-alive connections.
@@ -36,7 +37,7 @@ pub struct Sender {
 
 impl Sender {
     /// Builds the HTTP client from the configuration.
-    pub fn new(config: &Config) -> Result<Self> {
+    pub(crate) fn new(config: &Config) -> Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)

@@ -17,7 +17,7 @@ const MIN_KEY_BYTES: usize = 16;
 
 /// One or more HMAC keys; `Debug` never shows them.
 #[derive(Clone)]
-pub struct SigningKeys(Vec<Vec<u8>>);
+pub(crate) struct SigningKeys(Vec<Vec<u8>>);
 
 impl fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -28,7 +28,7 @@ impl fmt::Debug for SigningKeys {
 impl SigningKeys {
     /// Parses `whsec_<base64>` secrets separated by whitespace. The error says what is wrong
     /// without quoting the secret.
-    pub fn parse(secrets: &str) -> Result<Self, &'static str> {
+    pub(crate) fn parse(secrets: &str) -> Result<Self, &'static str> {
         let keys = secrets
             .split_whitespace()
             .map(|secret| {
@@ -51,7 +51,7 @@ impl SigningKeys {
     }
 
     /// The `webhook-signature` header value for one message.
-    pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    pub(crate) fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
         let signatures: Vec<String> = self
             .0
             .iter()

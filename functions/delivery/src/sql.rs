@@ -11,30 +11,14 @@
 /// The NOTIFY channel the capture triggers send delivery ids on (see `V3__capture_triggers`).
 pub const CAPTURE_CHANNEL: &str = "webhook_delivery";
 
-/// `LISTEN` on [`CAPTURE_CHANNEL`].
-pub const LISTEN_CAPTURE: &str = "LISTEN webhook_delivery";
+/// The subscription to [`CAPTURE_CHANNEL`].
+pub const CAPTURE_LISTEN: &str = "LISTEN webhook_delivery";
 
-/// The second half of every claim: lease the rows the `due` CTE locked until `$3`, and return
-/// them in the column order of [`crate::claim::Claimed`], with `reclaimed` set where an
-/// expired lease was taken over.
-macro_rules! lease_due {
-    () => {
-        "
-UPDATE webhook_deliveries d
-   SET locked_until = $3
-  FROM due
- WHERE d.id = due.id
-RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
-          due.locked_until IS NOT NULL AS reclaimed"
-    };
-}
-
-/// Claims due work for the sweep: unresolved deliveries due by `$1` whose lease is free or
-/// expired at `$2`, oldest due first, at most `$4`; leases them until `$3`. A row whose lease
-/// had expired (its worker died mid-flight) comes back with `reclaimed = true`.
-/// Served by the partial index `webhook_deliveries_due_idx`.
-pub const CLAIM_DUE: &str = concat!(
-    "
+/// The sweep's claim: unresolved deliveries due by `$1` whose lease is free or expired at
+/// `$2`, oldest due first, at most `$4`, leased until `$3`. Returns them in the column order
+/// of [`crate::claim::Claimed`], with `reclaimed` set where an expired lease was taken over
+/// (its worker died mid-flight). Served by the partial index `webhook_deliveries_due_idx`.
+pub const DUE_CLAIM: &str = "
 WITH due AS (
     SELECT id, locked_until
       FROM webhook_deliveries
@@ -45,15 +29,18 @@ WITH due AS (
      LIMIT $4
        FOR UPDATE SKIP LOCKED
 )
-",
-    lease_due!()
-);
+UPDATE webhook_deliveries d
+   SET locked_until = $3
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
+          due.locked_until IS NOT NULL AS reclaimed";
 
-/// Claims the given ids `$1` for dispatch, leasing them until `$3`. Takes a delivery that is
-/// due at `$2`, and a never-attempted (`pending`) one even if the app's clock is behind the
-/// database's: the immediate send must not wait for the sweep over a second of clock skew.
-pub const CLAIM_IDS: &str = concat!(
-    "
+/// Dispatch's claim of the given ids `$1`, leased until `$3`, returned like [`DUE_CLAIM`].
+/// Takes a delivery that is due at `$2`, and a never-attempted (`pending`) one even if the
+/// app's clock is behind the database's: the immediate send must not wait for the sweep over
+/// a second of clock skew.
+pub const IDS_CLAIM: &str = "
 WITH due AS (
     SELECT id, locked_until
       FROM webhook_deliveries
@@ -63,15 +50,18 @@ WITH due AS (
        AND (status = 'pending' OR next_retry_at <= $2)
        FOR UPDATE SKIP LOCKED
 )
-",
-    lease_due!()
-);
+UPDATE webhook_deliveries d
+   SET locked_until = $3
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
+          due.locked_until IS NOT NULL AS reclaimed";
 
-/// Claims up to `$1` never-attempted deliveries (`pending`; requeued ones are `retrying`),
-/// oldest first, whose lease is free at `$2`; leases them until `$3`. For pending rows
-/// `next_retry_at` is the capture time, so this ordering uses the due index.
-pub const CLAIM_FRESH: &str = concat!(
-    "
+/// Dispatch's claim of up to `$1` never-attempted deliveries (`pending`; requeued ones are
+/// `retrying`), oldest first, whose lease is free at `$2`; leased until `$3`, returned like
+/// [`DUE_CLAIM`]. For pending rows `next_retry_at` is the capture time, so this ordering uses
+/// the due index.
+pub const FRESH_CLAIM: &str = "
 WITH due AS (
     SELECT id, locked_until
       FROM webhook_deliveries
@@ -81,12 +71,15 @@ WITH due AS (
      LIMIT $1
        FOR UPDATE SKIP LOCKED
 )
-",
-    lease_due!()
-);
+UPDATE webhook_deliveries d
+   SET locked_until = $3
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
+          due.locked_until IS NOT NULL AS reclaimed";
 
 /// State of the given ids `$1`, to explain why a dispatch did not claim them.
-pub const LOOKUP: &str = "
+pub const DELIVERY_STATES: &str = "
 SELECT id, status, next_retry_at, locked_until
   FROM webhook_deliveries
  WHERE id = ANY($1)";
@@ -98,7 +91,7 @@ SELECT id, status, next_retry_at, locked_until
 /// `$1` id, `$2` lease, `$3` attempt, `$4` started_at, `$5` duration_ms, `$6` status_code,
 /// `$7` error_kind, `$8` error, `$9` status, `$10` next_retry_at, `$11` resolved_at,
 /// `$12` finished_at.
-pub const RECORD_OUTCOMES: &str = "
+pub const OUTCOME_RECORDING: &str = "
 WITH outcome AS (
     SELECT *
       FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::timestamptz[], $5::int[],
@@ -127,7 +120,7 @@ UPDATE webhook_deliveries d
 RETURNING d.id";
 
 /// Unresolved deliveries due by `$1`: what a sweep left behind.
-pub const COUNT_DUE: &str = "
+pub const DUE_COUNT: &str = "
 SELECT count(*)
   FROM webhook_deliveries
  WHERE status IN ('pending', 'retrying')
@@ -135,17 +128,17 @@ SELECT count(*)
 
 /// Requeues failed deliveries (all, the ids in `$1`, or those failed since `$2`) with a fresh
 /// budget of `$3` retries, due at `$4`; see `retry_failed_webhooks()` in the migrations.
-pub const REQUEUE_FAILED: &str = "
+pub const FAILED_REQUEUE: &str = "
 SELECT requeued, due_now, still_failed
   FROM retry_failed_webhooks($1::uuid[], $2::timestamptz, $3::int, $4::timestamptz)";
 
 /// Every statement above, for the test that prepares them all against the migrated schema.
 pub const ALL: &[(&str, &str)] = &[
-    ("CLAIM_DUE", CLAIM_DUE),
-    ("CLAIM_IDS", CLAIM_IDS),
-    ("CLAIM_FRESH", CLAIM_FRESH),
-    ("LOOKUP", LOOKUP),
-    ("RECORD_OUTCOMES", RECORD_OUTCOMES),
-    ("COUNT_DUE", COUNT_DUE),
-    ("REQUEUE_FAILED", REQUEUE_FAILED),
+    ("DUE_CLAIM", DUE_CLAIM),
+    ("IDS_CLAIM", IDS_CLAIM),
+    ("FRESH_CLAIM", FRESH_CLAIM),
+    ("DELIVERY_STATES", DELIVERY_STATES),
+    ("OUTCOME_RECORDING", OUTCOME_RECORDING),
+    ("DUE_COUNT", DUE_COUNT),
+    ("FAILED_REQUEUE", FAILED_REQUEUE),
 ];

@@ -12,18 +12,20 @@
 //!
 //! [`engine`]: crate::engine
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::claim::{LEASE_MARGIN, claim_due, lease_for};
+use crate::clock::instant_of;
 use crate::engine::deliver;
-use crate::outcome::DeliveryStatus;
-use crate::{Clock, Deps, Error, Result, sql};
+use crate::event::SweepEvent;
+use crate::status::DeliveryStatus;
+use crate::{Clock, Deps, Result, sql};
 
 /// Kept free before the Lambda deadline for recording and returning the report.
-pub const DEADLINE_HEADROOM: Duration = Duration::from_secs(5);
+pub(crate) const DEADLINE_HEADROOM: Duration = Duration::from_secs(5);
 
 /// How one sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,19 +62,14 @@ pub struct SweepReport {
     pub duration_ms: u64,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireEvent {
-    batch_size: Option<Value>,
-}
-
 /// Handles one `retry-sweep` invocation. The event is the scheduler's input: any JSON object
-/// (`{}` by default), optionally `{"batchSize": N}`. `deadline` is the Lambda deadline.
+/// (`{}` by default), optionally `{"batchSize": N}`. `deadline` is the Lambda deadline
+/// (`Context::deadline()`), if any.
 pub async fn handle(
     event: Value,
     deps: &Deps,
     clock: Clock,
-    deadline: Option<Instant>,
+    deadline: Option<SystemTime>,
 ) -> Result<SweepReport> {
     let options = options_for(&event, deps, deadline)?;
     let report = sweep(deps, options, clock).await?;
@@ -82,30 +79,13 @@ pub async fn handle(
 
 /// The options for an event: batch size from the event or configuration, and the budget
 /// capped by the deadline.
-pub fn options_for(event: &Value, deps: &Deps, deadline: Option<Instant>) -> Result<SweepOptions> {
-    let event = if event.is_null() {
-        Value::Object(Default::default())
-    } else {
-        event.clone()
-    };
-    if !event.is_object() {
-        return Err(Error::InvalidEvent(
-            "expected a JSON object such as {} or {\"batchSize\": 100}".into(),
-        ));
-    }
-    let wire: WireEvent =
-        serde_json::from_value(event).map_err(|e| Error::InvalidEvent(e.to_string()))?;
-    let batch_size = match wire.batch_size {
-        None => deps.config.sweep_batch,
-        Some(v) => v
-            .as_u64()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| {
-                Error::InvalidEvent(format!(
-                    "batchSize must be an integer from 1 to 10000, got {v}"
-                ))
-            })? as usize,
-    };
+pub fn options_for(
+    event: &Value,
+    deps: &Deps,
+    deadline: Option<SystemTime>,
+) -> Result<SweepOptions> {
+    let event = SweepEvent::parse(event.clone())?;
+    let batch_size = event.batch_size.unwrap_or(deps.config.sweep_batch);
     let mut budget = deps.config.sweep_budget;
     if let Some(deadline) = deadline {
         let worst_batch = lease_for(
@@ -113,7 +93,7 @@ pub fn options_for(event: &Value, deps: &Deps, deadline: Option<Instant>) -> Res
             deps.config.sweep_concurrency,
             deps.config.timeout,
         ) - LEASE_MARGIN;
-        let usable = deadline
+        let usable = instant_of(deadline)
             .saturating_duration_since(Instant::now())
             .saturating_sub(worst_batch + DEADLINE_HEADROOM);
         budget = budget.min(usable);
@@ -165,7 +145,7 @@ pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<S
     }
     let db = deps.pool.get().await?;
     report.still_due = db
-        .query_one(&db.prepare_cached(sql::COUNT_DUE).await?, &[&clock.now()])
+        .query_one(&db.prepare_cached(sql::DUE_COUNT).await?, &[&clock.now()])
         .await?
         .try_get(0)?;
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

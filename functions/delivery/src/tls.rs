@@ -17,7 +17,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Trusted CA certificates for the database server, from `WEBHOOK_DB_CA_FILE`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct CaBundle(Vec<CertificateDer<'static>>);
+pub(crate) struct CaBundle(Vec<CertificateDer<'static>>);
 
 impl std::fmt::Debug for CaBundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,7 +27,7 @@ impl std::fmt::Debug for CaBundle {
 
 impl CaBundle {
     /// Reads every certificate of a PEM file; fails if there is none.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub(crate) fn load(path: &Path) -> Result<Self, String> {
         let certs = CertificateDer::pem_file_iter(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?
             .collect::<Result<Vec<_>, _>>()
@@ -40,7 +40,7 @@ impl CaBundle {
 }
 
 /// The TLS connector for the pool and the LISTEN connection.
-pub fn connector(ca: Option<&CaBundle>) -> MakeRustlsConnect {
+pub(crate) fn connector(ca: Option<&CaBundle>) -> MakeRustlsConnect {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use delivery::config::Secret;
+use delivery::DbConfig;
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
@@ -50,7 +50,9 @@ impl TestDb {
             .await
             .expect("create schema");
         let url = url_with_schema(&base_url(), &schema);
-        let pool = delivery::db::pool_from_url(&Secret::new(url.clone()), 16, None).expect("pool");
+        let mut config = DbConfig::new(url.clone());
+        config.pool_size = 16;
+        let pool = config.pool().expect("pool");
         let applied = delivery::db::migrate(&pool)
             .await
             .expect("migrations apply");

@@ -5,6 +5,7 @@
 //! - `receiver`: `Receiver` — a real HTTP server on 127.0.0.1:0 that records requests and
 //!   answers with scripted replies.
 //! - `deps`: building `delivery::Deps` for a test database and receiver.
+//! - `state`: reading a delivery's stored row and attempts for assertions.
 
 pub mod db;
 pub mod deps;

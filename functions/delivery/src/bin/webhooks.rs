@@ -7,11 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use delivery::backoff::parse_duration;
-use delivery::config::Secret;
 use delivery::listen::ListenOptions;
 use delivery::replay::Requeue;
 use delivery::sweep::SweepOptions;
-use delivery::{Clock, Deps, db};
+use delivery::{Clock, DbConfig, Deps};
 use uuid::Uuid;
 
 /// Booking webhooks: operate the delivery engine. Configuration comes from the environment
@@ -79,11 +78,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Command::Migrate = cli.command {
-        let url =
-            std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL: is required but not set")?;
-        let ca = delivery::config::db_ca_from_lookup(|name| std::env::var(name).ok())?;
-        let pool = db::pool_from_url(&Secret::new(url), 1, ca.as_ref())?;
-        let applied = db::migrate(&pool).await?;
+        let mut db = DbConfig::from_env()?;
+        db.pool_size = 1;
+        let applied = delivery::db::migrate(&db.pool()?).await?;
         println!("{}", serde_json::json!({ "applied": applied }));
         return Ok(());
     }
