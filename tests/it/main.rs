@@ -11,6 +11,7 @@
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
+//! - `security`: what a hostile role, receiver or input could do (issue 8).
 
 // Test code may panic on setup failures: a clear `expect` message is the report.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -22,5 +23,6 @@ mod dispatch;
 mod lambda;
 mod listen;
 mod schedule;
+mod security;
 mod sweep;
 mod tls;

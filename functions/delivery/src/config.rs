@@ -7,8 +7,9 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `DATABASE_URL` | — (required) | Postgres connection URL (secret: may hold a password) |
-//! | `WEBHOOK_URL` | — (required) | notification service endpoint, `http(s)://…` |
+//! | `WEBHOOK_URL` | — (required) | notification service endpoint, `https://…` (`http://` only to a loopback host, or with `WEBHOOK_ALLOW_HTTP=1`) |
 //! | `WEBHOOK_AUTH_TOKEN` | — (required) | sent as `Authorization: Bearer …` (secret) |
+//! | `WEBHOOK_ALLOW_HTTP` | `0` | `1` allows an `http://` `WEBHOOK_URL` to any host (the token then travels in clear text) |
 //! | `WEBHOOK_SIGNING_SECRET` | — (required) | `whsec_<base64>`; several, space-separated, during rotation (secret) |
 //! | `WEBHOOK_TIMEOUT_MS` | `10000` | whole-request timeout of one attempt |
 //! | `WEBHOOK_RETRY_SCHEDULE` | `5m,15m,45m` | delay before each retry |
@@ -174,7 +175,16 @@ impl Config {
         let webhook_url = reqwest::Url::parse(&required("WEBHOOK_URL")?)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| invalid("WEBHOOK_URL", "must be an absolute http:// or https:// URL"))?;
+            .ok_or_else(|| invalid("WEBHOOK_URL", "must be an absolute https:// URL"))?;
+        // Every request carries the bearer token: plain HTTP only where nobody can listen in.
+        let allow_http = flag(&get, "WEBHOOK_ALLOW_HTTP")?;
+        if webhook_url.scheme() == "http" && !is_loopback(&webhook_url) && !allow_http {
+            return Err(invalid(
+                "WEBHOOK_URL",
+                "must be https:// (http:// sends the bearer token in clear text; it is allowed \
+                 only to 127.0.0.0/8, ::1 or localhost, or with WEBHOOK_ALLOW_HTTP=1)",
+            ));
+        }
 
         let auth_token = required("WEBHOOK_AUTH_TOKEN")?;
         if auth_token.chars().any(|c| c.is_control() || c == ' ') {
@@ -255,6 +265,23 @@ fn trimmed(lookup: impl Fn(&str) -> Option<String>) -> impl Fn(&str) -> Option<S
         lookup(name)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
+    }
+}
+
+/// True for hosts that never leave the machine: 127.0.0.0/8, ::1 and `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A yes/no variable: `1`/`true` or `0`/`false` (unset = no).
+fn flag(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(_) => Err(invalid(var, "must be 1 or 0")),
     }
 }
 
@@ -352,6 +379,47 @@ mod tests {
         assert!(Config::from_lookup(lookup(&[("WEBHOOK_RETRY_JITTER", "1.5")])).is_err());
         assert!(Config::from_lookup(lookup(&[("WEBHOOK_RETRY_SCHEDULE", "5m,soon")])).is_err());
         assert!(Config::from_lookup(lookup(&[("WEBHOOK_URL", "ftp://x.example")])).is_err());
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_to_loopback_or_when_allowed() {
+        for url in [
+            "http://notify.example.com/hook",
+            "http://10.0.0.7/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://localhost.example.com/hook",
+        ] {
+            let err = Config::from_lookup(lookup(&[("WEBHOOK_URL", url)])).err();
+            assert!(
+                err.as_ref().is_some_and(|e| e.var == "WEBHOOK_URL"
+                    && e.problem.contains("must be https://")
+                    && e.problem.contains("WEBHOOK_ALLOW_HTTP=1")),
+                "{url}: {err:?}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:8787/hook",
+            "http://127.1.2.3/hook",
+            "http://[::1]:8787/hook",
+            "http://LOCALHOST/hook",
+            "https://notify.example.com/hook",
+        ] {
+            assert!(Config::from_lookup(lookup(&[("WEBHOOK_URL", url)])).is_ok(), "{url}");
+        }
+        let allowed = [
+            ("WEBHOOK_URL", "http://notify.internal/hook"),
+            ("WEBHOOK_ALLOW_HTTP", "1"),
+        ];
+        assert!(Config::from_lookup(lookup(&allowed)).is_ok());
+        let not_a_flag = [
+            ("WEBHOOK_URL", "http://notify.internal/hook"),
+            ("WEBHOOK_ALLOW_HTTP", "yes please"),
+        ];
+        let err = Config::from_lookup(lookup(&not_a_flag)).err();
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("WEBHOOK_ALLOW_HTTP: must be 1 or 0".into())
+        );
     }
 
     #[test]

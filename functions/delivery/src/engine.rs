@@ -123,9 +123,11 @@ fn log(o: &Attempted, recorded: bool) {
     } else if t.status == DeliveryStatus::Succeeded {
         tracing::info!(delivery_id = %id, webhook_type = kind, attempt = t.attempt, outcome, latency_ms, status_code = t.status_code, "delivered");
     } else {
+        // No error excerpt: receivers echo the address (and worse) in error bodies. The
+        // excerpt, token masked, is in webhook_attempts.error.
         tracing::warn!(
             delivery_id = %id, webhook_type = kind, attempt = t.attempt, outcome, latency_ms,
-            status_code = t.status_code, error_kind, error = t.error.as_deref(),
+            status_code = t.status_code, error_kind,
             next_retry_at = t.next_retry_at.map(|at| at.to_rfc3339()), "delivery attempt failed"
         );
     }
