@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use delivery::Clock;
-use delivery::config::Secret;
 use delivery::replay::{Requeue, requeue};
 use delivery::sweep::{SweepOptions, sweep};
 use serde_json::json;
@@ -73,7 +72,7 @@ async fn supabase_like_db(before: &str) -> TestDb {
         .await
         .expect("create a Supabase-like schema");
     let url = url_with_schema(&base_url(), &schema);
-    let pool = delivery::db::pool_from_url(&Secret::new(url.clone()), 4, None).expect("pool");
+    let pool = delivery::DbConfig::new(url.clone()).pool().expect("pool");
     // Built before migrating, so the schema is dropped even if a migration fails.
     let db = TestDb { schema, url, pool };
     let client = db.client().await;
