@@ -162,7 +162,9 @@ async fn anon_and_authenticated_can_neither_read_nor_approve_bookings_on_a_fresh
             insert.as_ref().is_err_and(is_permission_denied),
             "{role} inserts a booking: {insert:?}"
         );
-        let requeue = api.query("SELECT * FROM retry_failed_webhooks()", &[]).await;
+        let requeue = api
+            .query("SELECT * FROM retry_failed_webhooks()", &[])
+            .await;
         assert!(
             requeue.as_ref().is_err_and(is_permission_denied),
             "{role} requeues deliveries: {requeue:?}"
@@ -250,7 +252,11 @@ async fn an_app_owned_booking_table_keeps_its_own_privileges_and_policies() {
         .expect("privileges");
     let state: (bool, bool, bool, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
     // The default privileges granted anon everything on the app's table too: still there.
-    assert_eq!(state, (false, true, true, true), "(rls, auth select, auth insert, anon select)");
+    assert_eq!(
+        state,
+        (false, true, true, true),
+        "(rls, auth select, auth insert, anon select)"
+    );
 }
 
 /// Hole 3: any text in an email column was queued and sent, however long or strange.
@@ -262,17 +268,47 @@ async fn hostile_addresses_are_skipped_with_a_reason_and_the_booking_commits() {
     let cases: Vec<(&str, &str)> = vec![
         (&long, "tutor_email is longer than 254 bytes"),
         (&huge, "tutor_email is longer than 254 bytes"),
-        ("first last@example.com", "tutor_email contains whitespace or control characters"),
-        ("tutor@example.com\nBcc: all@example.com", "tutor_email contains whitespace or control characters"),
-        ("tutor@example.com\r", "tutor_email contains whitespace or control characters"),
-        ("tutor\u{a0}@example.com", "tutor_email contains whitespace or control characters"),
-        ("tutor\u{202e}moc.elpmaxe@x.com", "tutor_email contains whitespace or control characters"),
-        ("tutor.example.com", "tutor_email is not a plain local@domain address"),
-        ("tutor@example@com", "tutor_email is not a plain local@domain address"),
-        ("@example.com", "tutor_email is not a plain local@domain address"),
+        (
+            "first last@example.com",
+            "tutor_email contains whitespace or control characters",
+        ),
+        (
+            "tutor@example.com\nBcc: all@example.com",
+            "tutor_email contains whitespace or control characters",
+        ),
+        (
+            "tutor@example.com\r",
+            "tutor_email contains whitespace or control characters",
+        ),
+        (
+            "tutor\u{a0}@example.com",
+            "tutor_email contains whitespace or control characters",
+        ),
+        (
+            "tutor\u{202e}moc.elpmaxe@x.com",
+            "tutor_email contains whitespace or control characters",
+        ),
+        (
+            "tutor.example.com",
+            "tutor_email is not a plain local@domain address",
+        ),
+        (
+            "tutor@example@com",
+            "tutor_email is not a plain local@domain address",
+        ),
+        (
+            "@example.com",
+            "tutor_email is not a plain local@domain address",
+        ),
         ("tutor@", "tutor_email is not a plain local@domain address"),
-        ("tutor@example.com,victim@example.com", "tutor_email is not a plain local@domain address"),
-        ("Tutor <tutor@example.com>", "tutor_email contains whitespace or control characters"),
+        (
+            "tutor@example.com,victim@example.com",
+            "tutor_email is not a plain local@domain address",
+        ),
+        (
+            "Tutor <tutor@example.com>",
+            "tutor_email contains whitespace or control characters",
+        ),
     ];
     let mut bookings = Vec::new();
     for (address, _) in &cases {
@@ -292,11 +328,22 @@ async fn hostile_addresses_are_skipped_with_a_reason_and_the_booking_commits() {
             .expect("one delivery per booking");
         let shown: String = address.chars().take(40).collect();
         assert_eq!(row.get::<_, String>(0), "skipped", "{shown:?}");
-        assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some(*reason), "{shown:?}");
-        assert_eq!(row.get::<_, Option<String>>(2), None, "{shown:?}: no address stored");
+        assert_eq!(
+            row.get::<_, Option<String>>(1).as_deref(),
+            Some(*reason),
+            "{shown:?}"
+        );
+        assert_eq!(
+            row.get::<_, Option<String>>(2),
+            None,
+            "{shown:?}: no address stored"
+        );
         assert_eq!(row.get::<_, serde_json::Value>(3), json!(null), "{shown:?}");
         assert!(row.get::<_, i32>(4) < 200, "{shown:?}: a small payload");
-        assert!(row.get::<_, bool>(5), "{shown:?}: the booking committed unchanged");
+        assert!(
+            row.get::<_, bool>(5),
+            "{shown:?}: the booking committed unchanged"
+        );
     }
 
     // Plain addresses still go out, trimmed of surrounding spaces.
@@ -308,16 +355,21 @@ async fn hostile_addresses_are_skipped_with_a_reason_and_the_booking_commits() {
     for address in fine {
         db.insert_booking(Some(address), None).await;
     }
-    db.insert_booking(Some("  padded@example.com  "), None).await;
+    db.insert_booking(Some("  padded@example.com  "), None)
+        .await;
     let receiver = Receiver::start(Reply::status(200)).await;
     let deps = deps(&db, &receiver.url);
     let options = SweepOptions {
         batch_size: 100,
         budget: Duration::from_secs(60),
     };
-    let report = sweep(&deps, options, Clock::Fixed(Utc::now() + chrono::Duration::minutes(1)))
-        .await
-        .expect("the sweep runs");
+    let report = sweep(
+        &deps,
+        options,
+        Clock::Fixed(Utc::now() + chrono::Duration::minutes(1)),
+    )
+    .await
+    .expect("the sweep runs");
     let sent: Vec<String> = receiver
         .requests()
         .iter()
@@ -328,9 +380,16 @@ async fn hostile_addresses_are_skipped_with_a_reason_and_the_booking_commits() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(sent.len(), 4, "only the plain addresses are sent: {report:?}");
+    assert_eq!(
+        sent.len(),
+        4,
+        "only the plain addresses are sent: {report:?}"
+    );
     for address in fine.iter().chain(&["padded@example.com"]) {
-        assert!(sent.iter().any(|s| s == address), "{address} sent: {sent:?}");
+        assert!(
+            sent.iter().any(|s| s == address),
+            "{address} sent: {sent:?}"
+        );
     }
 
     // The bound holds whoever writes the row, not only capture.
@@ -342,10 +401,12 @@ async fn hostile_addresses_are_skipped_with_a_reason_and_the_booking_commits() {
         )
         .await;
     assert!(
-        oversized.as_ref().is_err_and(|e| e.code() == Some(&SqlState::CHECK_VIOLATION)
-            && e.as_db_error()
-                .and_then(|d| d.constraint())
-                .is_some_and(|c| c == "webhook_deliveries_payload_size_check")),
+        oversized
+            .as_ref()
+            .is_err_and(|e| e.code() == Some(&SqlState::CHECK_VIOLATION)
+                && e.as_db_error()
+                    .and_then(|d| d.constraint())
+                    .is_some_and(|c| c == "webhook_deliveries_payload_size_check")),
         "{oversized:?}"
     );
 }
@@ -380,7 +441,10 @@ fn http_to_a_remote_host_is_refused_at_cold_start() {
             command.env("WEBHOOK_ALLOW_HTTP", flag);
         }
         let output = command.output().expect("run the dispatch binary");
-        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
 
     let (ok, stderr) = run("http://notify.example.com/hook", None);
@@ -496,9 +560,10 @@ async fn no_log_line_carries_an_address_or_the_token() {
         .await
         .expect("requeue");
     sweep(&refused, options, at(62)).await.expect("sweep");
-    receiver.set_default(
-        Reply::status(302).header("location", format!("https://example.org/to/{TUTOR}?t={TOKEN}")),
-    );
+    receiver.set_default(Reply::status(302).header(
+        "location",
+        format!("https://example.org/to/{TUTOR}?t={TOKEN}"),
+    ));
     sweep(&deps, options, at(120)).await.expect("sweep");
     requeue(&db.pool, &replay, t0 + chrono::Duration::minutes(121))
         .await

@@ -273,7 +273,9 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or_default();
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A yes/no variable: `1`/`true` or `0`/`false` (unset = no).
@@ -404,7 +406,10 @@ mod tests {
             "http://LOCALHOST/hook",
             "https://notify.example.com/hook",
         ] {
-            assert!(Config::from_lookup(lookup(&[("WEBHOOK_URL", url)])).is_ok(), "{url}");
+            assert!(
+                Config::from_lookup(lookup(&[("WEBHOOK_URL", url)])).is_ok(),
+                "{url}"
+            );
         }
         let allowed = [
             ("WEBHOOK_URL", "http://notify.internal/hook"),
