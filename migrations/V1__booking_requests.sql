@@ -3,7 +3,8 @@
 -- The capture triggers (V3) rely on exactly these column names: student_email, tutor_email,
 -- status, notes. Every other column is optional so an INSERT naming only the two emails works.
 --
--- Security (edited in place before the first release, so no database has the earlier text):
+-- Security (edited in place before the first release; refinery refuses a database migrated
+-- with the earlier text as divergent: re-create such a development database):
 -- the table holds names and email addresses, and on Supabase every new table in `public` is
 -- granted to the API roles `anon` and `authenticated`, which would let anyone with the anon
 -- key read every booking or set status = 'approved' and make this system mail arbitrary
