@@ -18,7 +18,7 @@ async fn dispatch(
     id: Uuid,
     clock: Clock,
 ) -> delivery::dispatch::DispatchReport {
-    delivery::dispatch::handle(json!({ "deliveryId": id }), deps, clock)
+    delivery::dispatch::handle(json!({ "deliveryId": id }), deps, clock, None)
         .await
         .expect("dispatch runs")
 }
@@ -407,6 +407,7 @@ async fn a_delivery_not_committed_within_the_wait_is_left_to_the_sweep() {
     let options = delivery::sweep::SweepOptions {
         batch_size: 10,
         budget: Duration::from_secs(60),
+        deadline: None,
     };
     let swept = delivery::sweep::sweep(&deps, options, Clock::System)
         .await
@@ -474,7 +475,7 @@ async fn malformed_events_are_clear_errors() {
             "invalid event: limit must be an integer from 1 to 10000, got -1",
         ),
     ] {
-        let err = delivery::dispatch::handle(event.clone(), &deps, Clock::System)
+        let err = delivery::dispatch::handle(event.clone(), &deps, Clock::System, None)
             .await
             .err();
         let text = err.as_ref().map(ToString::to_string).unwrap_or_default();
@@ -496,7 +497,7 @@ async fn a_limit_dispatch_sends_never_attempted_deliveries_oldest_first() {
     for _ in 0..3 {
         ids.push(db.booking_with_delivery().await.1);
     }
-    let report = delivery::dispatch::handle(json!({"limit": 2}), &deps, Clock::System)
+    let report = delivery::dispatch::handle(json!({"limit": 2}), &deps, Clock::System, None)
         .await
         .expect("dispatch");
     let mut sent = report.succeeded.clone();
@@ -505,7 +506,7 @@ async fn a_limit_dispatch_sends_never_attempted_deliveries_oldest_first() {
     oldest.sort();
     assert_eq!(sent, oldest);
     assert_eq!(db.delivery(ids[2]).await.status, "pending");
-    let rest = delivery::dispatch::handle(json!({}), &deps, Clock::System)
+    let rest = delivery::dispatch::handle(json!({}), &deps, Clock::System, None)
         .await
         .expect("dispatch");
     assert_eq!(rest.succeeded, vec![ids[2]]);

@@ -22,6 +22,7 @@ async fn sweep_at(deps: &delivery::Deps, at: DateTime<Utc>) -> SweepReport {
     let options = SweepOptions {
         batch_size: deps.config.sweep_batch,
         budget: Duration::from_secs(60),
+        deadline: None,
     };
     sweep(deps, options, Clock::Fixed(at))
         .await
@@ -55,9 +56,10 @@ async fn the_seed_lifecycle_fails_at_5_15_and_45_minutes_then_is_failed() {
     let (_, id) = db.booking_with_delivery().await;
     let t0 = Utc::now();
 
-    let first = delivery::dispatch::handle(json!({ "deliveryId": id }), &deps, Clock::Fixed(t0))
-        .await
-        .expect("dispatch");
+    let first =
+        delivery::dispatch::handle(json!({ "deliveryId": id }), &deps, Clock::Fixed(t0), None)
+            .await
+            .expect("dispatch");
     assert_eq!(first.retrying, vec![id]);
 
     // Attempt 2 is due at +5 min: a sweep at +4 min leaves it alone.
@@ -127,7 +129,7 @@ async fn a_failure_then_a_success_resolves_the_delivery() {
     let deps = deps(&db, &receiver.url);
     let (_, id) = db.booking_with_delivery().await;
     let t0 = Utc::now();
-    delivery::dispatch::handle(json!({ "deliveryId": id }), &deps, Clock::Fixed(t0))
+    delivery::dispatch::handle(json!({ "deliveryId": id }), &deps, Clock::Fixed(t0), None)
         .await
         .expect("dispatch");
 
@@ -255,7 +257,7 @@ async fn a_worker_that_overran_its_lease_cannot_overwrite_the_new_owner() {
     let now = Utc::now();
     let lease = Duration::from_secs(60);
     let client = db.pool.get().await.expect("connection");
-    let stale = delivery::claim::claim_ids(&client, &[id], now, lease)
+    let stale = delivery::claim::claim_ids(&client, &[id], Some(now), lease)
         .await
         .expect("claim");
     assert_eq!(stale.len(), 1);
@@ -267,7 +269,7 @@ async fn a_worker_that_overran_its_lease_cannot_overwrite_the_new_owner() {
         .await
         .expect("deliver");
     assert_eq!(late.len(), 1);
-    assert!(!late[0].recorded);
+    assert_eq!(late[0].recorded, delivery::engine::Recorded::LeaseLost);
     let row = db.delivery(id).await;
     assert_eq!((row.status.as_str(), row.attempt_count), ("succeeded", 1));
     assert_eq!(db.attempts(id).await.len(), 2, "both attempts are visible");
@@ -339,6 +341,7 @@ async fn the_time_budget_stops_a_sweep_cleanly_with_the_rest_still_due() {
     let options = SweepOptions {
         batch_size: 100,
         budget: Duration::ZERO,
+        deadline: None,
     };
 
     let report = sweep(&deps, options, Clock::Fixed(Utc::now()))
@@ -379,13 +382,10 @@ async fn the_sweep_event_is_validated() {
     );
     let defaults = delivery::sweep::options_for(&json!({}), &deps, None).expect("valid");
     assert_eq!(defaults.batch_size, 100);
-    // Close to the Lambda deadline the budget shrinks so the last batch can finish in time.
+    // The Lambda deadline goes along; each claim is sized to it (next test).
     let soon = std::time::SystemTime::now() + Duration::from_secs(90);
     let capped = delivery::sweep::options_for(&json!({}), &deps, Some(soon)).expect("valid");
-    assert!(
-        capped.budget < Duration::from_secs(60) && capped.budget > Duration::from_secs(10),
-        "{capped:?}"
-    );
+    assert_eq!(capped.deadline, Some(soon));
     for bad in [
         json!({"batchSize": 0}),
         json!({"batchSize": "many"}),
@@ -401,6 +401,48 @@ async fn the_sweep_event_is_validated() {
     }
 }
 
+#[tokio::test]
+async fn each_claim_takes_only_what_can_be_sent_before_the_deadline() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    // One wave is 4 requests of at most 1 s; 5 s are kept free before the deadline.
+    let deps = deps_with(
+        &db,
+        &receiver.url,
+        &[
+            ("WEBHOOK_TIMEOUT_MS", "1000"),
+            ("WEBHOOK_SWEEP_CONCURRENCY", "4"),
+        ],
+    );
+    backlog(&db, 10).await;
+    let options = |deadline_in: Duration| SweepOptions {
+        batch_size: 100,
+        budget: Duration::from_secs(60),
+        deadline: Some(std::time::SystemTime::now() + deadline_in),
+    };
+
+    // Less than one wave fits: nothing is claimed, nothing is left leased.
+    let none = sweep(&deps, options(Duration::from_millis(5500)), Clock::System)
+        .await
+        .expect("sweep");
+    assert_eq!((none.processed, none.batches, none.still_due), (0, 0, 10));
+    assert!(none.budget_exhausted);
+
+    // One wave fits: the backlog goes out 4 at a time, in 3 claims, and all of it is recorded.
+    let waves = sweep(&deps, options(Duration::from_millis(6900)), Clock::System)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (
+            waves.processed,
+            waves.succeeded,
+            waves.batches,
+            waves.still_due
+        ),
+        (10, 10, 3, 0)
+    );
+}
+
 /// Three deliveries failed for good at t0, t0+10m and t0+20m.
 async fn three_failed(db: &TestDb, deps: &delivery::Deps, t0: DateTime<Utc>) -> Vec<Uuid> {
     let mut ids = Vec::new();
@@ -410,6 +452,7 @@ async fn three_failed(db: &TestDb, deps: &delivery::Deps, t0: DateTime<Utc>) -> 
             json!({ "deliveryId": id }),
             deps,
             Clock::Fixed(t0 + minutes(10 * i)),
+            None,
         )
         .await
         .expect("dispatch");
@@ -437,7 +480,7 @@ async fn requeue_by_id_gives_a_fresh_budget_and_the_next_sweep_sends_it() {
         since: None,
         max_retries: 3,
     };
-    let report = requeue(&deps.pool, &what, t0 + minutes(30))
+    let report = requeue(&deps.pool, &what, Clock::Fixed(t0 + minutes(30)))
         .await
         .expect("requeue");
     assert_eq!(
@@ -479,7 +522,7 @@ async fn requeue_all_and_since_a_time() {
         since: Some(t0 + minutes(10)),
         max_retries: 3,
     };
-    let report = requeue(&deps.pool, &since, t0 + minutes(30))
+    let report = requeue(&deps.pool, &since, Clock::Fixed(t0 + minutes(30)))
         .await
         .expect("requeue since");
     assert_eq!((report.requeued, report.still_failed), (2, 1));
@@ -512,7 +555,7 @@ async fn a_dispatch_and_a_sweep_racing_for_one_delivery_send_it_once() {
     let deps = deps(&db, &receiver.url);
     let (_, id) = db.booking_with_delivery().await;
     let (dispatched, swept) = tokio::join!(
-        delivery::dispatch::handle(json!({ "deliveryId": id }), &deps, Clock::System),
+        delivery::dispatch::handle(json!({ "deliveryId": id }), &deps, Clock::System, None),
         sweep_at(&deps, Utc::now()),
     );
     let dispatched = dispatched.expect("dispatch");

@@ -92,6 +92,7 @@ async fn run(base: &str, schema: &str, n: usize) -> Result<()> {
     let options = SweepOptions {
         batch_size: deps.config.sweep_batch,
         budget: Duration::from_secs(600),
+        deadline: None,
     };
     let report = sweep(&deps, options, Clock::System).await?;
     let drained = started.elapsed();

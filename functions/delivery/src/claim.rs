@@ -1,26 +1,29 @@
-//! Taking deliveries under a lease, so exactly one worker sends each (protocol in [`crate::sql`]).
+//! Taking deliveries under a lease, so exactly one worker sends each (protocol in
+//! [`crate::sql`]), and sizing each claim to what can be sent before the deadline.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
-use tokio_postgres::Row;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
-use crate::Result;
-use crate::sql;
+use crate::db::query;
 use crate::status::DeliveryStatus;
+use crate::{Result, sql};
 
 /// Added to the longest possible send time of a batch to form its lease: time to record the
 /// outcome, and slack for a slow database.
 pub(crate) const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Kept free before a Lambda deadline for recording the last outcomes and returning.
+pub(crate) const DEADLINE_HEADROOM: Duration = Duration::from_secs(5);
 
 /// A delivery this worker owns until `lease`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     /// Delivery id, the idempotency key.
     pub(crate) id: Uuid,
-    /// `new_request`, `approved` or `rejected`.
     pub(crate) webhook_type: String,
     /// The exact body to sign and send.
     pub(crate) payload: String,
@@ -32,6 +35,8 @@ pub struct Claimed {
     pub(crate) lease: DateTime<Utc>,
     /// True when the row was taken over from a worker whose lease expired.
     pub(crate) reclaimed: bool,
+    /// When the claim ran, on the database's clock.
+    pub(crate) claimed_at: DateTime<Utc>,
 }
 
 impl Claimed {
@@ -44,6 +49,7 @@ impl Claimed {
             max_retries: row.try_get(4)?,
             lease: row.try_get(5)?,
             reclaimed: row.try_get(6)?,
+            claimed_at: row.try_get(7)?,
         })
     }
 }
@@ -52,60 +58,102 @@ impl Claimed {
 /// `timeout`: the worst case of the whole batch plus [`LEASE_MARGIN`]. Always longer than the
 /// HTTP timeout, so a lease never expires under a request that is still allowed to run.
 pub(crate) fn lease_for(rows: usize, concurrency: usize, timeout: Duration) -> Duration {
-    let waves = rows.div_ceil(concurrency.max(1)).max(1) as u32;
-    timeout * waves + LEASE_MARGIN
+    let waves = rows.div_ceil(concurrency.max(1)).max(1);
+    timeout
+        .saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX))
+        .saturating_add(LEASE_MARGIN)
 }
 
-fn until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::days(1))
+/// The most deliveries one claim may take so that every one of them can be sent (whole waves
+/// of `concurrency` requests, each at most `timeout`) and recorded before `deadline`, keeping
+/// [`DEADLINE_HEADROOM`]; at most `max`. Zero when not even one wave fits any more.
+pub(crate) fn rows_that_fit(
+    deadline: Option<Instant>,
+    max: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> usize {
+    let Some(deadline) = deadline else {
+        return max;
+    };
+    let usable = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(DEADLINE_HEADROOM);
+    let waves = usable.as_millis() / timeout.as_millis().max(1);
+    let rows = waves.saturating_mul(concurrency.max(1) as u128);
+    max.min(usize::try_from(rows).unwrap_or(usize::MAX))
 }
 
-/// Claims up to `limit` deliveries due by `cutoff` (sweep).
+/// A lease as a statement parameter: whole milliseconds.
+fn millis(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Claims up to `limit` deliveries due by `cutoff` (default: the claim's own time) whose lease
+/// is free at `now` (`None`: the database's clock) for the sweep.
 pub(crate) async fn claim_due(
-    db: &impl GenericClient,
-    cutoff: DateTime<Utc>,
-    now: DateTime<Utc>,
+    db: &Client,
+    cutoff: Option<DateTime<Utc>>,
+    now: Option<DateTime<Utc>>,
     lease: Duration,
     limit: usize,
 ) -> Result<Vec<Claimed>> {
-    let rows = db
-        .query(
-            &db.prepare_cached(sql::DUE_CLAIM).await?,
-            &[&cutoff, &now, &until(now, lease), &(limit as i64)],
-        )
-        .await?;
+    let rows = query(
+        db,
+        sql::DUE_CLAIM,
+        &[
+            (&cutoff, Type::TIMESTAMPTZ),
+            (&now, Type::TIMESTAMPTZ),
+            (&millis(lease), Type::INT8),
+            (&count(limit), Type::INT8),
+        ],
+    )
+    .await?;
     rows.iter().map(Claimed::from_row).collect()
 }
 
-/// Claims the given ids if they are claimable now (dispatch).
+/// Claims the given ids if they are claimable at `now` (`None`: the database's clock), for
+/// dispatch.
 pub async fn claim_ids(
-    db: &impl GenericClient,
+    db: &Client,
     ids: &[Uuid],
-    now: DateTime<Utc>,
+    now: Option<DateTime<Utc>>,
     lease: Duration,
 ) -> Result<Vec<Claimed>> {
-    let rows = db
-        .query(
-            &db.prepare_cached(sql::IDS_CLAIM).await?,
-            &[&ids, &now, &until(now, lease)],
-        )
-        .await?;
+    let rows = query(
+        db,
+        sql::IDS_CLAIM,
+        &[
+            (&ids, Type::UUID_ARRAY),
+            (&now, Type::TIMESTAMPTZ),
+            (&millis(lease), Type::INT8),
+        ],
+    )
+    .await?;
     rows.iter().map(Claimed::from_row).collect()
 }
 
 /// Claims up to `limit` never-attempted deliveries, oldest first (dispatch `{"limit": N}`).
 pub(crate) async fn claim_fresh(
-    db: &impl GenericClient,
-    now: DateTime<Utc>,
+    db: &Client,
+    now: Option<DateTime<Utc>>,
     lease: Duration,
     limit: usize,
 ) -> Result<Vec<Claimed>> {
-    let rows = db
-        .query(
-            &db.prepare_cached(sql::FRESH_CLAIM).await?,
-            &[&(limit as i64), &now, &until(now, lease)],
-        )
-        .await?;
+    let rows = query(
+        db,
+        sql::FRESH_CLAIM,
+        &[
+            (&count(limit), Type::INT8),
+            (&now, Type::TIMESTAMPTZ),
+            (&millis(lease), Type::INT8),
+        ],
+    )
+    .await?;
     rows.iter().map(Claimed::from_row).collect()
 }
 
@@ -125,32 +173,31 @@ pub enum NotClaimed {
     NotDue,
 }
 
-/// For each id in `ids` that exists, why it is not claimable at `now` — or `None` if it looks
-/// claimable: it became visible (its transaction committed) after the claim ran, or another
-/// worker's claim holds the row lock this instant.
+/// For each id in `ids` that exists, why it is not claimable at `now` (`None`: the
+/// database's clock) — or `None` if it looks claimable: it became visible (its transaction
+/// committed) after the claim ran, or another worker's claim holds the row lock this instant.
 pub(crate) async fn explain(
-    db: &impl GenericClient,
+    db: &Client,
     ids: &[Uuid],
-    now: DateTime<Utc>,
+    now: Option<DateTime<Utc>>,
 ) -> Result<Vec<(Uuid, Option<NotClaimed>)>> {
-    let rows = db
-        .query(&db.prepare_cached(sql::DELIVERY_STATES).await?, &[&ids])
-        .await?;
+    let rows = query(
+        db,
+        sql::DELIVERY_STATES,
+        &[(&ids, Type::UUID_ARRAY), (&now, Type::TIMESTAMPTZ)],
+    )
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id: Uuid = row.try_get(0)?;
         let status: String = row.try_get(1)?;
-        let locked_until: Option<DateTime<Utc>> = row.try_get(3)?;
-        let next_retry_at: Option<DateTime<Utc>> = row.try_get(2)?;
-        let status = DeliveryStatus::parse(&status);
-        let reason = match status {
+        let (in_flight, not_due): (bool, bool) = (row.try_get(2)?, row.try_get(3)?);
+        let reason = match DeliveryStatus::parse(&status) {
             Some(DeliveryStatus::Succeeded) => Some(NotClaimed::AlreadySucceeded),
             Some(DeliveryStatus::Failed) => Some(NotClaimed::AlreadyFailed),
             Some(DeliveryStatus::Skipped) => Some(NotClaimed::Skipped),
-            _ if locked_until.is_some_and(|until| until > now) => Some(NotClaimed::InFlight),
-            Some(DeliveryStatus::Retrying) if next_retry_at.is_some_and(|due| due > now) => {
-                Some(NotClaimed::NotDue)
-            }
+            _ if in_flight => Some(NotClaimed::InFlight),
+            Some(DeliveryStatus::Retrying) if not_due => Some(NotClaimed::NotDue),
             _ => None,
         };
         out.push((id, reason));
@@ -168,5 +215,24 @@ mod tests {
         assert_eq!(lease_for(1, 16, ten), Duration::from_secs(40));
         assert_eq!(lease_for(100, 16, ten), Duration::from_secs(100));
         assert_eq!(lease_for(0, 0, ten), Duration::from_secs(40));
+        assert_eq!(lease_for(usize::MAX, 1, Duration::MAX), Duration::MAX);
+    }
+
+    #[test]
+    fn a_claim_takes_only_what_can_be_sent_before_the_deadline() {
+        let ten = Duration::from_secs(10);
+        let in_secs = |s: u64| Some(Instant::now() + Duration::from_secs(s));
+        // No deadline (the CLI, listen): the batch size.
+        assert_eq!(rows_that_fit(None, 1000, 16, ten), 1000);
+        // 120 s left, 5 s headroom: 11 waves of 16.
+        assert_eq!(rows_that_fit(in_secs(120), 1000, 16, ten), 176);
+        assert_eq!(rows_that_fit(in_secs(120), 100, 16, ten), 100);
+        // Less than one wave left: nothing.
+        assert_eq!(rows_that_fit(in_secs(14), 1000, 16, ten), 0);
+        assert_eq!(rows_that_fit(in_secs(0), 1000, 16, ten), 0);
+        assert_eq!(
+            rows_that_fit(in_secs(60), usize::MAX, usize::MAX, ten),
+            usize::MAX
+        );
     }
 }

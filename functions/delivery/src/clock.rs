@@ -1,5 +1,7 @@
-//! Where "now" comes from. Production uses the system clock; tests pass a fixed instant and
-//! move it forward, so backoff is tested without ever sleeping.
+//! Where "now" comes from. In production it is the database's clock: statements take "now"
+//! as a parameter that is `NULL`, and the database uses its own `now()` (see [`crate::sql`]);
+//! a batch's attempts are stamped from the time its claim returned. Tests pass a fixed instant
+//! and move it forward, so backoff and leases are tested without ever sleeping.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -8,19 +10,52 @@ use chrono::{DateTime, Utc};
 /// A source of the current time for claiming, signing and scheduling retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
-    /// The system clock.
+    /// Real time, as the database server tells it.
     System,
     /// Always this instant.
     Fixed(DateTime<Utc>),
 }
 
 impl Clock {
-    /// The current time according to this clock.
-    pub fn now(&self) -> DateTime<Utc> {
+    /// "Now" as a statement parameter: `None` lets the database use its own `now()`.
+    pub(crate) fn sql_now(self) -> Option<DateTime<Utc>> {
         match self {
-            Clock::System => Utc::now(),
-            Clock::Fixed(at) => *at,
+            Clock::System => None,
+            Clock::Fixed(at) => Some(at),
         }
+    }
+}
+
+/// The time during one batch: the instant its claim ran on the database's clock, moved on by
+/// the local monotonic clock (which a wrong wall clock does not affect), or a fixed instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchClock {
+    claimed_at: DateTime<Utc>,
+    since: Option<Instant>,
+}
+
+impl BatchClock {
+    /// Starts at `claimed_at`, the time the claim returned; fixed when `clock` is.
+    pub(crate) fn start(clock: Clock, claimed_at: DateTime<Utc>) -> Self {
+        match clock {
+            Clock::System => BatchClock {
+                claimed_at,
+                since: Some(Instant::now()),
+            },
+            Clock::Fixed(at) => BatchClock {
+                claimed_at: at,
+                since: None,
+            },
+        }
+    }
+
+    /// The current time on the database's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        let elapsed = self.since.map(|since| since.elapsed()).unwrap_or_default();
+        chrono::Duration::from_std(elapsed)
+            .ok()
+            .and_then(|d| self.claimed_at.checked_add_signed(d))
+            .unwrap_or(self.claimed_at)
     }
 }
 
@@ -57,5 +92,18 @@ mod tests {
         assert_eq!(left(SystemTime::UNIX_EPOCH), Duration::ZERO);
         let far = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::MAX);
         assert!(left(far) <= MAX_AHEAD);
+    }
+
+    #[test]
+    fn a_batch_runs_on_the_claims_clock() {
+        // A database clock an hour behind this machine's: the batch follows the database.
+        let database = Utc::now() - chrono::Duration::hours(1);
+        let batch = BatchClock::start(Clock::System, database);
+        let now = batch.now();
+        assert!(now >= database && now < database + chrono::Duration::seconds(5));
+
+        let fixed = DateTime::<Utc>::UNIX_EPOCH;
+        let batch = BatchClock::start(Clock::Fixed(fixed), database);
+        assert_eq!(batch.now(), fixed);
     }
 }

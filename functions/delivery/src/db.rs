@@ -1,15 +1,29 @@
 //! Connections to Postgres, all made from one [`DbConfig`]: the pool the handlers share, the
 //! session connection `listen` holds, and the migrations.
 //!
-//! Migrations are embedded from `migrations/` at compile time and applied by refinery into the
-//! first schema of the connection's `search_path` (tests put a schema of their own there).
+//! A connection can die quietly: a Lambda is frozen for minutes between invocations, and a
+//! NAT, proxy or failover may drop it meanwhile. So a pooled connection is verified (an empty
+//! query, at most [`VERIFY_TIMEOUT`]) before it is handed out, and a dead one is replaced;
+//! TCP keepalives and a TCP user timeout notice a peer that vanished mid-statement; every
+//! statement is bounded by [`STATEMENT_TIMEOUT`] on our side (a server-side
+//! `statement_timeout` would need a startup option that transaction poolers refuse); and a
+//! statement that failed because its connection broke is run once more on a fresh one
+//! ([`with_retry`]). A dropped connection costs a retry, never a hang until the Lambda
+//! timeout.
+//!
+//! Statements run as unnamed, explicitly typed statements ([`query`]), so the pool works
+//! through PgBouncer in transaction mode, Supabase's pooler and RDS Proxy. Migrations are
+//! embedded from `migrations/` at compile time and applied by refinery into the first schema
+//! of the connection's `search_path` (tests put a schema of their own there).
 
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts};
 use futures::Stream;
-use tokio_postgres::{AsyncMessage, Client};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{AsyncMessage, Client, Row};
 
 use crate::config::DbConfig;
 use crate::{Error, Result};
@@ -22,6 +36,15 @@ mod embedded {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for a free pooled connection.
 const POOL_WAIT: Duration = Duration::from_secs(30);
+/// How long a pooled connection may take to answer the check before it is replaced.
+pub(crate) const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest any one statement may take, counted by the client.
+pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Keepalive probes start after this much silence, then every [`KEEPALIVE_INTERVAL`].
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Data sent but unacknowledged this long means the peer is gone (Linux `TCP_USER_TIMEOUT`).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl DbConfig {
     /// Builds a pool of at most `pool_size` connections, TLS as [`crate::tls`] describes.
@@ -31,14 +54,17 @@ impl DbConfig {
             self.postgres("booking-webhooks")?,
             crate::tls::connector(self.ca.as_ref()),
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                recycling_method: RecyclingMethod::Verified,
             },
         );
         Pool::builder(manager)
             .max_size(self.pool_size)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
+            .timeouts(Timeouts {
+                wait: Some(POOL_WAIT),
+                create: Some(CONNECT_TIMEOUT),
+                recycle: Some(VERIFY_TIMEOUT),
+            })
             .build()
             .map_err(|e| Error::PoolSetup(e.to_string()))
     }
@@ -60,7 +86,8 @@ impl DbConfig {
         Ok((client, messages))
     }
 
-    /// The URL's settings, plus a connect timeout and `application_name` unless it sets them.
+    /// The URL's settings, plus what it leaves unset: a connect timeout, `application_name`,
+    /// keepalives and the TCP user timeout.
     fn postgres(&self, application_name: &str) -> Result<tokio_postgres::Config> {
         let mut pg = tokio_postgres::Config::from_str(self.url.expose()).map_err(|_| {
             Error::PoolSetup("DATABASE_URL is not a valid PostgreSQL connection URL".into())
@@ -71,7 +98,49 @@ impl DbConfig {
         if pg.get_application_name().is_none() {
             pg.application_name(application_name);
         }
+        if pg.get_tcp_user_timeout().is_none() {
+            pg.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
+        // The URL can only say what libpq's defaults are (2 h idle), so ours win.
+        pg.keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(3);
         Ok(pg)
+    }
+}
+
+/// Runs one statement from [`crate::sql`] with typed parameters, as an unnamed statement (no
+/// prepared-statement state, so transaction poolers work), within [`STATEMENT_TIMEOUT`].
+pub(crate) async fn query(
+    db: &Client,
+    statement: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Vec<Row>> {
+    tokio::time::timeout(STATEMENT_TIMEOUT, db.query_typed(statement, params))
+        .await
+        .map_err(|_| Error::DatabaseTimeout(STATEMENT_TIMEOUT))?
+        .map_err(Error::from)
+}
+
+/// Runs `work` on a pooled connection; if it fails because the connection broke (or none
+/// could be had), runs it once more on a fresh one. `work` must be safe to repeat: every
+/// statement in [`crate::sql`] is (a claim that committed unseen only leases rows until the
+/// lease expires; recording is idempotent).
+pub(crate) async fn with_retry<T, Fut>(pool: &Pool, work: impl Fn(Object) -> Fut) -> Result<T>
+where
+    Fut: Future<Output = Result<T>>,
+{
+    let first = match pool.get().await {
+        Ok(db) => work(db).await,
+        Err(err) => Err(err.into()),
+    };
+    match first {
+        Err(err) if err.is_connection() => {
+            tracing::warn!(error = %err, "database connection failed; retrying on a fresh one");
+            work(pool.get().await?).await
+        }
+        other => other,
     }
 }
 

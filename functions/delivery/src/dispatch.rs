@@ -15,14 +15,19 @@
 //! malformed event is an [`crate::Error::InvalidEvent`] naming what is wrong.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::claim::{Claimed, NotClaimed, claim_fresh, claim_ids, explain, lease_for};
-use crate::engine::{DeliveryOutcome, deliver};
+use crate::claim::{
+    Claimed, DEADLINE_HEADROOM, NotClaimed, claim_fresh, claim_ids, explain, lease_for,
+    rows_that_fit,
+};
+use crate::clock::instant_of;
+use crate::db::with_retry;
+use crate::engine::{DeliveryOutcome, Recorded, deliver};
 pub use crate::event::DispatchEvent;
 use crate::status::DeliveryStatus;
 use crate::{Clock, Deps, Result};
@@ -76,8 +81,11 @@ pub struct DispatchReport {
 
 impl DispatchReport {
     fn add_delivered(&mut self, d: &DeliveryOutcome) {
-        if !d.recorded {
-            return self.add_unchanged(d.id, NotClaimed::InFlight);
+        match d.recorded {
+            Recorded::Yes => {}
+            Recorded::LeaseLost => return self.add_unchanged(d.id, NotClaimed::InFlight),
+            // Refused: the row went away while it was being sent.
+            Recorded::Refused => return self.add_not_found(d.id),
         }
         match d.status {
             DeliveryStatus::Succeeded => self.succeeded.push(d.id),
@@ -112,13 +120,28 @@ impl DispatchReport {
     }
 }
 
-/// Handles one `dispatch` invocation.
-pub async fn handle(event: Value, deps: &Deps, clock: Clock) -> Result<DispatchReport> {
+/// Handles one `dispatch` invocation. `deadline` is the Lambda deadline
+/// (`Context::deadline()`), if any: the wait for an uncommitted id and the claims of a
+/// `{"limit"}` dispatch are cut so that everything claimed is sent and recorded before it.
+pub async fn handle(
+    event: Value,
+    deps: &Deps,
+    clock: Clock,
+    deadline: Option<SystemTime>,
+) -> Result<DispatchReport> {
     let report = match DispatchEvent::parse(event, deps.config.dispatch_token.as_ref())? {
         DispatchEvent::One(id) => {
-            dispatch_ids(deps, &[id], clock, deps.config.dispatch_wait).await?
+            // Leave room for the attempt after the wait.
+            let wait = match deadline {
+                None => deps.config.dispatch_wait,
+                Some(deadline) => instant_of(deadline)
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(deps.config.timeout + DEADLINE_HEADROOM)
+                    .min(deps.config.dispatch_wait),
+            };
+            dispatch_ids(deps, &[id], clock, wait).await?
         }
-        DispatchEvent::Fresh { limit } => dispatch_fresh(deps, limit, clock).await?,
+        DispatchEvent::Fresh { limit } => dispatch_fresh(deps, limit, clock, deadline).await?,
     };
     tracing::info!(counts = ?report.counts, "dispatch finished");
     Ok(report)
@@ -184,30 +207,35 @@ struct Round {
 }
 
 async fn claim_round(deps: &Deps, ids: &[Uuid], clock: Clock) -> Result<Round> {
-    let now = clock.now();
-    let lease = lease_for(
-        ids.len(),
-        deps.config.sweep_concurrency,
-        deps.config.timeout,
-    );
-    let db = deps.pool.get().await?;
-    let claimed = claim_ids(&db, ids, now, lease).await?;
+    let now = clock.sql_now();
+    let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
+    let lease = lease_for(ids.len(), concurrency, timeout);
+    let claimed = with_retry(&deps.pool, |db| async move {
+        claim_ids(&db, ids, now, lease).await
+    })
+    .await?;
     let taken: HashSet<Uuid> = claimed.iter().map(|c| c.id).collect();
     let rest: Vec<Uuid> = ids
         .iter()
         .copied()
         .filter(|id| !taken.contains(id))
         .collect();
+    let rest = rest.as_slice();
     let found: HashMap<Uuid, Option<NotClaimed>> = if rest.is_empty() {
         HashMap::new()
     } else {
-        explain(&db, &rest, now).await?.into_iter().collect()
+        let states = with_retry(
+            &deps.pool,
+            |db| async move { explain(&db, rest, now).await },
+        )
+        .await?;
+        states.into_iter().collect()
     };
     let mut round = Round {
         claimed,
         ..Round::default()
     };
-    for id in rest {
+    for &id in rest {
         match found.get(&id) {
             Some(Some(reason)) => round.unchanged.push((id, *reason)),
             Some(None) => round.racing.push(id),
@@ -243,14 +271,30 @@ impl Pauses {
     }
 }
 
-/// Delivers up to `limit` never-attempted deliveries, oldest first, a batch at a time.
-pub async fn dispatch_fresh(deps: &Deps, limit: usize, clock: Clock) -> Result<DispatchReport> {
+/// Delivers up to `limit` never-attempted deliveries, oldest first, a batch at a time, each
+/// claim sized to what can be sent and recorded before `deadline`.
+pub async fn dispatch_fresh(
+    deps: &Deps,
+    limit: usize,
+    clock: Clock,
+    deadline: Option<SystemTime>,
+) -> Result<DispatchReport> {
+    let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
+    let deadline = deadline.map(instant_of);
     let mut report = DispatchReport::default();
     let mut remaining = limit;
     while remaining > 0 {
-        let n = remaining.min(deps.config.sweep_batch);
-        let lease = lease_for(n, deps.config.sweep_concurrency, deps.config.timeout);
-        let claimed = claim_fresh(&deps.pool.get().await?, clock.now(), lease, n).await?;
+        let most = remaining.min(deps.config.sweep_batch);
+        let n = rows_that_fit(deadline, most, concurrency, timeout);
+        if n == 0 {
+            break;
+        }
+        let lease = lease_for(n, concurrency, timeout);
+        let now = clock.sql_now();
+        let claimed = with_retry(&deps.pool, |db| async move {
+            claim_fresh(&db, now, lease, n).await
+        })
+        .await?;
         if claimed.is_empty() {
             break;
         }

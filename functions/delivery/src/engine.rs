@@ -1,17 +1,38 @@
 //! The delivery engine shared by dispatch, sweep and listen: send a batch of claimed
-//! deliveries with bounded concurrency, decide each next state, record them all at once.
+//! deliveries with bounded concurrency, decide each next state, and record the outcomes as
+//! they complete.
+//!
+//! Recording is incremental and still batched: completed attempts are written together once
+//! [`RECORD_EVERY`] have completed or [`RECORD_AFTER`] after the oldest unwritten one, while
+//! the rest of the batch is still being sent. An invocation killed mid-batch loses only the
+//! requests in flight and the completions of the last [`RECORD_AFTER`]; their leases expire
+//! and a later sweep sends them again under the same `webhook-id`.
+//!
+//! If writing a group fails on the statement (a row the database refuses, e.g. its delivery
+//! was deleted mid-send), the group is written row by row: the bad row is logged and skipped,
+//! the others are recorded. If the connection fails (after one retry on a fresh one), no
+//! further request is started and the error is returned.
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
 use deadpool_postgres::Pool;
 use futures::StreamExt as _;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::claim::Claimed;
+use crate::clock::BatchClock;
+use crate::db::with_retry;
 use crate::outcome::decide;
 use crate::record::{Attempted, record_outcomes};
 use crate::send::Sender;
 use crate::status::DeliveryStatus;
 use crate::{Clock, Config, Result};
+
+/// Outcomes are written at the latest once this many have completed...
+pub(crate) const RECORD_EVERY: usize = 50;
+/// ...or this long after the oldest of them completed.
+pub(crate) const RECORD_AFTER: Duration = Duration::from_millis(200);
 
 /// What a handler needs, built once per process (Lambda cold start) and shared by reference.
 #[derive(Debug, Clone)]
@@ -41,59 +62,69 @@ impl Deps {
     }
 }
 
-/// What became of one claimed delivery: its attempt made and its new state recorded.
+/// Whether an attempt's outcome was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The attempt and the delivery's new state are stored.
+    Yes,
+    /// The attempt is stored, but another worker took the delivery over while this attempt
+    /// was in flight: the state is theirs.
+    LeaseLost,
+    /// Nothing is stored: the database refused the row (e.g. the delivery was deleted while
+    /// it was being sent). Logged.
+    Refused,
+}
+
+/// What became of one claimed delivery: its attempt made and its outcome recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryOutcome {
     /// Delivery id.
     pub id: Uuid,
-    /// Its new status.
+    /// Its new status (as decided; stored only when `recorded` is [`Recorded::Yes`]).
     pub status: DeliveryStatus,
     /// True when it was reclaimed from a worker whose lease had expired.
     pub reclaimed: bool,
-    /// False when another worker took the delivery over while this attempt was in flight; the
-    /// attempt is recorded but the state is theirs.
-    pub recorded: bool,
+    /// Whether the outcome was written.
+    pub recorded: Recorded,
 }
 
 /// Sends every delivery in `batch` (at most `config.sweep_concurrency` at a time) and records
-/// the outcomes in one statement. Fails only if recording fails; the leases then expire and a
-/// later sweep sends again under the same `webhook-id`.
+/// the outcomes as they complete (see the module documentation). Fails only if the database
+/// cannot be reached to record them; the unrecorded leases then expire and a later sweep
+/// sends those deliveries again under the same `webhook-id`.
 pub async fn deliver(
     deps: &Deps,
     batch: Vec<Claimed>,
     clock: Clock,
 ) -> Result<Vec<DeliveryOutcome>> {
-    if batch.is_empty() {
+    let Some(first) = batch.first() else {
         return Ok(Vec::new());
-    }
-    let outcomes: Vec<Attempted> = futures::stream::iter(batch)
-        .map(|claimed| attempt(deps, claimed, clock))
-        .buffer_unordered(deps.config.sweep_concurrency)
-        .collect()
-        .await;
-    let db = deps.pool.get().await?;
-    let updated = record_outcomes(&db, &outcomes).await?;
-    Ok(outcomes
-        .iter()
-        .map(|o| {
-            let recorded = updated.contains(&o.claimed.id);
-            log(o, recorded);
-            DeliveryOutcome {
-                id: o.claimed.id,
-                status: o.transition.status,
-                reclaimed: o.claimed.reclaimed,
-                recorded,
-            }
-        })
-        .collect())
+    };
+    let clock = BatchClock::start(clock, first.claimed_at);
+    let (completed, completions) = mpsc::unbounded_channel();
+    let sending = async move {
+        futures::stream::iter(batch)
+            .map(|claimed| attempt(deps, claimed, clock))
+            .buffer_unordered(deps.config.sweep_concurrency)
+            .for_each(|attempted| {
+                // The receiver lives until every completion is taken, or the batch is abandoned.
+                let _ = completed.send(attempted);
+                async {}
+            })
+            .await;
+        Ok(())
+    };
+    // Both run at once; if recording fails, the sends not yet finished are dropped.
+    let ((), outcomes) = tokio::try_join!(sending, record_as_completed(deps, completions))?;
+    Ok(outcomes)
 }
 
-async fn attempt(deps: &Deps, claimed: Claimed, clock: Clock) -> Attempted {
+async fn attempt(deps: &Deps, claimed: Claimed, clock: BatchClock) -> Attempted {
     let attempt = deps
         .sender
         .send(claimed.id, &claimed.payload, clock.now())
         .await;
-    let finished_at: DateTime<Utc> = clock.now();
+    let finished_at = clock.now();
     let transition = decide(
         claimed.id,
         claimed.attempt_count,
@@ -110,25 +141,106 @@ async fn attempt(deps: &Deps, claimed: Claimed, clock: Clock) -> Attempted {
     }
 }
 
-fn log(o: &Attempted, recorded: bool) {
+/// Takes completed attempts as they come and writes them in groups ([`RECORD_EVERY`],
+/// [`RECORD_AFTER`]) until every attempt of the batch is written.
+async fn record_as_completed(
+    deps: &Deps,
+    mut completions: mpsc::UnboundedReceiver<Attempted>,
+) -> Result<Vec<DeliveryOutcome>> {
+    let mut outcomes = Vec::new();
+    while let Some(oldest) = completions.recv().await {
+        let mut group = vec![oldest];
+        let window = tokio::time::sleep(RECORD_AFTER);
+        tokio::pin!(window);
+        while group.len() < RECORD_EVERY {
+            tokio::select! {
+                next = completions.recv() => match next {
+                    Some(attempted) => group.push(attempted),
+                    None => break,
+                },
+                () = &mut window => break,
+            }
+        }
+        outcomes.extend(record(deps, &group).await?);
+    }
+    Ok(outcomes)
+}
+
+/// Writes one group in one statement, or row by row if the statement fails.
+async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>> {
+    let recorded = match write(deps, group).await {
+        Ok(recorded) => recorded,
+        Err(err) if err.is_connection() => return Err(err),
+        Err(err) => {
+            tracing::warn!(error = %err, rows = group.len(), "recording a group of outcomes failed; recording them one by one");
+            let mut each = Vec::with_capacity(group.len());
+            for attempted in group {
+                each.push(match write(deps, std::slice::from_ref(attempted)).await {
+                    Ok(recorded) => recorded.into_iter().next().unwrap_or(Recorded::Refused),
+                    Err(err) if err.is_connection() => return Err(err),
+                    Err(err) => {
+                        tracing::error!(delivery_id = %attempted.claimed.id, error = %err, "outcome could not be recorded; skipped");
+                        Recorded::Refused
+                    }
+                });
+            }
+            each
+        }
+    };
+    Ok(group
+        .iter()
+        .zip(recorded)
+        .map(|(attempted, recorded)| {
+            log(attempted, recorded);
+            DeliveryOutcome {
+                id: attempted.claimed.id,
+                status: attempted.transition.status,
+                reclaimed: attempted.claimed.reclaimed,
+                recorded,
+            }
+        })
+        .collect())
+}
+
+/// One statement for `group`, retried once on a fresh connection if the connection broke.
+async fn write(deps: &Deps, group: &[Attempted]) -> Result<Vec<Recorded>> {
+    let updated = with_retry(
+        &deps.pool,
+        |db| async move { record_outcomes(&db, group).await },
+    )
+    .await?;
+    Ok(group
+        .iter()
+        .map(|a| {
+            if updated.contains(&a.claimed.id) {
+                Recorded::Yes
+            } else {
+                Recorded::LeaseLost
+            }
+        })
+        .collect())
+}
+
+fn log(o: &Attempted, recorded: Recorded) {
     let t = &o.transition;
     let (id, kind) = (o.claimed.id, o.claimed.webhook_type.as_str());
     let (outcome, latency_ms) = (t.status.as_str(), o.attempt.duration_ms);
     let error_kind = t.error_kind.map(|k| k.as_str());
-    if !recorded {
-        tracing::warn!(
+    match recorded {
+        Recorded::Refused => {}
+        Recorded::LeaseLost => tracing::warn!(
             delivery_id = %id, webhook_type = kind, attempt = t.attempt, outcome, latency_ms,
             "lease lost while in flight: another worker owns this delivery; attempt kept, state not written"
-        );
-    } else if t.status == DeliveryStatus::Succeeded {
-        tracing::info!(delivery_id = %id, webhook_type = kind, attempt = t.attempt, outcome, latency_ms, status_code = t.status_code, "delivered");
-    } else {
+        ),
+        Recorded::Yes if t.status == DeliveryStatus::Succeeded => {
+            tracing::info!(delivery_id = %id, webhook_type = kind, attempt = t.attempt, outcome, latency_ms, status_code = t.status_code, "delivered")
+        }
         // No error excerpt: receivers echo the address (and worse) in error bodies. The
         // excerpt, token masked, is in webhook_attempts.error.
-        tracing::warn!(
+        Recorded::Yes => tracing::warn!(
             delivery_id = %id, webhook_type = kind, attempt = t.attempt, outcome, latency_ms,
             status_code = t.status_code, error_kind,
             next_retry_at = t.next_retry_at.map(|at| at.to_rfc3339()), "delivery attempt failed"
-        );
+        ),
     }
 }

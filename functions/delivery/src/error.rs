@@ -22,6 +22,12 @@ pub enum Error {
     /// No connection could be had from the pool.
     #[error("database pool: {}", chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// A statement got no answer in time: the connection dropped quietly or the server stalled.
+    #[error("database: no answer within {} s (connection lost or server stalled)", .0.as_secs())]
+    DatabaseTimeout(std::time::Duration),
+    /// `listen` was pointed at a connection that cannot hold a LISTEN session.
+    #[error("listen needs a session connection: {0}")]
+    SessionRequired(String),
     /// The pool could not be built from the configuration.
     #[error("database pool setup: {0}")]
     PoolSetup(String),
@@ -40,9 +46,30 @@ impl Error {
             Error::Config(_) => "ConfigError",
             Error::InvalidEvent(_) => "InvalidEvent",
             Error::Unauthorized => "Unauthorized",
-            Error::Database(_) | Error::Pool(_) | Error::PoolSetup(_) => "DatabaseError",
+            Error::Database(_)
+            | Error::Pool(_)
+            | Error::PoolSetup(_)
+            | Error::DatabaseTimeout(_)
+            | Error::SessionRequired(_) => "DatabaseError",
             Error::Migration(_) => "MigrationError",
             Error::HttpSetup(_) => "HttpSetupError",
+        }
+    }
+
+    /// True when the connection, not the statement, failed: no connection could be had, it
+    /// broke or was closed by the server (SQLSTATE classes 08 and 57), or it stopped answering.
+    /// Running the statement again on a fresh connection may well succeed.
+    pub(crate) fn is_connection(&self) -> bool {
+        match self {
+            Error::Pool(_) | Error::DatabaseTimeout(_) => true,
+            Error::Database(err) => match err.code() {
+                Some(code) => matches!(code.code().get(..2), Some("08" | "57")),
+                None => {
+                    err.is_closed()
+                        || std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>())
+                }
+            },
+            _ => false,
         }
     }
 }
@@ -62,11 +89,21 @@ impl From<Error> for lambda_runtime::Diagnostic {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Renders an error with its sources: tokio-postgres puts the server's message in the source.
+/// Of a server error only the message and SQLSTATE are kept: its DETAIL may quote the values
+/// of the row at fault, email addresses included.
 pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(inner) = source {
-        let text = inner.to_string();
+        let text = match inner.downcast_ref::<tokio_postgres::error::DbError>() {
+            Some(db) => format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
+            None => inner.to_string(),
+        };
         if !out.contains(&text) {
             let _ = write!(out, ": {text}");
         }

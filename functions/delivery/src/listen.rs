@@ -5,6 +5,12 @@
 //! needed. On every (re)connect a catch-up pass sends what was captured while nobody was
 //! listening. If the connection drops, it reconnects with backoff (1 s doubling to 30 s).
 //! Optionally it also runs the retry sweep on a period, so a laptop gets the full behaviour.
+//!
+//! LISTEN needs a session of its own: through a transaction pooler (PgBouncer in transaction
+//! mode, Supabase's port 6543, RDS Proxy without pinning) notifications never reach the
+//! client. So before listening it checks: a NOTIFY sent from a pooled connection must arrive
+//! on the listening one within [`PROBE_WAIT`]. If it does not, listen stops with
+//! [`Error::SessionRequired`] instead of waiting forever for notifications.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,25 +19,33 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::db::{query, with_retry};
 use crate::dispatch::{dispatch_fresh, dispatch_ids};
 use crate::sweep::{SweepOptions, sweep};
 use crate::text::truncate;
-use crate::{Clock, Deps, Result, sql};
+use crate::{Clock, Deps, Error, Result, sql};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a probe NOTIFY may take to arrive, per try (three tries).
+pub(crate) const PROBE_WAIT: Duration = Duration::from_secs(2);
+/// The shortest sweep period accepted; shorter ones are raised to it.
+pub(crate) const MIN_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// How listen mode runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenOptions {
-    /// Also run the retry sweep this often (`None`: leave retries to the scheduled sweep).
+    /// Also run the retry sweep this often (`None`: leave retries to the scheduled sweep);
+    /// at least [`MIN_SWEEP_EVERY`].
     pub sweep_every: Option<Duration>,
 }
 
 /// Listens until `shutdown` completes; a batch in flight is finished and recorded first.
-/// Errors are logged and followed by a reconnect; only the shutdown ends it.
+/// Errors are logged and followed by a reconnect; only the shutdown ends it, or
+/// [`Error::SessionRequired`] when the connection cannot hold a LISTEN session.
 pub async fn listen(
     deps: &Deps,
     clock: Clock,
@@ -44,6 +58,7 @@ pub async fn listen(
         match session(deps, clock, options, &mut backoff, shutdown.as_mut()).await {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::Disconnected) => tracing::warn!("listen connection closed; reconnecting"),
+            Err(err @ Error::SessionRequired(_)) => return Err(err),
             Err(err) => tracing::warn!(error = %err, "listen failed; reconnecting"),
         }
         tokio::select! {
@@ -69,7 +84,7 @@ async fn session(
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Ended> {
     let (client, messages) = deps.config.db.connect("booking-webhooks-listen").await?;
-    let (ids_tx, mut ids_rx) = mpsc::unbounded_channel::<String>();
+    let (ids_tx, mut ids_rx) = mpsc::unbounded_channel::<(String, String)>();
     // The connection must be polled for notifications to arrive; it ends when the client is
     // dropped or the server goes away, which closes the channel.
     let pump = tokio::spawn(async move {
@@ -77,7 +92,8 @@ async fn session(
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(n)) => {
-                    if ids_tx.send(n.payload().to_owned()).is_err() {
+                    let message = (n.channel().to_owned(), n.payload().to_owned());
+                    if ids_tx.send(message).is_err() {
                         break;
                     }
                 }
@@ -90,13 +106,14 @@ async fn session(
         }
     });
     let _stop_pump = AbortOnDrop(pump);
+    probe_session(deps, &client, &mut ids_rx).await?;
     client.batch_execute(sql::CAPTURE_LISTEN).await?;
     tracing::info!(channel = sql::CAPTURE_CHANNEL, "listening");
     *backoff = FIRST_BACKOFF;
     catch_up(deps, clock).await?;
 
     let mut sweeps = options.sweep_every.map(|every| {
-        let mut timer = tokio::time::interval(every);
+        let mut timer = tokio::time::interval(every.max(MIN_SWEEP_EVERY));
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         timer
     });
@@ -112,6 +129,8 @@ async fn session(
                 }
                 let ids: Vec<Uuid> = payloads
                     .iter()
+                    .filter(|(channel, _)| channel == sql::CAPTURE_CHANNEL)
+                    .map(|(_, payload)| payload)
                     .filter_map(|p| match Uuid::parse_str(p) {
                         Ok(id) => Some(id),
                         Err(_) => {
@@ -125,7 +144,7 @@ async fn session(
                 tracing::info!(counts = ?report.counts, "dispatched on notify");
             }
             _ = tick(&mut sweeps) => {
-                let options = SweepOptions { batch_size: deps.config.sweep_batch, budget: deps.config.sweep_budget };
+                let options = SweepOptions { batch_size: deps.config.sweep_batch, budget: deps.config.sweep_budget, deadline: None };
                 let report = sweep(deps, options, clock).await?;
                 tracing::info!(report = ?report, "periodic sweep finished");
             }
@@ -136,7 +155,7 @@ async fn session(
 /// Sends everything captured while nobody was listening.
 async fn catch_up(deps: &Deps, clock: Clock) -> Result<()> {
     loop {
-        let report = dispatch_fresh(deps, deps.config.sweep_batch, clock).await?;
+        let report = dispatch_fresh(deps, deps.config.sweep_batch, clock, None).await?;
         let sent = report.counts.succeeded + report.counts.retrying + report.counts.failed;
         if sent > 0 {
             tracing::info!(counts = ?report.counts, "catch-up batch dispatched");
@@ -145,6 +164,49 @@ async fn catch_up(deps: &Deps, clock: Clock) -> Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Checks that `client` holds a session: a NOTIFY sent from a pooled connection reaches it.
+/// Through a transaction pooler it never does (the pooler hands the server connection to
+/// other clients between transactions).
+async fn probe_session(
+    deps: &Deps,
+    client: &tokio_postgres::Client,
+    messages: &mut mpsc::UnboundedReceiver<(String, String)>,
+) -> Result<()> {
+    client.batch_execute(sql::SESSION_PROBE_LISTEN).await?;
+    for _ in 0..3 {
+        let token = Uuid::new_v4().to_string();
+        let sent = token.as_str();
+        with_retry(&deps.pool, |db| async move {
+            query(&db, sql::SESSION_PROBE, &[(&sent, Type::TEXT)]).await
+        })
+        .await?;
+        let arrived = tokio::time::timeout(PROBE_WAIT, async {
+            while let Some((channel, payload)) = messages.recv().await {
+                if channel == sql::SESSION_PROBE_CHANNEL && payload == token {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        match arrived {
+            Ok(true) => {
+                client.batch_execute(sql::SESSION_PROBE_UNLISTEN).await?;
+                return Ok(());
+            }
+            // The connection closed: let the caller reconnect.
+            Ok(false) => return Err(Error::DatabaseTimeout(PROBE_WAIT)),
+            Err(_) => {}
+        }
+    }
+    Err(Error::SessionRequired(
+        "a NOTIFY never reached the LISTEN connection, so DATABASE_URL looks like a transaction \
+         pooler (PgBouncer in transaction mode, Supabase's port 6543, RDS Proxy); give listen a \
+         direct or session-mode URL (docs/connecting.md)"
+            .into(),
+    ))
 }
 
 async fn tick(timer: &mut Option<tokio::time::Interval>) {

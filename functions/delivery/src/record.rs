@@ -4,11 +4,13 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::Result;
 use crate::claim::Claimed;
+use crate::db::query;
 use crate::outcome::{Attempt, AttemptResult, Transition};
 use crate::sql;
 
@@ -27,10 +29,8 @@ pub(crate) struct Attempted {
 
 /// Records `outcomes` in one statement. Returns the ids whose state was updated; an id that is
 /// missing lost its lease to another worker while in flight (its attempt row is still kept).
-pub(crate) async fn record_outcomes(
-    db: &impl GenericClient,
-    outcomes: &[Attempted],
-) -> Result<HashSet<Uuid>> {
+/// Safe to repeat with the same outcomes (see [`sql::OUTCOME_RECORDING`]).
+pub(crate) async fn record_outcomes(db: &Client, outcomes: &[Attempted]) -> Result<HashSet<Uuid>> {
     if outcomes.is_empty() {
         return Ok(HashSet::new());
     }
@@ -65,15 +65,25 @@ pub(crate) async fn record_outcomes(
         resolved.push(t.resolved_at);
         finished.push(o.finished_at);
     }
-    let rows = db
-        .query(
-            &db.prepare_cached(sql::OUTCOME_RECORDING).await?,
-            &[
-                &ids, &leases, &attempts, &started, &durations, &codes, &kinds, &errors, &statuses,
-                &next_at, &resolved, &finished,
-            ],
-        )
-        .await?;
+    let rows = query(
+        db,
+        sql::OUTCOME_RECORDING,
+        &[
+            (&ids, Type::UUID_ARRAY),
+            (&leases, Type::TIMESTAMPTZ_ARRAY),
+            (&attempts, Type::INT4_ARRAY),
+            (&started, Type::TIMESTAMPTZ_ARRAY),
+            (&durations, Type::INT4_ARRAY),
+            (&codes, Type::INT4_ARRAY),
+            (&kinds, Type::TEXT_ARRAY),
+            (&errors, Type::TEXT_ARRAY),
+            (&statuses, Type::TEXT_ARRAY),
+            (&next_at, Type::TIMESTAMPTZ_ARRAY),
+            (&resolved, Type::TIMESTAMPTZ_ARRAY),
+            (&finished, Type::TIMESTAMPTZ_ARRAY),
+        ],
+    )
+    .await?;
     rows.iter()
         .map(|row| Ok(row.try_get::<_, Uuid>(0)?))
         .collect()

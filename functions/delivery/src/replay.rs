@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::{Result, sql};
+use crate::db::{query, with_retry};
+use crate::{Clock, Result, sql};
 
 /// Which failed deliveries to requeue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,18 +33,30 @@ pub struct RequeueReport {
     pub still_failed: i32,
 }
 
-/// Requeues failed deliveries matching `what`, due at `now`.
-pub async fn requeue(pool: &Pool, what: &Requeue, now: DateTime<Utc>) -> Result<RequeueReport> {
-    let db = pool.get().await?;
-    let row = db
-        .query_one(
-            &db.prepare_cached(sql::FAILED_REQUEUE).await?,
-            &[&what.ids, &what.since, &what.max_retries, &now],
+/// Requeues failed deliveries matching `what`, due now on `clock`.
+pub async fn requeue(pool: &Pool, what: &Requeue, clock: Clock) -> Result<RequeueReport> {
+    let now = clock.sql_now();
+    let rows = with_retry(pool, |db| async move {
+        query(
+            &db,
+            sql::FAILED_REQUEUE,
+            &[
+                (&what.ids, Type::UUID_ARRAY),
+                (&what.since, Type::TIMESTAMPTZ),
+                (&what.max_retries, Type::INT4),
+                (&now, Type::TIMESTAMPTZ),
+            ],
         )
-        .await?;
-    Ok(RequeueReport {
-        requeued: row.try_get(0)?,
-        due_now: row.try_get(1)?,
-        still_failed: row.try_get(2)?,
+        .await
     })
+    .await?;
+    let mut report = RequeueReport::default();
+    if let Some(row) = rows.first() {
+        report = RequeueReport {
+            requeued: row.try_get(0)?,
+            due_now: row.try_get(1)?,
+            still_failed: row.try_get(2)?,
+        };
+    }
+    Ok(report)
 }

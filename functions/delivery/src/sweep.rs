@@ -3,37 +3,41 @@
 //! Every run claims due deliveries in batches — retries whose time has come, pending ones
 //! whose immediate dispatch never happened, and rows whose lease expired because a worker died
 //! mid-flight (counted as `reclaimed`) — sends each batch through the shared [`engine`], and
-//! keeps going until nothing due is left or the time budget is spent. It only takes rows that
-//! were due when it started, so a receiver answering `Retry-After: 0` cannot keep it busy.
+//! keeps going until nothing due is left or its time is up. It only takes rows that were due
+//! when it started, so a receiver answering `Retry-After: 0` cannot keep it busy.
 //!
-//! The budget is `WEBHOOK_SWEEP_BUDGET_MS` (default 60 s), further capped so that the last
-//! batch can finish before the Lambda deadline: a batch may take
-//! `ceil(batch / concurrency) × timeout` (default 7 × 10 s), plus [`DEADLINE_HEADROOM`].
+//! Time: no batch is claimed after `WEBHOOK_SWEEP_BUDGET_MS` (default 60 s), and each claim is
+//! sized so that all of it can be sent and recorded before the Lambda deadline: whole waves of
+//! `WEBHOOK_SWEEP_CONCURRENCY` requests of at most `WEBHOOK_TIMEOUT_MS` each, keeping 5 s
+//! free. However large `WEBHOOK_SWEEP_BATCH` or slow the receiver, every invocation records
+//! the work it did, so every invocation makes progress.
 //!
 //! [`engine`]: crate::engine
 
 use std::time::{Duration, Instant, SystemTime};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use tokio_postgres::types::Type;
 
-use crate::claim::{LEASE_MARGIN, claim_due, lease_for};
+use crate::claim::{claim_due, lease_for, rows_that_fit};
 use crate::clock::instant_of;
-use crate::engine::deliver;
+use crate::db::{query, with_retry};
+use crate::engine::{Recorded, deliver};
 use crate::event::SweepEvent;
 use crate::status::DeliveryStatus;
 use crate::{Clock, Deps, Result, sql};
 
-/// Kept free before the Lambda deadline for recording and returning the report.
-pub(crate) const DEADLINE_HEADROOM: Duration = Duration::from_secs(5);
-
 /// How one sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepOptions {
-    /// Deliveries claimed per batch.
+    /// Deliveries claimed per batch, at most.
     pub batch_size: usize,
     /// No new batch is claimed once this much time has passed (the first always is).
     pub budget: Duration,
+    /// The Lambda deadline: no batch is claimed that could not be finished before it.
+    pub deadline: Option<SystemTime>,
 }
 
 /// Statistics of one sweep, like the seed's `retry_failed_webhooks()`.
@@ -52,11 +56,13 @@ pub struct SweepReport {
     pub reclaimed: usize,
     /// Attempted, but another worker took them over in flight (state left to it).
     pub lease_lost: usize,
+    /// Attempted, but the database refused the outcome (e.g. deleted meanwhile); logged.
+    pub unrecorded: usize,
     /// Due deliveries left when the sweep ended.
     pub still_due: i64,
     /// Batches claimed.
     pub batches: usize,
-    /// True when the time budget ended the sweep.
+    /// True when time (the budget or the deadline) ended the sweep.
     pub budget_exhausted: bool,
     /// Wall time of the sweep.
     pub duration_ms: u64,
@@ -77,77 +83,79 @@ pub async fn handle(
     Ok(report)
 }
 
-/// The options for an event: batch size from the event or configuration, and the budget
-/// capped by the deadline.
+/// The options for an event: batch size from the event or configuration, the configured
+/// budget, and the deadline.
 pub fn options_for(
     event: &Value,
     deps: &Deps,
     deadline: Option<SystemTime>,
 ) -> Result<SweepOptions> {
     let event = SweepEvent::parse(event.clone())?;
-    let batch_size = event.batch_size.unwrap_or(deps.config.sweep_batch);
-    let mut budget = deps.config.sweep_budget;
-    if let Some(deadline) = deadline {
-        let worst_batch = lease_for(
-            batch_size,
-            deps.config.sweep_concurrency,
-            deps.config.timeout,
-        ) - LEASE_MARGIN;
-        let usable = instant_of(deadline)
-            .saturating_duration_since(Instant::now())
-            .saturating_sub(worst_batch + DEADLINE_HEADROOM);
-        budget = budget.min(usable);
-    }
-    Ok(SweepOptions { batch_size, budget })
+    Ok(SweepOptions {
+        batch_size: event.batch_size.unwrap_or(deps.config.sweep_batch),
+        budget: deps.config.sweep_budget,
+        deadline,
+    })
 }
 
-/// Runs one sweep: claim a batch, deliver it, repeat until nothing due is left or the budget
-/// is spent. Concurrent sweeps never send a delivery twice (claims are leased).
+/// Runs one sweep: claim a batch, deliver it, repeat until nothing due is left or time is up.
+/// Concurrent sweeps never send a delivery twice (claims are leased).
 pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<SweepReport> {
     let started = Instant::now();
-    let cutoff = clock.now();
-    let lease = lease_for(
-        options.batch_size,
-        deps.config.sweep_concurrency,
-        deps.config.timeout,
-    );
+    let deadline = options.deadline.map(instant_of);
+    let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
+    // Only rows due when the sweep started: the first claim's time, on the database's clock.
+    let mut cutoff = clock.sql_now();
     let mut report = SweepReport::default();
     loop {
         if report.batches > 0 && started.elapsed() >= options.budget {
             report.budget_exhausted = true;
             break;
         }
-        let batch = claim_due(
-            &deps.pool.get().await?,
-            cutoff,
-            clock.now(),
-            lease,
-            options.batch_size,
-        )
-        .await?;
-        if batch.is_empty() {
+        let limit = rows_that_fit(deadline, options.batch_size.max(1), concurrency, timeout);
+        if limit == 0 {
+            if report.batches == 0 {
+                tracing::warn!(
+                    "the deadline leaves no time for one request: make the function's timeout longer than WEBHOOK_TIMEOUT_MS plus 5 s"
+                );
+            }
+            report.budget_exhausted = true;
             break;
         }
+        let lease = lease_for(limit, concurrency, timeout);
+        let now = clock.sql_now();
+        let batch = with_retry(&deps.pool, |db| async move {
+            claim_due(&db, cutoff, now, lease, limit).await
+        })
+        .await?;
+        let Some(first) = batch.first() else {
+            break;
+        };
+        cutoff.get_or_insert(first.claimed_at);
         report.batches += 1;
         for d in deliver(deps, batch, clock).await? {
             report.processed += 1;
             report.reclaimed += usize::from(d.reclaimed);
-            if !d.recorded {
-                report.lease_lost += 1;
-                continue;
-            }
-            match d.status {
-                DeliveryStatus::Succeeded => report.succeeded += 1,
-                DeliveryStatus::Failed => report.failed += 1,
-                _ => report.retrying += 1,
+            match (d.recorded, d.status) {
+                (Recorded::LeaseLost, _) => report.lease_lost += 1,
+                (Recorded::Refused, _) => report.unrecorded += 1,
+                (Recorded::Yes, DeliveryStatus::Succeeded) => report.succeeded += 1,
+                (Recorded::Yes, DeliveryStatus::Failed) => report.failed += 1,
+                (Recorded::Yes, _) => report.retrying += 1,
             }
         }
     }
-    let db = deps.pool.get().await?;
-    report.still_due = db
-        .query_one(&db.prepare_cached(sql::DUE_COUNT).await?, &[&clock.now()])
-        .await?
-        .try_get(0)?;
+    let now = clock.sql_now();
+    report.still_due =
+        with_retry(&deps.pool, |db| async move { count_due(&db, now).await }).await?;
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
+}
+
+async fn count_due(db: &tokio_postgres::Client, now: Option<DateTime<Utc>>) -> Result<i64> {
+    let rows = query(db, sql::DUE_COUNT, &[(&now, Type::TIMESTAMPTZ)]).await?;
+    Ok(match rows.first() {
+        Some(row) => row.try_get(0)?,
+        None => 0,
+    })
 }

@@ -10,7 +10,8 @@ async fn main() -> Result<(), Error> {
     // Cold start: a missing or bad variable stops here, naming the variable.
     let deps = &Deps::from_env()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        delivery::dispatch::handle(event.payload, deps, Clock::System)
+        let deadline = event.context.deadline();
+        delivery::dispatch::handle(event.payload, deps, Clock::System, Some(deadline))
     }))
     .await
 }

@@ -1,5 +1,8 @@
 //! `webhooks`: the local and operations command line over the `delivery` library —
 //! migrate, listen (dispatch on NOTIFY), sweep, dispatch and replay by hand.
+//!
+//! Every argument is checked by the parser, so a bad value is a usage error naming the
+//! argument, never a panic (tested below over many values).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,36 +18,39 @@ use uuid::Uuid;
 
 /// Booking webhooks: operate the delivery engine. Configuration comes from the environment
 /// (see .env.example).
-#[derive(Parser)]
+#[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Apply the migrations to DATABASE_URL (only DATABASE_URL is needed).
     Migrate,
     /// Dispatch each delivery the moment its booking commits (LISTEN/NOTIFY), until Ctrl-C.
+    /// Needs a session connection: not a transaction pooler (docs/connecting.md).
     Listen {
-        /// Also run the retry sweep this often, e.g. 10m; `off` to leave retries to the schedule.
-        #[arg(long, default_value = "10m")]
-        sweep_every: String,
+        /// Also run the retry sweep this often, at least 1s, e.g. 10m; `off` to leave retries
+        /// to the schedule.
+        #[arg(long, default_value = "10m", value_parser = sweep_every)]
+        sweep_every: SweepEvery,
     },
     /// Run one retry sweep now and print its statistics.
     Sweep {
-        /// Deliveries per batch (default WEBHOOK_SWEEP_BATCH).
-        #[arg(long)]
-        batch_size: Option<usize>,
+        /// Deliveries per batch, 1 to 10000 (default WEBHOOK_SWEEP_BATCH).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        batch_size: Option<u16>,
     },
     /// Deliver the given ids now, or up to --limit never-attempted deliveries.
     Dispatch {
         /// Delivery ids.
+        #[arg(required_unless_present = "limit")]
         ids: Vec<Uuid>,
-        /// Deliver up to this many pending deliveries instead.
-        #[arg(long, conflicts_with = "ids")]
-        limit: Option<usize>,
+        /// Deliver up to this many pending deliveries instead, 1 to 10000.
+        #[arg(long, conflicts_with = "ids", value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        limit: Option<u16>,
     },
     /// Requeue failed deliveries with a fresh retry budget; the next sweep sends them.
     Replay {
@@ -56,12 +62,58 @@ enum Command {
         failed: bool,
         /// Only deliveries that failed since this time: RFC 3339 (2026-11-29T10:00:00Z) or an
         /// age such as 2h.
-        #[arg(long, requires = "failed")]
-        since: Option<String>,
-        /// Retries granted after the immediate attempt.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, requires = "failed", value_parser = since)]
+        since: Option<Since>,
+        /// Retries granted after the immediate attempt, 0 to 100.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=100))]
         max_retries: i32,
     },
+}
+
+/// `--sweep-every`: a period of at least a second, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SweepEvery(Option<Duration>);
+
+fn sweep_every(text: &str) -> Result<SweepEvery, String> {
+    if text == "off" {
+        return Ok(SweepEvery(None));
+    }
+    let every = parse_duration(text)?;
+    if every < Duration::from_secs(1) {
+        return Err(format!(
+            "{text:?} is shorter than 1s; use `off` for no sweep"
+        ));
+    }
+    Ok(SweepEvery(Some(every)))
+}
+
+/// `--since`: a time, or an age counted back from when the command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Since {
+    At(DateTime<Utc>),
+    Ago(chrono::Duration),
+}
+
+fn since(text: &str) -> Result<Since, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Since::At(at.to_utc()));
+    }
+    let age = parse_duration(text)
+        .map_err(|_| format!("{text:?} is neither RFC 3339 nor an age like 2h"))?;
+    chrono::Duration::from_std(age)
+        .map(Since::Ago)
+        .map_err(|_| format!("{text:?} is too long ago"))
+}
+
+impl Since {
+    fn at(self, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        match self {
+            Since::At(at) => Ok(at),
+            Since::Ago(age) => now
+                .checked_sub_signed(age)
+                .ok_or_else(|| "--since: too long ago".to_owned()),
+        }
+    }
 }
 
 #[tokio::main]
@@ -77,41 +129,43 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    if let Command::Migrate = cli.command {
-        let mut db = DbConfig::from_env()?;
-        db.pool_size = 1;
-        let applied = delivery::db::migrate(&db.pool()?).await?;
-        println!("{}", serde_json::json!({ "applied": applied }));
-        return Ok(());
-    }
-    let deps = Deps::from_env()?;
     let clock = Clock::System;
     let report = match cli.command {
-        Command::Migrate => unreachable!("handled above"),
+        Command::Migrate => {
+            let mut db = DbConfig::from_env()?;
+            db.pool_size = 1;
+            let applied = delivery::db::migrate(&db.pool()?).await?;
+            serde_json::json!({ "applied": applied })
+        }
         Command::Listen { sweep_every } => {
-            let sweep_every = match sweep_every.as_str() {
-                "off" => None,
-                text => Some(parse_duration(text).map_err(|e| format!("--sweep-every: {e}"))?),
-            };
+            let deps = Deps::from_env()?;
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            delivery::listen::listen(&deps, clock, ListenOptions { sweep_every }, shutdown).await?;
+            let options = ListenOptions {
+                sweep_every: sweep_every.0,
+            };
+            delivery::listen::listen(&deps, clock, options, shutdown).await?;
             return Ok(());
         }
         Command::Sweep { batch_size } => {
+            let deps = Deps::from_env()?;
             let options = SweepOptions {
-                batch_size: batch_size.unwrap_or(deps.config.sweep_batch).max(1),
+                batch_size: batch_size.map_or(deps.config.sweep_batch, usize::from),
                 budget: deps.config.sweep_budget,
+                deadline: None,
             };
             serde_json::to_value(delivery::sweep::sweep(&deps, options, clock).await?)?
         }
         Command::Dispatch { ids, limit } => {
+            let deps = Deps::from_env()?;
             let report = match limit {
-                Some(limit) => delivery::dispatch::dispatch_fresh(&deps, limit, clock).await?,
+                Some(limit) => {
+                    delivery::dispatch::dispatch_fresh(&deps, limit.into(), clock, None).await?
+                }
                 None => {
-                    delivery::dispatch::dispatch_ids(&deps, &ids, clock, deps.config.dispatch_wait)
-                        .await?
+                    let wait = deps.config.dispatch_wait;
+                    delivery::dispatch::dispatch_ids(&deps, &ids, clock, wait).await?
                 }
             };
             serde_json::to_value(report)?
@@ -122,24 +176,154 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             since,
             max_retries,
         } => {
-            let since = since.map(|s| parse_since(&s, clock.now())).transpose()?;
+            let deps = Deps::from_env()?;
             let what = Requeue {
                 ids: (!failed).then_some(ids),
-                since,
+                since: since.map(|s| s.at(Utc::now())).transpose()?,
                 max_retries,
             };
-            serde_json::to_value(delivery::replay::requeue(&deps.pool, &what, clock.now()).await?)?
+            serde_json::to_value(delivery::replay::requeue(&deps.pool, &what, clock).await?)?
         }
     };
     println!("{report}");
     Ok(())
 }
 
-fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.to_utc());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durations and numbers an operator might type, plus hostile ones.
+    const VALUES: &[&str] = &[
+        "",
+        " ",
+        "0",
+        "1",
+        "-1",
+        "0s",
+        "0ms",
+        "999ms",
+        "1s",
+        "10m",
+        "2h",
+        "1d",
+        "off",
+        "OFF",
+        "1.5h",
+        "1e9s",
+        "5 m",
+        "m",
+        "s5",
+        "10000",
+        "10001",
+        "65535",
+        "65536",
+        "2147483647",
+        "2147483648",
+        "-2147483649",
+        "100000000d",
+        "18446744073709551615ms",
+        "18446744073709551615d",
+        "99999999999999999999999s",
+        "2026-11-29T10:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "0000-01-01T00:00:00Z",
+        "2026-13-45T99:99:99Z",
+        "NaN",
+        "∞",
+        "💥",
+    ];
+
+    fn args_with(value: &str) -> Vec<Vec<String>> {
+        let uuid = Uuid::nil().to_string();
+        [
+            vec!["listen", "--sweep-every", value],
+            vec!["sweep", "--batch-size", value],
+            vec!["dispatch", "--limit", value],
+            vec!["dispatch", value],
+            vec!["replay", "--failed", "--since", value],
+            vec!["replay", &uuid, "--max-retries", value],
+            vec!["replay", value],
+        ]
+        .into_iter()
+        .map(|args| {
+            std::iter::once("webhooks")
+                .chain(args)
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
     }
-    let age: Duration = parse_duration(text)
-        .map_err(|_| format!("--since: {text:?} is neither RFC 3339 nor an age like 2h"))?;
-    Ok(now - chrono::Duration::from_std(age).map_err(|_| "--since: too long ago".to_owned())?)
+
+    #[test]
+    fn no_argument_value_panics_and_bad_ones_are_usage_errors() {
+        let mut accepted = 0;
+        for value in VALUES {
+            for args in args_with(value) {
+                let Ok(cli) = Cli::try_parse_from(&args) else {
+                    continue;
+                };
+                accepted += 1;
+                // What run() computes from the arguments before touching the network.
+                if let Command::Replay {
+                    since: Some(since), ..
+                } = cli.command
+                {
+                    let _ = since.at(Utc::now());
+                }
+            }
+        }
+        assert!(accepted > 10, "the good values parse: {accepted}");
+    }
+
+    #[test]
+    fn the_reported_panics_are_clear_errors() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("webhooks").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())
+        };
+        let zero = parse(&["listen", "--sweep-every", "0s"])
+            .err()
+            .unwrap_or_default();
+        assert!(zero.contains("shorter than 1s"), "{zero}");
+        assert!(parse(&["listen", "--sweep-every", "off"]).is_ok());
+        let huge = parse(&["replay", "--failed", "--since", "100000000d"]);
+        let huge = match huge {
+            Ok(Cli {
+                command:
+                    Command::Replay {
+                        since: Some(since), ..
+                    },
+            }) => since.at(Utc::now()).err().unwrap_or_default(),
+            other => format!("{other:?}"),
+        };
+        assert!(huge.contains("too long ago"), "{huge}");
+        let batch = parse(&["sweep", "--batch-size", "0"])
+            .err()
+            .unwrap_or_default();
+        assert!(batch.contains("--batch-size"), "{batch}");
+        let retries = parse(&["replay", "--failed", "--max-retries", "-1"]);
+        assert!(retries.is_err());
+    }
+
+    #[test]
+    fn sweep_every_and_since_parse_what_they_document() {
+        assert_eq!(
+            sweep_every("10m"),
+            Ok(SweepEvery(Some(Duration::from_secs(600))))
+        );
+        assert_eq!(sweep_every("off"), Ok(SweepEvery(None)));
+        assert!(sweep_every("999ms").is_err());
+        let now = Utc::now();
+        assert_eq!(
+            since("2h").and_then(|s| s.at(now)),
+            Ok(now - chrono::Duration::hours(2))
+        );
+        assert_eq!(
+            since("2026-11-29T10:00:00Z")
+                .and_then(|s| s.at(now))
+                .map(|t| t.to_rfc3339()),
+            Ok("2026-11-29T10:00:00+00:00".to_owned())
+        );
+    }
 }
