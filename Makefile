@@ -8,7 +8,7 @@ VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate test bench lint tools watch invoke-dispatch invoke-sweep listen sweep build deploy schedule
+.PHONY: help db migrate test test-faults pgbouncer bench lint tools watch invoke-dispatch invoke-sweep listen sweep build deploy schedule
 
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
@@ -34,10 +34,18 @@ $(VENV_BIN)/moto_server: | $(VENV_BIN)/python
 $(VENV_BIN)/cargo-lambda: | $(VENV_BIN)/python
 	$(VENV_BIN)/pip install -q 'cargo-lambda>=1.9,<2'
 
-test: db tools ## run every test (unit + integration) against a real Postgres, receivers, moto and cargo lambda
+test: db tools ## run every test (unit + integration) but the fault suite, against a real Postgres, receivers, moto and cargo lambda
 	@# The Lambda smoke test runs these binaries under `cargo lambda watch`: build them first.
 	cargo build -q -p dispatch -p retry-sweep
-	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo nextest run --workspace --no-fail-fast
+	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo nextest run --workspace --no-fail-fast -E 'not test(/^faults::/)'
+
+test-faults: db pgbouncer ## the fault suite (tests/it/faults): outages, restarts, kills, hostile receivers, PgBouncer; prints its figures
+	@# The kill scenario SIGKILLs a `webhooks sweep` process: build it first.
+	cargo build -q -p delivery --bin webhooks
+	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo nextest run -p tests --no-fail-fast -E 'test(/^faults::/)' --success-output final
+
+pgbouncer: ## install Debian's pgbouncer if missing (the fault suite starts its own, on a free port)
+	@test -x /usr/sbin/pgbouncer || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer; }
 
 watch: tools ## serve both Lambda functions locally (cargo lambda watch, env from .env or .env.example)
 	cargo lambda watch --env-file $(ENV_FILE)

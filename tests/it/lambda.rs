@@ -75,10 +75,7 @@ async fn both_functions_run_under_cargo_lambda_watch() {
     let db = TestDb::new().await;
     let receiver = Receiver::start(Reply::status(200)).await;
     let path = tool_path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = crate::support::cluster::free_port();
     let child = Command::new("cargo")
         .args([
             "lambda",

@@ -5,9 +5,12 @@
 //! - `support`: per-test database schema, scripted HTTP receiver.
 //! - `capture`: triggers capture booking events transactionally.
 //! - `dispatch`: the immediate, signed delivery and its outcome classes.
+//! - `faults`: the fault suite (`make test-faults`): outages, restarts, kills, hostile
+//!   receivers, slow backlogs, PgBouncer; each scenario prints its figures.
 //! - `lambda`: both functions under `cargo lambda watch`, invoked with `cargo lambda invoke`;
 //!   their deploy settings as `cargo lambda deploy` reads them.
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
+//! - `robustness`: bad rows, repeated recording, schema invariants, the database clock, deadlines.
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
@@ -20,8 +23,10 @@ mod support;
 
 mod capture;
 mod dispatch;
+mod faults;
 mod lambda;
 mod listen;
+mod robustness;
 mod schedule;
 mod security;
 mod sweep;

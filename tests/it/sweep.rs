@@ -29,25 +29,6 @@ async fn sweep_at(deps: &delivery::Deps, at: DateTime<Utc>) -> SweepReport {
         .expect("sweep runs")
 }
 
-/// Inserts `n` bookings in one statement; returns their delivery ids.
-async fn backlog(db: &TestDb, n: i64) -> Vec<Uuid> {
-    let client = db.pool.get().await.expect("connection");
-    client
-        .execute(
-            "INSERT INTO booking_requests (tutor_email) SELECT 'tutor' || i || '@example.com' FROM generate_series(1, $1::bigint) i",
-            &[&n],
-        )
-        .await
-        .expect("insert backlog");
-    client
-        .query("SELECT id FROM webhook_deliveries", &[])
-        .await
-        .expect("ids")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 #[tokio::test]
 async fn the_seed_lifecycle_fails_at_5_15_and_45_minutes_then_is_failed() {
     let db = TestDb::new().await;
@@ -279,7 +260,7 @@ async fn a_worker_that_overran_its_lease_cannot_overwrite_the_new_owner() {
 async fn four_concurrent_sweeps_over_two_thousand_due_rows_deliver_each_exactly_once() {
     let db = TestDb::new().await;
     let receiver = Receiver::start(Reply::status(200)).await;
-    let ids = backlog(&db, 2000).await;
+    let ids = db.backlog(2000).await;
     let now = Utc::now();
     let sweeps: Vec<_> = (0..4)
         .map(|_| {
@@ -318,7 +299,7 @@ async fn a_backlog_larger_than_one_batch_is_drained_across_batches() {
     let db = TestDb::new().await;
     let receiver = Receiver::start(Reply::status(200)).await;
     let deps = deps_with(&db, &receiver.url, &[("WEBHOOK_SWEEP_BATCH", "100")]);
-    backlog(&db, 250).await;
+    db.backlog(250).await;
     let report = sweep_at(&deps, Utc::now()).await;
     assert_eq!(
         (
@@ -337,7 +318,7 @@ async fn the_time_budget_stops_a_sweep_cleanly_with_the_rest_still_due() {
     let db = TestDb::new().await;
     let receiver = Receiver::start(Reply::status(200)).await;
     let deps = deps(&db, &receiver.url);
-    backlog(&db, 250).await;
+    db.backlog(250).await;
     let options = SweepOptions {
         batch_size: 100,
         budget: Duration::ZERO,
@@ -414,7 +395,7 @@ async fn each_claim_takes_only_what_can_be_sent_before_the_deadline() {
             ("WEBHOOK_SWEEP_CONCURRENCY", "4"),
         ],
     );
-    backlog(&db, 10).await;
+    db.backlog(10).await;
     let options = |deadline_in: Duration| SweepOptions {
         batch_size: 100,
         budget: Duration::from_secs(60),

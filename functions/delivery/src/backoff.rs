@@ -57,11 +57,13 @@ impl RetrySchedule {
     /// The delay before the next attempt after `attempts_made` attempts, or `None` when the
     /// budget of `max_retries + 1` attempts is spent.
     pub(crate) fn delay_after(&self, attempts_made: i32, max_retries: i32) -> Option<Duration> {
-        let retries_left = max_retries + 1 - attempts_made;
+        // i64: the columns are plain integers that an operator may set to anything.
+        let retries_left = i64::from(max_retries) + 1 - i64::from(attempts_made);
         if retries_left <= 0 {
             return None;
         }
-        let index = self.0.len().saturating_sub(retries_left as usize);
+        let retries_left = usize::try_from(retries_left).unwrap_or(usize::MAX);
+        let index = self.0.len().saturating_sub(retries_left);
         self.0.get(index).copied()
     }
 }
@@ -191,6 +193,9 @@ mod tests {
         assert_eq!(s.delay_after(1, 5), Some(5 * MIN));
         assert_eq!(s.delay_after(4, 5), Some(15 * MIN));
         assert_eq!(s.delay_after(1, 0), None);
+        // Whatever the columns hold, no overflow.
+        assert_eq!(s.delay_after(i32::MIN, i32::MAX), Some(5 * MIN));
+        assert_eq!(s.delay_after(i32::MAX, i32::MIN), None);
     }
 
     #[test]

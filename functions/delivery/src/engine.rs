@@ -13,7 +13,7 @@
 //! the others are recorded. If the connection fails (after one retry on a fresh one), no
 //! further request is started and the error is returned.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use futures::StreamExt as _;
@@ -108,7 +108,7 @@ pub async fn deliver(
             .buffer_unordered(deps.config.sweep_concurrency)
             .for_each(|attempted| {
                 // The receiver lives until every completion is taken, or the batch is abandoned.
-                let _ = completed.send(attempted);
+                let _ = completed.send((Instant::now(), attempted));
                 async {}
             })
             .await;
@@ -145,17 +145,18 @@ async fn attempt(deps: &Deps, claimed: Claimed, clock: BatchClock) -> Attempted 
 /// [`RECORD_AFTER`]) until every attempt of the batch is written.
 async fn record_as_completed(
     deps: &Deps,
-    mut completions: mpsc::UnboundedReceiver<Attempted>,
+    mut completions: mpsc::UnboundedReceiver<(Instant, Attempted)>,
 ) -> Result<Vec<DeliveryOutcome>> {
     let mut outcomes = Vec::new();
-    while let Some(oldest) = completions.recv().await {
+    while let Some((completed, oldest)) = completions.recv().await {
         let mut group = vec![oldest];
-        let window = tokio::time::sleep(RECORD_AFTER);
+        // Counted from when the oldest completed, not from when the last write ended.
+        let window = tokio::time::sleep_until((completed + RECORD_AFTER).into());
         tokio::pin!(window);
         while group.len() < RECORD_EVERY {
             tokio::select! {
                 next = completions.recv() => match next {
-                    Some(attempted) => group.push(attempted),
+                    Some((_, attempted)) => group.push(attempted),
                     None => break,
                 },
                 () = &mut window => break,

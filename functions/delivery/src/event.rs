@@ -31,7 +31,9 @@ pub enum DispatchEvent {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DispatchWire {
+    #[serde(default, deserialize_with = "present")]
     delivery_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     limit: Option<Value>,
 }
 
@@ -80,7 +82,14 @@ pub(crate) struct SweepEvent {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SweepWire {
+    #[serde(default, deserialize_with = "present")]
     batch_size: Option<Value>,
+}
+
+/// A field that is there, even as `null`: `{"deliveryId": null}` is a wrong id, not a missing
+/// one (which would mean "deliver up to 100").
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Value>, D::Error> {
+    serde::Deserialize::deserialize(field).map(Some)
 }
 
 impl SweepEvent {
@@ -108,7 +117,8 @@ fn from_object<T: serde::de::DeserializeOwned>(event: Value, example: &str) -> R
             )));
         }
     };
-    serde_json::from_value(event).map_err(|e| Error::InvalidEvent(e.to_string()))
+    // The message may quote an unknown field's name, which the caller chose: bound it.
+    serde_json::from_value(event).map_err(|e| Error::InvalidEvent(truncate(&e.to_string(), 200)))
 }
 
 /// A count field: an integer from 1 to [`MAX_COUNT`].
@@ -234,6 +244,116 @@ mod tests {
         assert!(msg(json!([1])).contains("expected a JSON object"));
         assert!(
             msg(json!({"deliveryId": Uuid::nil().to_string(), "limit": 1})).contains("not both")
+        );
+        assert!(
+            msg(json!({"deliveryId": null})).contains("deliveryId must be a UUID string, got null")
+        );
+        assert!(msg(json!({"limit": null})).contains("limit must be an integer"));
+        assert!(matches!(
+            SweepEvent::parse(json!({"batchSize": null})),
+            Err(Error::InvalidEvent(_))
+        ));
+    }
+
+    /// JSON values of every shape, hostile ones included.
+    fn values() -> Vec<Value> {
+        let id = Uuid::new_v4().to_string();
+        let mut leaves = vec![
+            Value::Null,
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-1),
+            json!(1),
+            json!(7),
+            json!(10_000),
+            json!(10_001),
+            json!(1.5),
+            json!(1e308),
+            json!(-0.0),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(""),
+            json!(" "),
+            json!("x"),
+            json!("10"),
+            json!(id),
+            json!(format!("  {id}\n")),
+            json!(id.to_uppercase()),
+            json!(Uuid::nil().to_string()),
+            json!("💥\u{0}\u{202e}"),
+            json!("x".repeat(100_000)),
+        ];
+        let mut nested = json!(id);
+        for depth in 0..100 {
+            nested = if depth % 2 == 0 {
+                json!([nested])
+            } else {
+                json!({ "deliveryId": nested })
+            };
+        }
+        leaves.push(nested);
+        let mut all = leaves.clone();
+        all.push(json!(leaves.clone()));
+        for key in [
+            "deliveryId",
+            "limit",
+            "batchSize",
+            "delivery_id",
+            "",
+            "x".repeat(10_000).as_str(),
+        ] {
+            for leaf in &leaves {
+                all.push(json!({ key: leaf }));
+                all.push(json!({ key: leaf, "limit": 5 }));
+                all.push(json!({ key: leaf, "deliveryId": id }));
+            }
+        }
+        all
+    }
+
+    /// Direct and function-URL invocations of every shape: each is parsed or refused with
+    /// an `InvalidEvent` or `Unauthorized` of bounded length; nothing panics.
+    #[test]
+    fn every_event_shape_is_parsed_or_refused_clearly() {
+        let mut events = values();
+        for body in values().iter().take(60) {
+            let text = body.to_string();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
+            events.push(function_url("Bearer s3cret", &text, false));
+            events.push(function_url("Bearer s3cret", &encoded, true));
+            events.push(function_url("Bearer s3cret", &text, true));
+            events.push(function_url("Bearer s3cre", &text, false));
+            events.push(function_url("bearer s3cret", &text, false));
+        }
+        events.push(function_url("Bearer s3cret", "{\"limit\": ", false));
+        events.push(json!({"requestContext": {"http": null}, "body": 5, "headers": []}));
+        events.push(json!({"requestContext": {"http": {}}, "headers": {"authorization": 5}}));
+        let (mut parsed, mut refused) = (0, 0);
+        for event in events {
+            let sweep = SweepEvent::parse(event.clone());
+            match parse(event) {
+                Ok(DispatchEvent::Fresh { limit }) => {
+                    assert!((1..=MAX_COUNT as usize).contains(&limit));
+                    parsed += 1;
+                }
+                Ok(DispatchEvent::One(_)) => parsed += 1,
+                Err(err @ (Error::InvalidEvent(_) | Error::Unauthorized)) => {
+                    assert!(err.to_string().chars().count() < 400, "{err}");
+                    refused += 1;
+                }
+                Err(other) => panic!("unexpected error class: {other}"),
+            }
+            match sweep {
+                Ok(SweepEvent { batch_size }) => {
+                    assert!(batch_size.is_none_or(|n| (1..=MAX_COUNT as usize).contains(&n)));
+                }
+                Err(err) => assert!(matches!(err, Error::InvalidEvent(_)), "{err}"),
+            }
+        }
+        assert!(
+            parsed > 10 && refused > 100,
+            "{parsed} parsed, {refused} refused"
         );
     }
 

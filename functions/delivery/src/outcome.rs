@@ -143,7 +143,7 @@ pub(crate) fn decide(
     policy: &RetryPolicy,
     finished_at: DateTime<Utc>,
 ) -> Transition {
-    let number = attempts_made + 1;
+    let number = attempts_made.saturating_add(1);
     let (status_code, retry_after) = match &attempt.result {
         AttemptResult::Response {
             status,

@@ -108,28 +108,29 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        // Drop is synchronous and the test's runtime may be shutting down: use a thread with a
-        // runtime of its own. A failing test leaves nothing behind either way.
-        let schema = self.schema.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok((client, connection)) = tokio_postgres::connect(&base_url(), NoTls).await
-                {
-                    tokio::spawn(connection);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        clean_up(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
     }
+}
+
+/// Runs `statement` on the shared server from a thread with a runtime of its own: Drop is
+/// synchronous and the test's runtime may be shutting down. A failing test leaves nothing
+/// behind either way.
+fn clean_up(statement: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok((client, connection)) = tokio_postgres::connect(&base_url(), NoTls).await {
+                tokio::spawn(connection);
+                let _ = client.batch_execute(&statement).await;
+            }
+        });
+    })
+    .join();
 }
 
 /// The migration files, in order.
@@ -191,5 +192,52 @@ impl Listener {
             .await
             .ok()
             .flatten()
+    }
+}
+
+/// A database of its own on the shared server (for connection paths that cannot set a
+/// `search_path` per connection, such as a transaction pooler), migrated into `public`;
+/// dropped with its connections (all of them ours) when the value is dropped.
+pub struct TestDatabase {
+    /// The database's name.
+    pub name: String,
+}
+
+impl TestDatabase {
+    /// Creates and migrates the database.
+    pub async fn new() -> TestDatabase {
+        let name = format!("it_{}", Uuid::new_v4().simple());
+        let admin = connect(&base_url()).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let pool = DbConfig::new(with_database(&base_url(), &name))
+            .pool()
+            .expect("pool");
+        delivery::db::migrate(&pool)
+            .await
+            .expect("migrations apply");
+        TestDatabase { name }
+    }
+}
+
+/// `url` with its database replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match query {
+        "" => format!("{server}/{database}"),
+        query => format!("{server}/{database}?{query}"),
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // FORCE ends the connections to this database, which are all this test's.
+        clean_up(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }

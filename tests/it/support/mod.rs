@@ -6,9 +6,15 @@
 //!   answers with scripted replies.
 //! - `deps`: building `delivery::Deps` for a test database and receiver.
 //! - `state`: reading a delivery's stored row and attempts for assertions.
+//! - `cluster`: a throwaway Postgres cluster of the test's own (for restarts), free ports.
+//! - `pgbouncer`: PgBouncer in transaction mode in front of a server.
+//! - `hostile`: raw TCP receivers that misbehave (silence, cut bodies, floods, drips).
 
+pub mod cluster;
 pub mod db;
 pub mod deps;
+pub mod hostile;
+pub mod pgbouncer;
 pub mod receiver;
 pub mod state;
 

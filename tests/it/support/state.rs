@@ -77,6 +77,25 @@ impl TestDb {
             .collect()
     }
 
+    /// Inserts `n` bookings in one statement; returns the ids of all deliveries.
+    pub async fn backlog(&self, n: i64) -> Vec<Uuid> {
+        let client = self.pool.get().await.expect("connection");
+        client
+            .execute(
+                "INSERT INTO booking_requests (tutor_email) SELECT 'tutor' || i || '@example.com' FROM generate_series(1, $1::bigint) i",
+                &[&n],
+            )
+            .await
+            .expect("insert backlog");
+        client
+            .query("SELECT id FROM webhook_deliveries", &[])
+            .await
+            .expect("ids")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
     /// A booking with a tutor address and its captured `new_request` delivery id.
     pub async fn booking_with_delivery(&self) -> (Uuid, Uuid) {
         let booking = self
