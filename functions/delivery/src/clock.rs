@@ -60,14 +60,17 @@ impl BatchClock {
 }
 
 /// A wall-clock deadline (the Lambda invocation's) on the monotonic clock, so time left is
-/// measured with `Instant`s. A deadline already past is now; one absurdly far ahead is a day
-/// away (a Lambda runs 15 minutes at most).
-pub(crate) fn instant_of(deadline: SystemTime) -> Instant {
-    let left = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
-        .min(MAX_AHEAD);
-    Instant::now() + left
+/// measured with `Instant`s; one absurdly far ahead is a day away (a Lambda runs 15 minutes at
+/// most). A deadline already past is no deadline: Lambda would have stopped the invocation,
+/// so it comes from an emulator (`cargo lambda watch` sends one from 1970) and is ignored.
+pub(crate) fn instant_of(deadline: SystemTime) -> Option<Instant> {
+    match deadline.duration_since(SystemTime::now()) {
+        Ok(left) => Some(Instant::now() + left.min(MAX_AHEAD)),
+        Err(_) => {
+            tracing::warn!("the invocation's deadline has already passed; ignoring it");
+            None
+        }
+    }
 }
 
 const MAX_AHEAD: Duration = Duration::from_secs(24 * 60 * 60);
@@ -78,20 +81,18 @@ mod tests {
 
     #[test]
     fn a_deadline_becomes_the_time_left_on_the_monotonic_clock() {
-        let left =
-            |deadline: SystemTime| instant_of(deadline).saturating_duration_since(Instant::now());
-        let ninety = left(SystemTime::now() + Duration::from_secs(90));
+        let left = |deadline: SystemTime| {
+            instant_of(deadline).map(|at| at.saturating_duration_since(Instant::now()))
+        };
+        let ninety = left(SystemTime::now() + Duration::from_secs(90)).unwrap_or_default();
         assert!(
             ninety <= Duration::from_secs(90) && ninety > Duration::from_secs(89),
             "{ninety:?}"
         );
-        assert_eq!(
-            left(SystemTime::now() - Duration::from_secs(5)),
-            Duration::ZERO
-        );
-        assert_eq!(left(SystemTime::UNIX_EPOCH), Duration::ZERO);
+        assert_eq!(left(SystemTime::now() - Duration::from_secs(5)), None);
+        assert_eq!(left(SystemTime::UNIX_EPOCH), None);
         let far = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::MAX);
-        assert!(left(far) <= MAX_AHEAD);
+        assert!(left(far).is_some_and(|left| left <= MAX_AHEAD));
     }
 
     #[test]

@@ -132,9 +132,9 @@ pub async fn handle(
     let report = match DispatchEvent::parse(event, deps.config.dispatch_token.as_ref())? {
         DispatchEvent::One(id) => {
             // Leave room for the attempt after the wait.
-            let wait = match deadline {
+            let wait = match deadline.and_then(instant_of) {
                 None => deps.config.dispatch_wait,
-                Some(deadline) => instant_of(deadline)
+                Some(deadline) => deadline
                     .saturating_duration_since(Instant::now())
                     .saturating_sub(deps.config.timeout + DEADLINE_HEADROOM)
                     .min(deps.config.dispatch_wait),
@@ -280,7 +280,7 @@ pub async fn dispatch_fresh(
     deadline: Option<SystemTime>,
 ) -> Result<DispatchReport> {
     let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
-    let deadline = deadline.map(instant_of);
+    let deadline = deadline.and_then(instant_of);
     let mut report = DispatchReport::default();
     let mut remaining = limit;
     while remaining > 0 {

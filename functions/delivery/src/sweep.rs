@@ -102,7 +102,7 @@ pub fn options_for(
 /// Concurrent sweeps never send a delivery twice (claims are leased).
 pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<SweepReport> {
     let started = Instant::now();
-    let deadline = options.deadline.map(instant_of);
+    let deadline = options.deadline.and_then(instant_of);
     let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
     // Only rows due when the sweep started: the first claim's time, on the database's clock.
     let mut cutoff = clock.sql_now();
