@@ -362,6 +362,7 @@ async fn hostile_addresses_are_skipped_with_a_reason_and_the_booking_commits() {
     let options = SweepOptions {
         batch_size: 100,
         budget: Duration::from_secs(60),
+        deadline: None,
     };
     let report = sweep(
         &deps,
@@ -540,8 +541,9 @@ async fn no_log_line_carries_an_address_or_the_token() {
     let options = SweepOptions {
         batch_size: 10,
         budget: Duration::from_secs(60),
+        deadline: None,
     };
-    delivery::dispatch::handle(json!({ "limit": 10 }), &deps, at(0))
+    delivery::dispatch::handle(json!({ "limit": 10 }), &deps, at(0), None)
         .await
         .expect("dispatch");
     receiver.set_default(
@@ -556,18 +558,14 @@ async fn no_log_line_carries_an_address_or_the_token() {
         max_retries: 3,
         ..Requeue::default()
     };
-    requeue(&db.pool, &replay, t0 + chrono::Duration::minutes(61))
-        .await
-        .expect("requeue");
+    requeue(&db.pool, &replay, at(61)).await.expect("requeue");
     sweep(&refused, options, at(62)).await.expect("sweep");
     receiver.set_default(Reply::status(302).header(
         "location",
         format!("https://example.org/to/{TUTOR}?t={TOKEN}"),
     ));
     sweep(&deps, options, at(120)).await.expect("sweep");
-    requeue(&db.pool, &replay, t0 + chrono::Duration::minutes(121))
-        .await
-        .expect("requeue");
+    requeue(&db.pool, &replay, at(121)).await.expect("requeue");
     receiver.set_default(Reply::status(200).body(echo.clone()));
     sweep(&deps, options, at(122)).await.expect("sweep");
 
