@@ -9,12 +9,10 @@
 //!
 //! # Layout
 //! - [`cli`]: the `infra` command line; flags with `WEBHOOK_…`/`AWS_…` fallbacks.
-//! - [`schedule`]: the desired schedule, its diff against what exists, apply/show/delete.
+//! - [`schedule`]: the wanted schedule, built in the SDK's types; apply/show/delete.
 //! - [`role`]: the IAM execution role Scheduler assumes (trust + least-privilege policy).
-//! - [`validate`]: our own checks of expressions, names and ARNs, before any AWS call.
-//! - [`change`]: created / updated (which fields) / unchanged.
-//! - [`aws`]: SDK configuration (standard chain, or an emulator) and clients.
-//! - [`error`]: SDK errors turned into messages that keep the service's error code.
+//! - [`change`]: created / updated (which fields) / unchanged, deleted / absent / kept.
+//! - [`aws`]: SDK configuration, clients, and SDK errors as messages.
 //!
 //! The optional SQL that wakes `dispatch` from Postgres in the cloud lives in `infra/sql/`,
 //! apart from the default migrations; docs/deploy.md explains it.
@@ -22,7 +20,5 @@
 pub mod aws;
 pub mod change;
 pub mod cli;
-pub mod error;
 pub mod role;
 pub mod schedule;
-pub mod validate;

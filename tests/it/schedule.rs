@@ -1,115 +1,86 @@
-//! `infra schedule apply | show | delete` against a real AWS API emulator: moto server,
-//! one per test, on 127.0.0.1. Everything `apply` wrote is read back with plain SDK calls
-//! (`GetSchedule`, `GetRole`, `GetRolePolicy`), not through our own mapping code.
+//! `infra schedule apply | show | delete` against a real AWS API emulator: moto server, one
+//! per test, on 127.0.0.1. Everything `apply` wrote is read back with plain SDK calls
+//! (`GetSchedule`, `GetRole`, `GetRolePolicy`), not through our own mapping code. Then the
+//! pure parts: the wanted schedule, the diff, the policies, the command line's arguments.
 //!
-//! moto validates nothing, so the validation of expressions and ARNs is unit-tested in
-//! `infra::validate`; here moto stands in for what the calls do.
+//! moto validates nothing; `infra` checks only what AWS would accept but cannot work (a
+//! function in another region, a FIFO dead-letter queue), and AWS checks the rest.
 
 use anyhow::{Context as _, Result, ensure};
-use infra::aws::scheduler::operation::get_schedule::GetScheduleOutput;
-use infra::aws::scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState};
-use infra::aws::{Clients, emulator_config};
-use infra::change::Change;
-use infra::schedule::{self, ApplyOptions, DeleteOptions, ExecutionRole, Removal, SweepSchedule};
+use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
+use aws_sdk_scheduler::primitives::DateTime;
+use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState};
+use clap::Parser as _;
+use infra::aws::{Clients, none_if_not_found, sdk_error};
+use infra::change::{Change, Report};
+use infra::cli::{ApplyArgs, Cli, Command, ScheduleCommand};
+use infra::schedule::{self, DeleteOptions, ExecutionRole, SweepSchedule};
 use serde_json::json;
 
-use self::moto::Moto;
+use crate::support::aws::{ACCOUNT, REGION, decode_policy, emulator, run_cli};
 
-const REGION: &str = "eu-west-1";
-/// moto's default account.
-const ACCOUNT: &str = "123456789012";
 const FUNCTION: &str = "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep";
 const ROLE_NAME: &str = "retry-sweep-scheduler";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/retry-sweep-scheduler";
 const DLQ: &str = "arn:aws:sqs:eu-west-1:123456789012:retry-sweep-dlq";
 
-/// A fresh moto server and clients pointed at it.
-async fn emulator() -> Result<(Moto, Clients)> {
-    let moto = Moto::start().await?;
-    let config = emulator_config(&moto.endpoint, REGION).await;
-    let clients = Clients::new(&config)?;
-    Ok((moto, clients))
+async fn apply(clients: &Clients, desired: &SweepSchedule) -> Result<Report> {
+    schedule::apply(clients, desired, false).await
 }
 
-async fn apply(clients: &Clients, desired: &SweepSchedule) -> Result<schedule::ApplyReport> {
-    schedule::apply(clients, desired, ApplyOptions::default()).await
+/// What happened to the report's resource of `kind` ("schedule group", "execution role",
+/// "schedule").
+fn change<'a>(report: &'a Report, kind: &str) -> &'a Change {
+    report
+        .change(kind)
+        .unwrap_or_else(|| panic!("no {kind} in {report:?}"))
+}
+
+/// The names of the fields that changed on the resource of `kind`.
+fn changed_fields(report: &Report, kind: &str) -> Vec<&'static str> {
+    let item = report.item(kind).into_iter();
+    item.flat_map(|i| i.change.fields())
+        .map(|c| c.field)
+        .collect()
 }
 
 async fn get_schedule(clients: &Clients, group: &str, name: &str) -> Result<GetScheduleOutput> {
-    clients
+    let get = clients
         .scheduler
         .get_schedule()
         .group_name(group)
-        .name(name)
-        .send()
-        .await
-        .map_err(infra::error::sdk_error)
-        .with_context(|| format!("GetSchedule {group}/{name}"))
+        .name(name);
+    (get.send().await.map_err(sdk_error)).with_context(|| format!("GetSchedule {group}/{name}"))
 }
 
 async fn schedule_is_absent(clients: &Clients, group: &str, name: &str) -> Result<bool> {
-    match clients
+    let get = clients
         .scheduler
         .get_schedule()
         .group_name(group)
-        .name(name)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(false),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            Ok(true)
-        }
-        Err(e) => Err(infra::error::sdk_error(e)),
-    }
+        .name(name);
+    Ok(none_if_not_found(get.send().await)?.is_none())
 }
 
 async fn group_is_absent(clients: &Clients, group: &str) -> Result<bool> {
-    match clients
-        .scheduler
-        .get_schedule_group()
-        .name(group)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(false),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            Ok(true)
-        }
-        Err(e) => Err(infra::error::sdk_error(e)),
-    }
+    let get = clients.scheduler.get_schedule_group().name(group);
+    Ok(none_if_not_found(get.send().await)?.is_none())
 }
 
 async fn role_is_absent(clients: &Clients, name: &str) -> Result<bool> {
-    match clients.iam.get_role().role_name(name).send().await {
-        Ok(_) => Ok(false),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            Ok(true)
-        }
-        Err(e) => Err(infra::error::sdk_error(e)),
-    }
+    let get = clients.iam.get_role().role_name(name);
+    Ok(none_if_not_found(get.send().await)?.is_none())
 }
 
 /// The inline policy of the managed role, parsed.
 async fn role_policy(clients: &Clients) -> Result<serde_json::Value> {
-    let out = clients
-        .iam
-        .get_role_policy()
-        .role_name(ROLE_NAME)
+    let get = clients.iam.get_role_policy().role_name(ROLE_NAME);
+    let out = get
         .policy_name(infra::role::POLICY_NAME)
         .send()
         .await
-        .map_err(infra::error::sdk_error)?;
-    infra::role::decode_policy(out.policy_document())
+        .map_err(sdk_error)?;
+    decode_policy(out.policy_document())
 }
 
 /// Asserts every field of the schedule as `GetSchedule` returns it.
@@ -153,16 +124,18 @@ fn assert_sweep_schedule(
 
 #[tokio::test]
 async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> Result<()> {
-    let (_moto, clients) = emulator().await?;
+    let (_moto, _, clients) = emulator().await?;
     let desired = SweepSchedule::new(FUNCTION);
 
     let first = apply(&clients, &desired).await?;
-    assert_eq!(first.group, Change::Created);
-    assert_eq!(first.schedule, Change::Created);
-    let role = first.role.as_ref().context("a managed role is reported")?;
+    assert_eq!(change(&first, "schedule group"), &Change::Created);
+    assert_eq!(change(&first, "schedule"), &Change::Created);
+    let role = first
+        .item("execution role")
+        .context("a managed role is reported")?;
     assert_eq!(
-        (role.name.as_str(), role.arn.as_str()),
-        (ROLE_NAME, ROLE_ARN)
+        (role.name.as_str(), role.arn.as_deref()),
+        (ROLE_NAME, Some(ROLE_ARN))
     );
     assert_eq!(role.change, Change::Created);
     assert_sweep_schedule(
@@ -175,7 +148,7 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
     // The role Scheduler assumes: trusted by the scheduler of this account and group only,
     // allowed to invoke the one function and nothing else.
     let got = clients.iam.get_role().role_name(ROLE_NAME).send().await?;
-    let trust = infra::role::decode_policy(
+    let trust = decode_policy(
         got.role()
             .and_then(|r| r.assume_role_policy_document())
             .context("no trust policy")?,
@@ -199,20 +172,21 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
     );
 
     let second = apply(&clients, &desired).await?;
-    assert_eq!(second.group, Change::Unchanged);
-    assert_eq!(second.role.map(|r| r.change), Some(Change::Unchanged));
-    assert_eq!(second.schedule, Change::Unchanged);
-    assert_eq!(second.schedule_arn, first.schedule_arn);
+    assert_eq!(change(&second, "schedule group"), &Change::Unchanged);
+    assert_eq!(change(&second, "execution role"), &Change::Unchanged);
+    assert_eq!(change(&second, "schedule"), &Change::Unchanged);
+    let schedule_arn = |r: &Report| r.item("schedule").and_then(|i| i.arn.clone());
+    assert_eq!(schedule_arn(&second), schedule_arn(&first));
+    assert!(schedule_arn(&first).is_some());
 
     let faster = SweepSchedule {
         expression: "rate(5 minutes)".into(),
         ..desired.clone()
     };
     let third = apply(&clients, &faster).await?;
-    assert_eq!(third.group, Change::Unchanged);
-    assert_eq!(third.role.map(|r| r.change), Some(Change::Unchanged));
-    let fields: Vec<String> = third
-        .schedule
+    assert_eq!(change(&third, "schedule group"), &Change::Unchanged);
+    assert_eq!(change(&third, "execution role"), &Change::Unchanged);
+    let fields: Vec<String> = change(&third, "schedule")
         .fields()
         .iter()
         .map(ToString::to_string)
@@ -249,11 +223,10 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
         .set_target(current.target)
         .send()
         .await
-        .map_err(infra::error::sdk_error)?;
+        .map_err(sdk_error)?;
     let repaired = apply(&clients, &faster).await?;
-    let fields: Vec<&str> = repaired.schedule.fields().iter().map(|c| c.field).collect();
     assert_eq!(
-        fields,
+        changed_fields(&repaired, "schedule"),
         [
             "ScheduleExpressionTimezone",
             "Description",
@@ -269,11 +242,14 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
         None,
     )?;
 
-    let shown = schedule::show(&clients, "booking-webhooks", "retry-sweep")
+    let shown = schedule::get(&clients, "booking-webhooks", "retry-sweep")
         .await?
         .context("show finds the schedule")?;
-    assert_eq!(shown.spec, faster.spec(ROLE_ARN));
-    assert_eq!(shown.arn, first.schedule_arn);
+    assert_eq!(
+        schedule::fields(&shown),
+        schedule::fields(&faster.wanted(ROLE_ARN)?)
+    );
+    assert_eq!(shown.arn.clone(), schedule_arn(&first));
 
     let deleted = schedule::delete(
         &clients,
@@ -282,8 +258,8 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
         &DeleteOptions::default(),
     )
     .await?;
-    assert_eq!(deleted.schedule, Removal::Deleted);
-    assert_eq!((deleted.group, deleted.role), (None, None));
+    assert_eq!(change(&deleted, "schedule"), &Change::Deleted);
+    assert_eq!(deleted.items.len(), 1, "no --purge: {deleted:?}");
     assert!(schedule_is_absent(&clients, "booking-webhooks", "retry-sweep").await?);
     assert!(
         !group_is_absent(&clients, "booking-webhooks").await?,
@@ -294,7 +270,7 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
         "no --purge: role stays"
     );
     assert!(
-        schedule::show(&clients, "booking-webhooks", "retry-sweep")
+        schedule::get(&clients, "booking-webhooks", "retry-sweep")
             .await?
             .is_none()
     );
@@ -306,27 +282,24 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
         &DeleteOptions::default(),
     )
     .await?;
-    assert_eq!(again.schedule, Removal::Absent);
+    assert_eq!(change(&again, "schedule"), &Change::Absent);
     Ok(())
 }
 
 #[tokio::test]
 async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
-    let (_moto, clients) = emulator().await?;
+    let (_moto, _, clients) = emulator().await?;
     let desired = SweepSchedule::new(FUNCTION);
-    let dry = ApplyOptions {
-        dry_run: true,
-        ..ApplyOptions::default()
-    };
 
-    let plan = schedule::apply(&clients, &desired, dry).await?;
+    let plan = schedule::apply(&clients, &desired, true).await?;
     assert!(plan.dry_run);
-    assert_eq!(plan.group, Change::Created);
+    assert_eq!(change(&plan, "schedule group"), &Change::Created);
     assert_eq!(
-        plan.role.as_ref().map(|r| (&r.change, r.arn.as_str())),
-        Some((&Change::Created, ROLE_ARN))
+        plan.item("execution role")
+            .map(|r| (&r.change, r.arn.as_deref())),
+        Some((&Change::Created, Some(ROLE_ARN)))
     );
-    assert_eq!(plan.schedule, Change::Created);
+    assert_eq!(change(&plan, "schedule"), &Change::Created);
     assert!(
         plan.to_string()
             .contains("schedule booking-webhooks/retry-sweep: would be created"),
@@ -341,18 +314,11 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
         dead_letter_arn: Some(DLQ.into()),
         ..desired
     };
-    let plan = schedule::apply(&clients, &slower, dry).await?;
-    assert_eq!(plan.group, Change::Unchanged);
-    let role_fields: Vec<&str> = plan
-        .role
-        .iter()
-        .flat_map(|r| r.change.fields())
-        .map(|c| c.field)
-        .collect();
-    assert_eq!(role_fields, ["RolePolicy"]);
-    let fields: Vec<&str> = plan.schedule.fields().iter().map(|c| c.field).collect();
+    let plan = schedule::apply(&clients, &slower, true).await?;
+    assert_eq!(change(&plan, "schedule group"), &Change::Unchanged);
+    assert_eq!(changed_fields(&plan, "execution role"), ["RolePolicy"]);
     assert_eq!(
-        fields,
+        changed_fields(&plan, "schedule"),
         ["ScheduleExpression", "Target.DeadLetterConfig.Arn"]
     );
     assert_sweep_schedule(
@@ -379,12 +345,19 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
         },
     )
     .await?;
-    assert_eq!(plan.schedule, Removal::Deleted);
+    assert_eq!(change(&plan, "schedule"), &Change::Deleted);
+    let group = plan
+        .item("schedule group")
+        .context("group purge reported")?;
     assert_eq!(
-        plan.group,
-        Some(("booking-webhooks".into(), Removal::Deleted))
+        (group.name.as_str(), &group.change),
+        ("booking-webhooks", &Change::Deleted)
     );
-    assert_eq!(plan.role, Some((ROLE_NAME.into(), Removal::Deleted)));
+    let role = plan.item("execution role").context("role purge reported")?;
+    assert_eq!(
+        (role.name.as_str(), &role.change),
+        (ROLE_NAME, &Change::Deleted)
+    );
     assert!(!schedule_is_absent(&clients, "booking-webhooks", "retry-sweep").await?);
     assert!(!group_is_absent(&clients, "booking-webhooks").await?);
     assert!(!role_is_absent(&clients, ROLE_NAME).await?);
@@ -393,7 +366,7 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
 
 #[tokio::test]
 async fn a_dead_letter_queue_is_set_and_the_managed_role_may_send_to_it() -> Result<()> {
-    let (_moto, clients) = emulator().await?;
+    let (_moto, _, clients) = emulator().await?;
     apply(&clients, &SweepSchedule::new(FUNCTION)).await?;
 
     let with_dlq = SweepSchedule {
@@ -401,15 +374,11 @@ async fn a_dead_letter_queue_is_set_and_the_managed_role_may_send_to_it() -> Res
         ..SweepSchedule::new(FUNCTION)
     };
     let report = apply(&clients, &with_dlq).await?;
-    let role_fields: Vec<&str> = report
-        .role
-        .iter()
-        .flat_map(|r| r.change.fields())
-        .map(|c| c.field)
-        .collect();
-    assert_eq!(role_fields, ["RolePolicy"]);
-    let fields: Vec<&str> = report.schedule.fields().iter().map(|c| c.field).collect();
-    assert_eq!(fields, ["Target.DeadLetterConfig.Arn"]);
+    assert_eq!(changed_fields(&report, "execution role"), ["RolePolicy"]);
+    assert_eq!(
+        changed_fields(&report, "schedule"),
+        ["Target.DeadLetterConfig.Arn"]
+    );
     assert_sweep_schedule(
         &get_schedule(&clients, "booking-webhooks", "retry-sweep").await?,
         "rate(10 minutes)",
@@ -422,22 +391,22 @@ async fn a_dead_letter_queue_is_set_and_the_managed_role_may_send_to_it() -> Res
     );
 
     let again = apply(&clients, &with_dlq).await?;
-    assert_eq!(again.role.map(|r| r.change), Some(Change::Unchanged));
-    assert_eq!(again.schedule, Change::Unchanged);
+    assert_eq!(change(&again, "execution role"), &Change::Unchanged);
+    assert_eq!(change(&again, "schedule"), &Change::Unchanged);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_given_role_is_used_as_is_and_no_role_is_created() -> Result<()> {
-    let (_moto, clients) = emulator().await?;
+    let (_moto, _, clients) = emulator().await?;
     let own_role = "arn:aws:iam::123456789012:role/platform/sweep-invoker";
     let desired = SweepSchedule {
         role: ExecutionRole::Existing(own_role.into()),
         ..SweepSchedule::new(FUNCTION)
     };
     let report = apply(&clients, &desired).await?;
-    assert_eq!(report.role, None);
-    assert_eq!(report.schedule, Change::Created);
+    assert_eq!(report.item("execution role"), None);
+    assert_eq!(change(&report, "schedule"), &Change::Created);
     assert_sweep_schedule(
         &get_schedule(&clients, "booking-webhooks", "retry-sweep").await?,
         "rate(10 minutes)",
@@ -448,8 +417,7 @@ async fn a_given_role_is_used_as_is_and_no_role_is_created() -> Result<()> {
 
     // Switching to a managed role later swaps the ARN on the schedule.
     let managed = apply(&clients, &SweepSchedule::new(FUNCTION)).await?;
-    let fields: Vec<String> = managed
-        .schedule
+    let fields: Vec<String> = change(&managed, "schedule")
         .fields()
         .iter()
         .map(ToString::to_string)
@@ -463,8 +431,7 @@ async fn a_given_role_is_used_as_is_and_no_role_is_created() -> Result<()> {
 
 #[tokio::test]
 async fn the_command_line_applies_shows_and_purges() -> Result<()> {
-    let (moto, clients) = emulator().await?;
-    let config = emulator_config(&moto.endpoint, REGION).await;
+    let (moto, config, clients) = emulator().await?;
     // Every input is a flag, so WEBHOOK_… variables in the developer's shell change nothing.
     let common = [
         "--region",
@@ -531,7 +498,7 @@ async fn the_command_line_applies_shows_and_purges() -> Result<()> {
         .set_target(other.target)
         .send()
         .await
-        .map_err(infra::error::sdk_error)?;
+        .map_err(sdk_error)?;
     let out = run_cli(
         &config,
         [["schedule", "delete", "--purge"].as_slice(), &common, &role].concat(),
@@ -553,7 +520,7 @@ async fn the_command_line_applies_shows_and_purges() -> Result<()> {
         .name("someone-elses")
         .send()
         .await
-        .map_err(infra::error::sdk_error)?;
+        .map_err(sdk_error)?;
     let out = run_cli(
         &config,
         [["schedule", "delete", "--purge"].as_slice(), &common, &role].concat(),
@@ -574,118 +541,304 @@ async fn the_command_line_applies_shows_and_purges() -> Result<()> {
     Ok(())
 }
 
-/// Runs `infra <args>` the way the binary does, against `config`.
-async fn run_cli(config: &infra::aws::aws_config::SdkConfig, args: Vec<&str>) -> Result<String> {
-    let cli = infra::cli::Cli::parse_args(std::iter::once("infra").chain(args))?;
-    infra::cli::run(&cli, config).await
+// The pure parts: no emulator needed.
+
+#[test]
+fn the_default_schedule_is_the_ten_minute_sweep() -> Result<()> {
+    let desired = SweepSchedule::new(FUNCTION);
+    assert_eq!(desired.validate("eu-west-1")?, ("aws", ACCOUNT));
+    let wanted = desired.wanted("arn:aws:iam::123456789012:role/retry-sweep-scheduler")?;
+    let fields: std::collections::BTreeMap<_, _> = schedule::fields(&wanted).into_iter().collect();
+    assert_eq!(fields["ScheduleExpression"], "rate(10 minutes)");
+    assert_eq!(fields["ScheduleExpressionTimezone"], "UTC");
+    assert_eq!(fields["State"], "ENABLED");
+    assert_eq!(fields["FlexibleTimeWindow.Mode"], "OFF");
+    assert_eq!(fields["Target.Arn"], FUNCTION);
+    assert_eq!(fields["Target.Input"], "{}");
+    assert_eq!(fields["Target.RetryPolicy.MaximumEventAgeInSeconds"], 300);
+    assert_eq!(fields["Target.RetryPolicy.MaximumRetryAttempts"], 3);
+    assert_eq!(fields["Target.DeadLetterConfig.Arn"], json!(null));
+    assert_eq!(
+        desired.role,
+        ExecutionRole::Managed("retry-sweep-scheduler".into())
+    );
+    Ok(())
 }
 
-/// moto server as a child process: started on a free port of 127.0.0.1, killed on drop.
-mod moto {
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
+#[test]
+fn what_aws_accepts_but_cannot_work_is_refused_before_any_call() {
+    let err = SweepSchedule::new(FUNCTION)
+        .validate("us-east-1")
+        .expect_err("region");
+    assert!(err.to_string().contains("us-east-1"), "{err}");
 
-    use anyhow::{Context as _, Result, bail};
-
-    /// How long moto may take to answer after starting (it imports all of botocore's
-    /// models; on a loaded 2-core machine that takes a few seconds).
-    const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-    /// A running moto server.
-    pub struct Moto {
-        child: Child,
-        log: PathBuf,
-        /// `http://127.0.0.1:<port>`
-        pub endpoint: String,
+    let base = SweepSchedule::new(FUNCTION);
+    let cases = [
+        SweepSchedule {
+            function_arn: "retry-sweep".into(),
+            ..base.clone()
+        },
+        SweepSchedule {
+            function_arn: "arn:aws:lambda:eu-west-1:12345:function:retry-sweep".into(),
+            ..base.clone()
+        },
+        SweepSchedule {
+            dead_letter_arn: Some("arn:aws:sqs:eu-west-1:123456789012:q.fifo".into()),
+            ..base.clone()
+        },
+    ];
+    for case in cases {
+        assert!(case.validate("eu-west-1").is_err(), "{case:?}");
     }
+    let fifo = SweepSchedule {
+        dead_letter_arn: Some("arn:aws:sqs:eu-west-1:123456789012:q.fifo".into()),
+        ..base
+    };
+    let err = fifo.validate("eu-west-1").expect_err("fifo");
+    assert!(err.to_string().contains("FIFO"), "{err}");
+}
 
-    /// `$MOTO_SERVER`, else the one `make tools` installs into `target/venv`.
-    fn binary() -> Result<PathBuf> {
-        let path = match std::env::var_os("MOTO_SERVER") {
-            Some(path) => PathBuf::from(path),
-            None => {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/moto_server")
-            }
-        };
-        if !path.is_file() {
-            bail!(
-                "moto_server not found at {}: run `make tools` (installs moto[server] into \
-                 target/venv) or set MOTO_SERVER to its path",
-                path.display()
-            );
-        }
-        Ok(path)
+#[test]
+fn a_diff_names_exactly_the_fields_that_differ() -> Result<()> {
+    let desired = SweepSchedule::new(FUNCTION);
+    let role = "arn:aws:iam::123456789012:role/r";
+    let wanted = desired.wanted(role)?;
+    let diff = |now: &GetScheduleOutput, want: &GetScheduleOutput| {
+        Change::between(&schedule::fields(now), &schedule::fields(want))
+    };
+    assert_eq!(diff(&wanted, &wanted), Change::Unchanged);
+
+    let mut drifted = wanted.clone();
+    drifted.state = Some(ScheduleState::Disabled);
+    drifted.start_date = Some(DateTime::from_secs(1_893_456_000));
+    let change = diff(&drifted, &wanted);
+    let fields: Vec<_> = change.fields().iter().map(|c| c.field).collect();
+    assert_eq!(fields, ["State", "StartDate"]);
+    assert_eq!(
+        change.fields()[1].from.as_deref(),
+        Some("\"2030-01-01T00:00:00Z\"")
+    );
+    assert_eq!(change.fields()[1].to, None);
+
+    let faster = SweepSchedule {
+        expression: "rate(5 minutes)".into(),
+        ..desired
     }
+    .wanted(role)?;
+    let change = diff(&wanted, &faster);
+    assert_eq!(change.fields().len(), 1);
+    assert_eq!(
+        change.fields()[0].to_string(),
+        "ScheduleExpression: \"rate(10 minutes)\" -> \"rate(5 minutes)\""
+    );
+    Ok(())
+}
 
-    impl Moto {
-        /// Starts moto and waits until it accepts connections.
-        pub async fn start() -> Result<Self> {
-            let binary = binary()?;
-            // The port is found by binding :0 and released just before moto binds it; if
-            // another process takes it in between, moto exits and we try another.
-            let mut last_error = None;
-            for _ in 0..3 {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                    .local_addr()?
-                    .port();
-                let log =
-                    std::env::temp_dir().join(format!("moto-{}-{port}.log", std::process::id()));
-                let child = Command::new(&binary)
-                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(std::fs::File::create(&log)?)
-                    .spawn()
-                    .with_context(|| format!("starting {}", binary.display()))?;
-                let mut moto = Self {
-                    child,
-                    log,
-                    endpoint: format!("http://127.0.0.1:{port}"),
-                };
-                match moto.wait_ready(port).await {
-                    Ok(()) => return Ok(moto),
-                    Err(e) => last_error = Some(e),
-                }
-            }
-            Err(last_error.unwrap_or_else(|| anyhow::anyhow!("moto did not start")))
-        }
-
-        async fn wait_ready(&mut self, port: u16) -> Result<()> {
-            let deadline = Instant::now() + READY_TIMEOUT;
-            loop {
-                if let Some(status) = self.child.try_wait()? {
-                    bail!("moto_server exited ({status}): {}", self.log_tail());
-                }
-                if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-                {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    bail!(
-                        "moto_server did not listen on port {port} within {READY_TIMEOUT:?}: {}",
-                        self.log_tail()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-
-        fn log_tail(&self) -> String {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().rev().take(20).collect();
-            lines.into_iter().rev().collect::<Vec<_>>().join("\n")
-        }
+#[test]
+fn the_schedule_shows_as_json_with_api_field_names() -> Result<()> {
+    let wanted = SweepSchedule {
+        dead_letter_arn: Some("arn:aws:sqs:eu-west-1:123456789012:dlq".into()),
+        ..SweepSchedule::new(FUNCTION)
     }
+    .wanted("arn:aws:iam::123456789012:role/r")?;
+    let json = schedule::to_json(&wanted);
+    assert_eq!(json["Name"], "retry-sweep");
+    assert_eq!(json["ScheduleExpression"], "rate(10 minutes)");
+    assert_eq!(json["FlexibleTimeWindow"], json!({ "Mode": "OFF" }));
+    assert_eq!(json["Target"]["RetryPolicy"]["MaximumRetryAttempts"], 3);
+    assert_eq!(
+        json["Target"]["DeadLetterConfig"]["Arn"],
+        "arn:aws:sqs:eu-west-1:123456789012:dlq"
+    );
+    assert!(json.get("KmsKeyArn").is_none());
+    assert!(json.get("Arn").is_none(), "not created yet: no ARN");
+    Ok(())
+}
 
-    impl Drop for Moto {
-        fn drop(&mut self) {
-            // Best effort: the process may already be gone.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let _ = std::fs::remove_file(&self.log);
-        }
+#[test]
+fn trust_is_limited_to_the_scheduler_of_this_account_and_group() -> Result<()> {
+    let trust: serde_json::Value = serde_json::from_str(&infra::role::trust_policy(
+        "aws",
+        ACCOUNT,
+        "eu-west-1",
+        "booking-webhooks",
+    ))?;
+    let statement = &trust["Statement"][0];
+    assert_eq!(
+        statement["Principal"],
+        json!({ "Service": "scheduler.amazonaws.com" })
+    );
+    assert_eq!(statement["Action"], "sts:AssumeRole");
+    assert_eq!(
+        statement["Condition"]["StringEquals"],
+        json!({
+            "aws:SourceAccount": "123456789012",
+            "aws:SourceArn": "arn:aws:scheduler:eu-west-1:123456789012:schedule-group/booking-webhooks",
+        })
+    );
+    Ok(())
+}
+
+#[test]
+fn permissions_cover_the_one_function_and_only_the_given_queue() -> Result<()> {
+    let policy = |dlq| -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&infra::role::permissions_policy(
+            FUNCTION, dlq,
+        ))?)
+    };
+    assert_eq!(
+        policy(None)?["Statement"],
+        json!([{
+            "Sid": "InvokeRetrySweep",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep",
+        }])
+    );
+    let with = policy(Some("arn:aws:sqs:eu-west-1:123456789012:dlq"))?;
+    assert_eq!(with["Statement"].as_array().map(Vec::len), Some(2));
+    assert_eq!(with["Statement"][1]["Action"], "sqs:SendMessage");
+    assert_eq!(
+        with["Statement"][1]["Resource"],
+        "arn:aws:sqs:eu-west-1:123456789012:dlq"
+    );
+    Ok(())
+}
+
+#[test]
+fn reports_say_what_changed_and_would_change() {
+    let now = [("A", json!("1")), ("B.C", json!("2")), ("D", json!(null))];
+    let want = [("A", json!("1")), ("B.C", json!("3")), ("D", json!(7))];
+    let change = Change::between(&now, &want);
+    let lines: Vec<_> = change.fields().iter().map(ToString::to_string).collect();
+    assert_eq!(lines, ["B.C: \"2\" -> \"3\"", "D: (unset) -> 7"]);
+    assert_eq!(Change::between(&now, &now), Change::Unchanged);
+    let mut report = Report::new(true);
+    report.push("thing", "t", Some("arn:t".into()), change);
+    report.push("other", "o", None, Change::Kept("why".into()));
+    assert_eq!(
+        report.to_string(),
+        "dry run: nothing was changed; the plan is\n\
+         thing t: would be updated (arn:t)\n  B.C: \"2\" -> \"3\"\n  D: (unset) -> 7\n\
+         other o: kept (why)\n"
+    );
+    assert_eq!(
+        infra::change::to_json(now),
+        json!({ "A": "1", "B": { "C": "2" } })
+    );
+}
+
+fn apply_args(extra: &[&str]) -> ApplyArgs {
+    let argv = ["infra", "schedule", "apply"].iter().chain(extra);
+    match Cli::try_parse_from(argv).expect("parses").command {
+        Command::Schedule(ScheduleCommand::Apply(args)) => args,
+        other => panic!("not apply: {other:?}"),
     }
+}
+
+#[test]
+fn cli_definition_is_consistent() {
+    use clap::CommandFactory as _;
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn the_function_arn_is_built_from_name_and_account() -> Result<()> {
+    let args = apply_args(&["--account-id", "123456789012", "--function-name", "sweeper"]);
+    let desired = args.sweep_schedule("eu-west-1")?;
+    assert_eq!(
+        desired.function_arn,
+        "arn:aws:lambda:eu-west-1:123456789012:function:sweeper"
+    );
+    assert_eq!(
+        desired.role,
+        ExecutionRole::Managed("retry-sweep-scheduler".into())
+    );
+    assert_eq!(desired.group, "booking-webhooks");
+    assert_eq!(desired.expression, "rate(10 minutes)");
+    assert_eq!(desired.dead_letter_arn, None);
+    Ok(())
+}
+
+#[test]
+fn flags_override_the_defaults() -> Result<()> {
+    let args = apply_args(&[
+        "--function-arn",
+        "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/mine",
+        "--name",
+        "sweep",
+        "--group",
+        "default",
+        "--expression",
+        "rate(5 minutes)",
+        "--dlq-arn",
+        "arn:aws:sqs:eu-west-1:123456789012:dlq",
+        "--dry-run",
+    ]);
+    assert!(args.dry_run);
+    let desired = args.sweep_schedule("eu-west-1")?;
+    assert_eq!(
+        desired.role,
+        ExecutionRole::Existing("arn:aws:iam::123456789012:role/mine".into())
+    );
+    assert_eq!(
+        (desired.name.as_str(), desired.group.as_str()),
+        ("sweep", "default")
+    );
+    assert_eq!(desired.expression, "rate(5 minutes)");
+    assert_eq!(
+        desired.dead_letter_arn.as_deref(),
+        Some("arn:aws:sqs:eu-west-1:123456789012:dlq")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_managed_role_is_named_after_the_schedule_unless_named() {
+    let arn = "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep";
+    let named = apply_args(&["--function-arn", arn, "--name", "nightly"]);
+    assert_eq!(
+        named.sweep_schedule("eu-west-1").map(|d| d.role).ok(),
+        Some(ExecutionRole::Managed("nightly-scheduler".into()))
+    );
+    let explicit = apply_args(&["--function-arn", arn, "--role-name", "ops-sweeper"]);
+    assert_eq!(
+        explicit.sweep_schedule("eu-west-1").map(|d| d.role).ok(),
+        Some(ExecutionRole::Managed("ops-sweeper".into()))
+    );
+}
+
+#[test]
+fn empty_values_count_as_unset() -> Result<()> {
+    let args = apply_args(&[
+        "--function-arn",
+        "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep",
+        "--role-arn",
+        "",
+        "--dlq-arn",
+        " ",
+    ]);
+    let desired = args.sweep_schedule("eu-west-1")?;
+    assert_eq!(desired.dead_letter_arn, None);
+    assert!(matches!(desired.role, ExecutionRole::Managed(_)));
+    Ok(())
+}
+
+#[test]
+fn missing_or_bad_inputs_fail_with_the_variable_to_set() {
+    let err = apply_args(&[])
+        .sweep_schedule("eu-west-1")
+        .expect_err("no function");
+    assert!(
+        err.to_string().contains("WEBHOOK_SWEEP_FUNCTION_ARN"),
+        "{err}"
+    );
+
+    let err = apply_args(&["--account-id", "12345"])
+        .sweep_schedule("eu-west-1")
+        .and_then(|desired| desired.validate("eu-west-1").map(|_| ()))
+        .expect_err("bad account");
+    assert!(err.to_string().contains("account"), "{err}");
 }

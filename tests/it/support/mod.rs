@@ -10,6 +10,7 @@
 //! - `pgbouncer`: PgBouncer in transaction mode in front of a server.
 //! - `hostile`: raw TCP receivers that misbehave (silence, cut bodies, floods, drips).
 
+pub mod aws;
 pub mod cluster;
 pub mod db;
 pub mod deps;
