@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`cli`]: the `infra` command line; flags with `WEBHOOK_…`/`AWS_…` fallbacks.
 //! - [`schedule`]: the wanted schedule, built in the SDK's types; apply/show/delete.
+//! - [`group`]: the schedule group, created when missing, purged only when empty.
 //! - [`role`]: the IAM execution role Scheduler assumes (trust + least-privilege policy).
 //! - [`change`]: created / updated (which fields) / unchanged, deleted / absent / kept.
 //! - [`aws`]: SDK configuration, clients, and SDK errors as messages.
@@ -20,5 +21,6 @@
 pub mod aws;
 pub mod change;
 pub mod cli;
+pub mod group;
 pub mod role;
 pub mod schedule;

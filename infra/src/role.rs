@@ -11,13 +11,20 @@
 //! text IAM holds is not exactly ours. The role is tagged [`MANAGED_TAG`] so
 //! `delete --purge` never removes a role it did not create.
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use anyhow::Context as _;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::Tag;
+use clap::Args;
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use crate::aws::{Clients, none_if_not_found, sdk_error};
 use crate::change::{Change, FieldChange};
+use crate::cli::non_empty;
+use crate::schedule::Function;
 
 /// Name of the one inline policy on the role.
 pub const POLICY_NAME: &str = "invoke-retry-sweep";
@@ -25,8 +32,40 @@ pub const POLICY_NAME: &str = "invoke-retry-sweep";
 /// Tag key (and value) marking a role as created by this tool.
 pub const MANAGED_TAG: (&str, &str) = ("managed-by", "booking-webhooks-infra");
 
+/// How long a write that needs a fresh role is retried while IAM propagates it.
+const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(60);
+
 const DESCRIPTION: &str = "Assumed by EventBridge Scheduler to invoke the booking-webhooks \
      retry sweep. Managed by `infra schedule apply`.";
+
+/// Which execution role: one of your own, used as is, or one `apply` manages.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Args)]
+pub struct RoleArgs {
+    /// Use this existing execution role as is; without it, apply manages a role of its own.
+    #[arg(long, env = "WEBHOOK_SCHEDULER_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Name of the managed execution role (default: the schedule name + "-scheduler").
+    #[arg(long, env = "WEBHOOK_SCHEDULER_ROLE_NAME")]
+    pub role_name: Option<String>,
+}
+
+impl RoleArgs {
+    /// The role of your own (`--role-arn`): used as is, never changed or deleted.
+    pub fn given(&self) -> Option<&str> {
+        non_empty(&self.role_arn)
+    }
+
+    /// The name of the role `apply` manages for schedule `schedule` when none is given.
+    pub fn managed_name(&self, schedule: &str) -> String {
+        let name = non_empty(&self.role_name).map(str::to_owned);
+        name.unwrap_or_else(|| default_name(schedule))
+    }
+}
+
+/// The managed execution role's default name for schedule `schedule_name`.
+pub fn default_name(schedule_name: &str) -> String {
+    format!("{schedule_name}-scheduler")
+}
 
 /// The trust policy: EventBridge Scheduler, for schedule group `group` in `region` of
 /// `account` only.
@@ -55,19 +94,26 @@ pub fn permissions_policy(function: &str, dead_letter_queue: Option<&str>) -> St
     json!({ "Version": "2012-10-17", "Statement": statements }).to_string()
 }
 
-/// Creates role `name` with the `[trust, permissions]` documents, or rewrites those of its
-/// documents that differ. Returns the role's ARN (`arn` when it would be created in a dry
-/// run) and what changed. With `dry_run`, only reads.
+/// Creates role `name` for schedules of `group` to invoke `function` (and send to
+/// `dead_letter_queue`), or rewrites those of its two documents that differ. Returns the
+/// role's ARN and what changed. With `dry_run`, only reads.
 ///
 /// Fails on any IAM error other than "not found", e.g. when the caller may not read or
 /// create roles.
 pub async fn ensure(
     clients: &Clients,
     name: &str,
-    arn: String,
-    [trust, permissions]: [String; 2],
+    function: &Function,
+    group: &str,
+    dead_letter_queue: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<(String, Change)> {
+    let Function {
+        partition, account, ..
+    } = function;
+    let trust = trust_policy(partition, account, &clients.region, group);
+    let permissions = permissions_policy(&function.arn, dead_letter_queue);
+    let arn = format!("arn:{partition}:iam::{account}:role/{name}");
     let iam = &clients.iam;
     let role = none_if_not_found(iam.get_role().role_name(name).send().await)
         .with_context(|| format!("reading IAM role {name}"))?
@@ -182,4 +228,30 @@ pub async fn delete(clients: &Clients, name: &str, dry_run: bool) -> anyhow::Res
         })?;
     }
     Ok(Change::Deleted)
+}
+
+/// Runs a write that needs the role (a schedule naming it); while the role is fresh, retries
+/// the `ValidationException` Scheduler answers until IAM has propagated it ("…must allow AWS
+/// EventBridge Scheduler to assume the role"), for at most a minute.
+pub async fn retry_while_propagating<T, E, R, Fut>(
+    role_is_fresh: bool,
+    mut call: impl FnMut() -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: Future<Output = Result<T, SdkError<E, R>>>,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let deadline = Instant::now() + PROPAGATION_TIMEOUT;
+    let mut pause = Duration::from_secs(2);
+    loop {
+        let result = call().await;
+        let refused = result.as_ref().err().and_then(|e| e.code()) == Some("ValidationException");
+        if !(role_is_fresh && refused && Instant::now() + pause < deadline) {
+            return result.map_err(sdk_error);
+        }
+        tracing::info!("execution role not usable yet (IAM propagation); retrying in {pause:?}");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
 }

@@ -8,22 +8,21 @@
 //! end dates) are reported and cleared if someone added them. Why the period, retry policy
 //! and window are what they are: docs/deploy.md, "The schedule".
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
 use anyhow::{Context as _, bail};
-use aws_sdk_scheduler::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
 use aws_sdk_scheduler::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_scheduler::types::{
     DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode as Mode, RetryPolicy,
     ScheduleState, Target,
 };
+use clap::Args;
 use serde_json::json;
 
-use crate::aws::{Clients, none_if_not_found, sdk_error};
+use crate::aws::{Clients, none_if_not_found};
 use crate::change::{Change, Field, Report};
-use crate::role;
+use crate::cli::non_empty;
+use crate::role::RoleArgs;
+use crate::{group, role};
 
 /// Sets every field `apply` manages, from the wanted schedule, on a `CreateSchedule` or
 /// `UpdateSchedule` request: the two take the same fields but are different builder types.
@@ -58,77 +57,115 @@ pub const DESCRIPTION: &str = "Invokes the booking-webhooks retry sweep, the saf
      redelivers due webhook retries and reclaims expired leases. Managed by \
      `infra schedule apply`: edits made elsewhere are overwritten.";
 
-/// The group every account has; it can be neither created nor deleted.
-const AWS_DEFAULT_GROUP: &str = "default";
-
-/// How long `apply` retries a schedule write refused because a fresh execution role has not
-/// reached every IAM endpoint yet.
-const ROLE_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Which execution role the schedule uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExecutionRole {
-    /// A role that already exists and is left as it is (`WEBHOOK_SCHEDULER_ROLE_ARN`).
-    Existing(String),
-    /// A role of this name that `apply` creates and keeps in line.
-    Managed(String),
+/// Which schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ScheduleId {
+    /// Schedule name.
+    #[arg(long = "name", env = "WEBHOOK_SCHEDULE_NAME", default_value = DEFAULT_NAME)]
+    pub name: String,
+    /// Schedule group (created by apply when missing).
+    #[arg(long, env = "WEBHOOK_SCHEDULE_GROUP", default_value = DEFAULT_GROUP)]
+    pub group: String,
 }
 
-/// The inputs of `apply`: what the sweep schedule must be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Default for ScheduleId {
+    fn default() -> Self {
+        let (name, group) = (DEFAULT_NAME.to_owned(), DEFAULT_GROUP.to_owned());
+        Self { name, group }
+    }
+}
+
+/// What the sweep schedule must be: the arguments of `infra schedule apply`, each with an
+/// environment fallback (a flag wins over its variable; a variable set to "" is unset).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct SweepSchedule {
-    /// Schedule name.
-    pub name: String,
-    /// Schedule group.
-    pub group: String,
-    /// `rate(…)` or `cron(…)`.
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub id: ScheduleId,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// rate(…) or cron(…); keep it in step with the retry backoff (5m, 15m, 45m).
+    #[arg(long, env = "WEBHOOK_SCHEDULE_EXPRESSION", default_value = DEFAULT_EXPRESSION)]
     pub expression: String,
-    /// The retry-sweep function to invoke.
-    pub function_arn: String,
-    /// The execution role.
-    pub role: ExecutionRole,
-    /// A standard SQS queue for events Scheduler could not deliver, if any.
+    /// ARN of the retry-sweep function (else built from --function-name and --account-id).
+    #[arg(long, env = "WEBHOOK_SWEEP_FUNCTION_ARN", value_name = "ARN")]
+    pub function_arn: Option<String>,
+    /// Name of the retry-sweep function, used with --account-id.
+    #[arg(
+        long,
+        env = "WEBHOOK_SWEEP_FUNCTION_NAME",
+        default_value = "retry-sweep"
+    )]
+    pub function_name: String,
+    /// AWS account that owns the function, used with --function-name.
+    #[arg(long, env = "AWS_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Standard SQS queue for invocations Scheduler gave up on.
+    #[arg(long = "dlq-arn", env = "WEBHOOK_SCHEDULE_DLQ_ARN", value_name = "ARN")]
     pub dead_letter_arn: Option<String>,
+    /// Only read, and print what would change.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The function the schedule invokes, and the parts of its ARN the managed role needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// `arn:{partition}:lambda:{region}:{account}:function:{name}[:{qualifier}]`
+    pub arn: String,
+    /// `aws`, `aws-cn` or `aws-us-gov`.
+    pub partition: String,
+    /// The account that owns the function.
+    pub account: String,
 }
 
 impl SweepSchedule {
     /// The default schedule for `function_arn`, with a managed role named after the schedule.
-    pub fn new(function_arn: impl Into<String>) -> Self {
+    pub fn new(function_arn: &str) -> Self {
         Self {
-            name: DEFAULT_NAME.to_owned(),
-            group: DEFAULT_GROUP.to_owned(),
+            id: ScheduleId::default(),
+            role: RoleArgs::default(),
             expression: DEFAULT_EXPRESSION.to_owned(),
-            function_arn: function_arn.into(),
-            role: ExecutionRole::Managed(default_role_name(DEFAULT_NAME)),
+            function_arn: Some(function_arn.to_owned()),
+            function_name: "retry-sweep".to_owned(),
+            account_id: None,
             dead_letter_arn: None,
+            dry_run: false,
         }
     }
 
-    /// Refuses, before any call, what AWS would accept but cannot work, and returns the
-    /// function's partition and account (the managed role's ARN and trust need them).
+    /// The dead-letter queue, if one is set.
+    pub fn dead_letter_queue(&self) -> Option<&str> {
+        non_empty(&self.dead_letter_arn)
+    }
+
+    /// The function to invoke in `region`: `--function-arn`, else built from the name and
+    /// the account. Refuses, before any call, what AWS would accept but cannot work.
     ///
-    /// Fails on a function in another region than the schedule (Scheduler invokes Lambda only
-    /// in its own; usually a wrong `AWS_REGION`), an account id that is not 12 digits, a
-    /// FIFO dead-letter queue (Scheduler supports only standard ones), or a function ARN
-    /// whose parts cannot be read. AWS checks everything else itself.
-    pub fn validate(&self, region: &str) -> anyhow::Result<(&str, &str)> {
-        let arn = &self.function_arn;
-        let parts: Vec<&str> = arn.split(':').collect();
-        let [
-            "arn",
-            partition,
-            "lambda",
-            in_region,
-            account,
-            "function",
-            _,
-            ..,
-        ] = parts[..]
-        else {
+    /// Fails when neither an ARN nor an account is given, on an ARN whose parts cannot be
+    /// read or whose account is not 12 digits, on a function in another region than the
+    /// schedule (Scheduler invokes Lambda only in its own; usually a wrong `AWS_REGION`), and
+    /// on a FIFO dead-letter queue (Scheduler supports only standard ones). AWS checks the rest.
+    pub fn function(&self, region: &str) -> anyhow::Result<Function> {
+        let arn = match (non_empty(&self.function_arn), non_empty(&self.account_id)) {
+            (Some(arn), _) => arn.to_owned(),
+            (None, Some(account)) => {
+                let name = self.function_name.trim();
+                format!("arn:aws:lambda:{region}:{account}:function:{name}")
+            }
+            (None, None) => bail!(
+                "which function? set WEBHOOK_SWEEP_FUNCTION_ARN (--function-arn), or AWS_ACCOUNT_ID \
+                 (--account-id) with WEBHOOK_SWEEP_FUNCTION_NAME (--function-name, default retry-sweep)"
+            ),
+        };
+        let part = |i| arn.split(':').nth(i).unwrap_or_default().to_owned();
+        let (partition, in_region, account) = (part(1), part(3), part(4));
+        if [part(0), part(2), part(5)] != ["arn", "lambda", "function"] || part(6).is_empty() {
             bail!(
                 "invalid Lambda function ARN {arn:?}: expected arn:aws:lambda:<region>:<account>:function:<name>"
             );
-        };
+        }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             bail!("invalid Lambda function ARN {arn:?}: the account part must be 12 digits");
         }
@@ -137,38 +174,38 @@ impl SweepSchedule {
                 "invalid Lambda function ARN {arn:?}: the function is in {in_region} but the schedule would be in {region}"
             );
         }
-        if let Some(queue) = self
-            .dead_letter_arn
-            .as_ref()
-            .filter(|q| q.ends_with(".fifo"))
-        {
+        if let Some(queue) = self.dead_letter_queue().filter(|q| q.ends_with(".fifo")) {
             bail!("invalid SQS dead-letter queue ARN {queue:?}: Scheduler cannot use a FIFO queue");
         }
-        Ok((partition, account))
+        Ok(Function {
+            arn,
+            partition,
+            account,
+        })
     }
 
-    /// The schedule as `GetSchedule` returns it when it is exactly as wanted, with execution
-    /// role `role_arn`: UTC (a `cron(…)` sweep must not skip or double a run at daylight-saving
-    /// changes), no flexible window (the sweep runs on the period), input `{}` (the sweep takes
-    /// no parameters), Scheduler's own retries bounded to 300 s and 3 attempts.
-    pub fn wanted(&self, role_arn: &str) -> anyhow::Result<GetScheduleOutput> {
+    /// The schedule as `GetSchedule` returns it when it is exactly as wanted, invoking
+    /// `function_arn` as `role_arn`: UTC (a `cron(…)` sweep must not skip or double a run at
+    /// daylight-saving changes), no flexible window (the sweep runs on the period), input `{}`
+    /// (the sweep takes no parameters), Scheduler's own retries bounded to 300 s and 3 attempts.
+    pub fn wanted(&self, function_arn: &str, role_arn: &str) -> anyhow::Result<GetScheduleOutput> {
         let retry_policy = RetryPolicy::builder()
             .maximum_event_age_in_seconds(300)
             .maximum_retry_attempts(3)
             .build();
         let dead_letter =
-            (self.dead_letter_arn.as_ref()).map(|arn| DeadLetterConfig::builder().arn(arn).build());
+            (self.dead_letter_queue()).map(|arn| DeadLetterConfig::builder().arn(arn).build());
         let target = Target::builder()
-            .arn(&self.function_arn)
+            .arn(function_arn)
             .role_arn(role_arn)
             .input("{}")
             .retry_policy(retry_policy)
             .set_dead_letter_config(dead_letter)
             .build()?;
         Ok(GetScheduleOutput::builder()
-            .name(&self.name)
-            .group_name(&self.group)
-            .schedule_expression(&self.expression)
+            .name(&self.id.name)
+            .group_name(&self.id.group)
+            .schedule_expression(self.expression.trim())
             .schedule_expression_timezone("UTC")
             .description(DESCRIPTION)
             .state(ScheduleState::Enabled)
@@ -176,11 +213,6 @@ impl SweepSchedule {
             .target(target)
             .build())
     }
-}
-
-/// The managed execution role's default name for schedule `schedule_name`.
-pub fn default_role_name(schedule_name: &str) -> String {
-    format!("{schedule_name}-scheduler")
 }
 
 /// Every field `apply` manages, and those it never sets (so that a schedule carrying them
@@ -240,43 +272,35 @@ pub fn to_json(s: &GetScheduleOutput) -> serde_json::Value {
 /// managed), schedule, reported in that order. Writes nothing that is already right; with
 /// `dry_run`, writes nothing at all.
 ///
-/// Fails before any AWS call on the inputs [`SweepSchedule::validate`] refuses, and on any
+/// Fails before any AWS call on the inputs [`SweepSchedule::function`] refuses, and on any
 /// AWS error other than "not found" (the message names the call and the service's error code).
-pub async fn apply(
-    clients: &Clients,
-    desired: &SweepSchedule,
-    dry_run: bool,
-) -> anyhow::Result<Report> {
-    let (partition, account) = desired.validate(&clients.region)?;
-    let (scheduler, group, name) = (&clients.scheduler, &desired.group, &desired.name);
+pub async fn apply(clients: &Clients, desired: &SweepSchedule) -> anyhow::Result<Report> {
+    let function = desired.function(&clients.region)?;
+    let (dry_run, group, name) = (desired.dry_run, &desired.id.group, &desired.id.name);
+    let scheduler = &clients.scheduler;
     let mut report = Report::new(dry_run);
-    let group_existed = group == AWS_DEFAULT_GROUP || group_exists(clients, group).await?;
-    if !group_existed && !dry_run {
-        let created = scheduler.create_schedule_group().name(group).send().await;
-        (created.map_err(sdk_error)).with_context(|| format!("creating schedule group {group}"))?;
-    }
-    report.push("schedule group", group, None, created_unless(group_existed));
+    let group_change = group::ensure(clients, group, dry_run).await?;
+    let group_is_new = group_change == Change::Created;
+    report.push("schedule group", group, None, group_change);
 
-    let (role_arn, role_is_fresh) = match &desired.role {
-        ExecutionRole::Existing(arn) => (arn.clone(), false),
-        ExecutionRole::Managed(role) => {
-            let trust = role::trust_policy(partition, account, &clients.region, group);
-            let dlq = desired.dead_letter_arn.as_deref();
-            let permissions = role::permissions_policy(&desired.function_arn, dlq);
-            let arn = format!("arn:{partition}:iam::{account}:role/{role}");
-            let ensured = role::ensure(clients, role, arn, [trust, permissions], dry_run).await;
+    let (role_arn, role_is_fresh) = match desired.role.given() {
+        Some(arn) => (arn.to_owned(), false),
+        None => {
+            let role = desired.role.managed_name(name);
+            let dlq = desired.dead_letter_queue();
+            let ensured = role::ensure(clients, &role, &function, group, dlq, dry_run).await;
             let (arn, change) = ensured?;
             let fresh = change != Change::Unchanged;
-            report.push("execution role", role, Some(arn.clone()), change);
+            report.push("execution role", &role, Some(arn.clone()), change);
             (arn, fresh)
         }
     };
 
-    let wanted = desired.wanted(&role_arn)?;
+    let wanted = desired.wanted(&function.arn, &role_arn)?;
     // A group that does not exist yet holds no schedule (and asking moto would be an error).
-    let current = match group_existed {
-        true => get(clients, group, name).await?,
-        false => None,
+    let current = match group_is_new {
+        true => None,
+        false => get(clients, group, name).await?,
     };
     let change = match &current {
         Some(now) => Change::between(&fields(now), &fields(&wanted)),
@@ -287,13 +311,13 @@ pub async fn apply(
         _ if dry_run => {}
         Change::Created => {
             let create = || with_fields_of!(scheduler.create_schedule(), wanted).send();
-            let created = retry_while_role_propagates(role_is_fresh, create).await;
+            let created = role::retry_while_propagating(role_is_fresh, create).await;
             let created = created.with_context(|| format!("creating schedule {group}/{name}"))?;
             arn = Some(created.schedule_arn);
         }
         Change::Updated(_) => {
             let update = || with_fields_of!(scheduler.update_schedule(), wanted).send();
-            let updated = retry_while_role_propagates(role_is_fresh, update).await;
+            let updated = role::retry_while_propagating(role_is_fresh, update).await;
             updated.with_context(|| format!("updating schedule {group}/{name}"))?;
         }
         _ => {}
@@ -302,93 +326,42 @@ pub async fn apply(
     Ok(report)
 }
 
-fn created_unless(exists: bool) -> Change {
-    match exists {
-        true => Change::Unchanged,
-        false => Change::Created,
-    }
-}
-
-async fn group_exists(clients: &Clients, group: &str) -> anyhow::Result<bool> {
-    let got = clients
-        .scheduler
-        .get_schedule_group()
-        .name(group)
-        .send()
-        .await;
-    let got = none_if_not_found(got).with_context(|| format!("reading schedule group {group}"))?;
-    // A group being deleted still answers, but schedules cannot be created in it.
-    if got
-        .as_ref()
-        .and_then(|g| g.state())
-        .is_some_and(|s| s.as_str() == "DELETING")
-    {
-        bail!("schedule group {group} is being deleted; run apply again once it is gone");
-    }
-    Ok(got.is_some())
-}
-
-/// Runs a schedule write; while the execution role is fresh, retries the `ValidationException`
-/// Scheduler answers until IAM has propagated it ("…must allow AWS EventBridge Scheduler to
-/// assume the role"), for at most [`ROLE_PROPAGATION_TIMEOUT`].
-async fn retry_while_role_propagates<T, E, R, Fut>(
-    role_is_fresh: bool,
-    mut call: impl FnMut() -> Fut,
-) -> anyhow::Result<T>
-where
-    Fut: Future<Output = Result<T, SdkError<E, R>>>,
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let deadline = Instant::now() + ROLE_PROPAGATION_TIMEOUT;
-    let mut pause = Duration::from_secs(2);
-    loop {
-        let result = call().await;
-        let refused = result.as_ref().err().and_then(|e| e.code()) == Some("ValidationException");
-        if !(role_is_fresh && refused && Instant::now() + pause < deadline) {
-            return result.map_err(sdk_error);
-        }
-        tracing::info!("execution role not usable yet (IAM propagation); retrying in {pause:?}");
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(10));
-    }
-}
-
 /// Reads schedule `group/name`, or `None` if it (or its group) does not exist.
 pub async fn get(
     clients: &Clients,
     group: &str,
     name: &str,
 ) -> anyhow::Result<Option<GetScheduleOutput>> {
-    let got = clients
-        .scheduler
-        .get_schedule()
-        .group_name(group)
-        .name(name);
+    let scheduler = &clients.scheduler;
+    let got = scheduler.get_schedule().group_name(group).name(name);
     none_if_not_found(got.send().await).with_context(|| format!("reading schedule {group}/{name}"))
 }
 
-/// What `delete` removes besides the schedule.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// What `infra schedule delete` removes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Args)]
 pub struct DeleteOptions {
-    /// Only read, and report what would be deleted.
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub id: ScheduleId,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// Also delete the group if it is then empty, and the managed role (never one given by
+    /// --role-arn, never one this tool did not create).
+    #[arg(long)]
+    pub purge: bool,
+    /// Only read, and print what would be deleted.
+    #[arg(long)]
     pub dry_run: bool,
-    /// Also delete the schedule group, if it is not `default` and holds no other schedule.
-    pub purge_group: bool,
-    /// Also delete this managed execution role (only if it carries [`role::MANAGED_TAG`]).
-    pub purge_role: Option<String>,
 }
 
-/// Deletes schedule `group/name`, and what `options` ask for besides; what does not exist is
-/// reported absent, not an error.
+/// Deletes the schedule, and with `purge` its group (unless `default` or holding other
+/// schedules) and its managed role (only if it carries [`role::MANAGED_TAG`]); what does not
+/// exist is reported absent, not an error.
 ///
 /// Fails on any AWS error other than "not found".
-pub async fn delete(
-    clients: &Clients,
-    group: &str,
-    name: &str,
-    options: &DeleteOptions,
-) -> anyhow::Result<Report> {
+pub async fn delete(clients: &Clients, options: &DeleteOptions) -> anyhow::Result<Report> {
+    let (group, name) = (&options.id.group, &options.id.name);
     let (scheduler, dry_run) = (&clients.scheduler, options.dry_run);
     let mut report = Report::new(dry_run);
     let exists = get(clients, group, name).await?.is_some();
@@ -404,47 +377,15 @@ pub async fn delete(
         Change::Absent
     };
     report.push("schedule", &format!("{group}/{name}"), None, change);
-    if options.purge_group {
-        let change = purge_group(clients, group, name, dry_run).await?;
-        report.push("schedule group", group, None, change);
+    if !options.purge {
+        return Ok(report);
     }
-    if let Some(role) = &options.purge_role {
-        let change = role::delete(clients, role, dry_run).await?;
-        report.push("execution role", role, None, change);
+    let change = group::purge(clients, group, name, dry_run).await?;
+    report.push("schedule group", group, None, change);
+    if options.role.given().is_none() {
+        let role = options.role.managed_name(name);
+        let change = role::delete(clients, &role, dry_run).await?;
+        report.push("execution role", &role, None, change);
     }
     Ok(report)
-}
-
-/// Deletes `group` unless it is `default` or holds a schedule other than `name`: deleting a
-/// group deletes every schedule in it.
-async fn purge_group(
-    clients: &Clients,
-    group: &str,
-    name: &str,
-    dry_run: bool,
-) -> anyhow::Result<Change> {
-    let scheduler = &clients.scheduler;
-    if group == AWS_DEFAULT_GROUP {
-        return Ok(Change::Kept(
-            "the default group cannot be deleted".to_owned(),
-        ));
-    }
-    if !group_exists(clients, group).await? {
-        return Ok(Change::Absent);
-    }
-    let listed = scheduler.list_schedules().group_name(group).send().await;
-    let listed = (listed.map_err(sdk_error)).with_context(|| format!("listing group {group}"))?;
-    let names = listed.schedules.into_iter().filter_map(|s| s.name);
-    let others: Vec<_> = names.filter(|n| n != name).collect();
-    if !others.is_empty() {
-        return Ok(Change::Kept(format!(
-            "it still holds {}",
-            others.join(", ")
-        )));
-    }
-    if !dry_run {
-        let deleted = scheduler.delete_schedule_group().name(group).send().await;
-        (deleted.map_err(sdk_error)).with_context(|| format!("deleting schedule group {group}"))?;
-    }
-    Ok(Change::Deleted)
 }

@@ -13,8 +13,9 @@ use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, Sched
 use clap::Parser as _;
 use infra::aws::{Clients, none_if_not_found, sdk_error};
 use infra::change::{Change, Report};
-use infra::cli::{ApplyArgs, Cli, Command, ScheduleCommand};
-use infra::schedule::{self, DeleteOptions, ExecutionRole, SweepSchedule};
+use infra::cli::{Cli, Command, ScheduleCommand};
+use infra::role::RoleArgs;
+use infra::schedule::{self, DeleteOptions, SweepSchedule};
 use serde_json::json;
 
 use crate::support::aws::{ACCOUNT, REGION, decode_policy, emulator, run_cli};
@@ -25,7 +26,7 @@ const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/retry-sweep-scheduler";
 const DLQ: &str = "arn:aws:sqs:eu-west-1:123456789012:retry-sweep-dlq";
 
 async fn apply(clients: &Clients, desired: &SweepSchedule) -> Result<Report> {
-    schedule::apply(clients, desired, false).await
+    schedule::apply(clients, desired).await
 }
 
 /// What happened to the report's resource of `kind` ("schedule group", "execution role",
@@ -247,17 +248,11 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
         .context("show finds the schedule")?;
     assert_eq!(
         schedule::fields(&shown),
-        schedule::fields(&faster.wanted(ROLE_ARN)?)
+        schedule::fields(&faster.wanted(FUNCTION, ROLE_ARN)?)
     );
     assert_eq!(shown.arn.clone(), schedule_arn(&first));
 
-    let deleted = schedule::delete(
-        &clients,
-        "booking-webhooks",
-        "retry-sweep",
-        &DeleteOptions::default(),
-    )
-    .await?;
+    let deleted = schedule::delete(&clients, &DeleteOptions::default()).await?;
     assert_eq!(change(&deleted, "schedule"), &Change::Deleted);
     assert_eq!(deleted.items.len(), 1, "no --purge: {deleted:?}");
     assert!(schedule_is_absent(&clients, "booking-webhooks", "retry-sweep").await?);
@@ -275,13 +270,7 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
             .is_none()
     );
 
-    let again = schedule::delete(
-        &clients,
-        "booking-webhooks",
-        "retry-sweep",
-        &DeleteOptions::default(),
-    )
-    .await?;
+    let again = schedule::delete(&clients, &DeleteOptions::default()).await?;
     assert_eq!(change(&again, "schedule"), &Change::Absent);
     Ok(())
 }
@@ -291,7 +280,11 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
     let (_moto, _, clients) = emulator().await?;
     let desired = SweepSchedule::new(FUNCTION);
 
-    let plan = schedule::apply(&clients, &desired, true).await?;
+    let dry = |desired: &SweepSchedule| SweepSchedule {
+        dry_run: true,
+        ..desired.clone()
+    };
+    let plan = schedule::apply(&clients, &dry(&desired)).await?;
     assert!(plan.dry_run);
     assert_eq!(change(&plan, "schedule group"), &Change::Created);
     assert_eq!(
@@ -314,7 +307,7 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
         dead_letter_arn: Some(DLQ.into()),
         ..desired
     };
-    let plan = schedule::apply(&clients, &slower, true).await?;
+    let plan = schedule::apply(&clients, &dry(&slower)).await?;
     assert_eq!(change(&plan, "schedule group"), &Change::Unchanged);
     assert_eq!(changed_fields(&plan, "execution role"), ["RolePolicy"]);
     assert_eq!(
@@ -334,17 +327,12 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
         Some(1)
     );
 
-    let plan = schedule::delete(
-        &clients,
-        "booking-webhooks",
-        "retry-sweep",
-        &DeleteOptions {
-            dry_run: true,
-            purge_group: true,
-            purge_role: Some(ROLE_NAME.into()),
-        },
-    )
-    .await?;
+    let purge = DeleteOptions {
+        dry_run: true,
+        purge: true,
+        ..DeleteOptions::default()
+    };
+    let plan = schedule::delete(&clients, &purge).await?;
     assert_eq!(change(&plan, "schedule"), &Change::Deleted);
     let group = plan
         .item("schedule group")
@@ -401,7 +389,10 @@ async fn a_given_role_is_used_as_is_and_no_role_is_created() -> Result<()> {
     let (_moto, _, clients) = emulator().await?;
     let own_role = "arn:aws:iam::123456789012:role/platform/sweep-invoker";
     let desired = SweepSchedule {
-        role: ExecutionRole::Existing(own_role.into()),
+        role: RoleArgs {
+            role_arn: Some(own_role.into()),
+            role_name: None,
+        },
         ..SweepSchedule::new(FUNCTION)
     };
     let report = apply(&clients, &desired).await?;
@@ -546,55 +537,54 @@ async fn the_command_line_applies_shows_and_purges() -> Result<()> {
 #[test]
 fn the_default_schedule_is_the_ten_minute_sweep() -> Result<()> {
     let desired = SweepSchedule::new(FUNCTION);
-    assert_eq!(desired.validate("eu-west-1")?, ("aws", ACCOUNT));
-    let wanted = desired.wanted("arn:aws:iam::123456789012:role/retry-sweep-scheduler")?;
+    let function = desired.function("eu-west-1")?;
+    assert_eq!(
+        (
+            function.arn.as_str(),
+            function.partition.as_str(),
+            function.account.as_str()
+        ),
+        (FUNCTION, "aws", ACCOUNT)
+    );
+    let wanted = desired.wanted(FUNCTION, ROLE_ARN)?;
     let fields: std::collections::BTreeMap<_, _> = schedule::fields(&wanted).into_iter().collect();
     assert_eq!(fields["ScheduleExpression"], "rate(10 minutes)");
     assert_eq!(fields["ScheduleExpressionTimezone"], "UTC");
     assert_eq!(fields["State"], "ENABLED");
     assert_eq!(fields["FlexibleTimeWindow.Mode"], "OFF");
     assert_eq!(fields["Target.Arn"], FUNCTION);
+    assert_eq!(fields["Target.RoleArn"], ROLE_ARN);
     assert_eq!(fields["Target.Input"], "{}");
     assert_eq!(fields["Target.RetryPolicy.MaximumEventAgeInSeconds"], 300);
     assert_eq!(fields["Target.RetryPolicy.MaximumRetryAttempts"], 3);
     assert_eq!(fields["Target.DeadLetterConfig.Arn"], json!(null));
-    assert_eq!(
-        desired.role,
-        ExecutionRole::Managed("retry-sweep-scheduler".into())
-    );
+    assert_eq!(desired.role.given(), None);
+    assert_eq!(desired.role.managed_name(&desired.id.name), ROLE_NAME);
     Ok(())
 }
 
 #[test]
 fn what_aws_accepts_but_cannot_work_is_refused_before_any_call() {
     let err = SweepSchedule::new(FUNCTION)
-        .validate("us-east-1")
+        .function("us-east-1")
         .expect_err("region");
     assert!(err.to_string().contains("us-east-1"), "{err}");
 
     let base = SweepSchedule::new(FUNCTION);
-    let cases = [
-        SweepSchedule {
-            function_arn: "retry-sweep".into(),
-            ..base.clone()
-        },
-        SweepSchedule {
-            function_arn: "arn:aws:lambda:eu-west-1:12345:function:retry-sweep".into(),
-            ..base.clone()
-        },
-        SweepSchedule {
-            dead_letter_arn: Some("arn:aws:sqs:eu-west-1:123456789012:q.fifo".into()),
-            ..base.clone()
-        },
-    ];
-    for case in cases {
-        assert!(case.validate("eu-west-1").is_err(), "{case:?}");
+    for function in [
+        "retry-sweep",
+        "arn:aws:lambda:eu-west-1:12345:function:retry-sweep",
+        "arn:aws:lambda:eu-west-1:123456789012:layer:retry-sweep",
+        "arn:aws:lambda:eu-west-1:123456789012:function:",
+    ] {
+        let case = SweepSchedule::new(function);
+        assert!(case.function("eu-west-1").is_err(), "{case:?}");
     }
     let fifo = SweepSchedule {
         dead_letter_arn: Some("arn:aws:sqs:eu-west-1:123456789012:q.fifo".into()),
         ..base
     };
-    let err = fifo.validate("eu-west-1").expect_err("fifo");
+    let err = fifo.function("eu-west-1").expect_err("fifo");
     assert!(err.to_string().contains("FIFO"), "{err}");
 }
 
@@ -602,7 +592,7 @@ fn what_aws_accepts_but_cannot_work_is_refused_before_any_call() {
 fn a_diff_names_exactly_the_fields_that_differ() -> Result<()> {
     let desired = SweepSchedule::new(FUNCTION);
     let role = "arn:aws:iam::123456789012:role/r";
-    let wanted = desired.wanted(role)?;
+    let wanted = desired.wanted(FUNCTION, role)?;
     let diff = |now: &GetScheduleOutput, want: &GetScheduleOutput| {
         Change::between(&schedule::fields(now), &schedule::fields(want))
     };
@@ -624,7 +614,7 @@ fn a_diff_names_exactly_the_fields_that_differ() -> Result<()> {
         expression: "rate(5 minutes)".into(),
         ..desired
     }
-    .wanted(role)?;
+    .wanted(FUNCTION, role)?;
     let change = diff(&wanted, &faster);
     assert_eq!(change.fields().len(), 1);
     assert_eq!(
@@ -640,7 +630,7 @@ fn the_schedule_shows_as_json_with_api_field_names() -> Result<()> {
         dead_letter_arn: Some("arn:aws:sqs:eu-west-1:123456789012:dlq".into()),
         ..SweepSchedule::new(FUNCTION)
     }
-    .wanted("arn:aws:iam::123456789012:role/r")?;
+    .wanted(FUNCTION, "arn:aws:iam::123456789012:role/r")?;
     let json = schedule::to_json(&wanted);
     assert_eq!(json["Name"], "retry-sweep");
     assert_eq!(json["ScheduleExpression"], "rate(10 minutes)");
@@ -728,7 +718,8 @@ fn reports_say_what_changed_and_would_change() {
     );
 }
 
-fn apply_args(extra: &[&str]) -> ApplyArgs {
+/// `infra schedule apply <extra>` parsed as the binary parses it.
+fn apply_args(extra: &[&str]) -> SweepSchedule {
     let argv = ["infra", "schedule", "apply"].iter().chain(extra);
     match Cli::try_parse_from(argv).expect("parses").command {
         Command::Schedule(ScheduleCommand::Apply(args)) => args,
@@ -744,19 +735,22 @@ fn cli_definition_is_consistent() {
 
 #[test]
 fn the_function_arn_is_built_from_name_and_account() -> Result<()> {
-    let args = apply_args(&["--account-id", "123456789012", "--function-name", "sweeper"]);
-    let desired = args.sweep_schedule("eu-west-1")?;
+    let args = apply_args(&[
+        "--function-arn",
+        "",
+        "--account-id",
+        "123456789012",
+        "--function-name",
+        "sweeper",
+    ]);
     assert_eq!(
-        desired.function_arn,
+        args.function("eu-west-1")?.arn,
         "arn:aws:lambda:eu-west-1:123456789012:function:sweeper"
     );
-    assert_eq!(
-        desired.role,
-        ExecutionRole::Managed("retry-sweep-scheduler".into())
-    );
-    assert_eq!(desired.group, "booking-webhooks");
-    assert_eq!(desired.expression, "rate(10 minutes)");
-    assert_eq!(desired.dead_letter_arn, None);
+    assert_eq!(args.role.managed_name(&args.id.name), ROLE_NAME);
+    assert_eq!(args.id.group, "booking-webhooks");
+    assert_eq!(args.expression, "rate(10 minutes)");
+    assert_eq!(args.dead_letter_queue(), None);
     Ok(())
 }
 
@@ -778,67 +772,53 @@ fn flags_override_the_defaults() -> Result<()> {
         "--dry-run",
     ]);
     assert!(args.dry_run);
-    let desired = args.sweep_schedule("eu-west-1")?;
     assert_eq!(
-        desired.role,
-        ExecutionRole::Existing("arn:aws:iam::123456789012:role/mine".into())
+        args.role.given(),
+        Some("arn:aws:iam::123456789012:role/mine")
     );
     assert_eq!(
-        (desired.name.as_str(), desired.group.as_str()),
+        (args.id.name.as_str(), args.id.group.as_str()),
         ("sweep", "default")
     );
-    assert_eq!(desired.expression, "rate(5 minutes)");
+    assert_eq!(args.expression, "rate(5 minutes)");
     assert_eq!(
-        desired.dead_letter_arn.as_deref(),
+        args.dead_letter_queue(),
         Some("arn:aws:sqs:eu-west-1:123456789012:dlq")
+    );
+    assert_eq!(
+        args.function("eu-west-1")?.arn,
+        "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep"
     );
     Ok(())
 }
 
 #[test]
 fn a_managed_role_is_named_after_the_schedule_unless_named() {
-    let arn = "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep";
-    let named = apply_args(&["--function-arn", arn, "--name", "nightly"]);
-    assert_eq!(
-        named.sweep_schedule("eu-west-1").map(|d| d.role).ok(),
-        Some(ExecutionRole::Managed("nightly-scheduler".into()))
-    );
-    let explicit = apply_args(&["--function-arn", arn, "--role-name", "ops-sweeper"]);
-    assert_eq!(
-        explicit.sweep_schedule("eu-west-1").map(|d| d.role).ok(),
-        Some(ExecutionRole::Managed("ops-sweeper".into()))
-    );
+    let named = apply_args(&["--role-arn", "", "--role-name", "", "--name", "nightly"]);
+    assert_eq!(named.role.managed_name(&named.id.name), "nightly-scheduler");
+    let explicit = apply_args(&["--role-arn", "", "--role-name", "ops-sweeper"]);
+    assert_eq!(explicit.role.managed_name(&explicit.id.name), "ops-sweeper");
 }
 
 #[test]
-fn empty_values_count_as_unset() -> Result<()> {
-    let args = apply_args(&[
-        "--function-arn",
-        "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep",
-        "--role-arn",
-        "",
-        "--dlq-arn",
-        " ",
-    ]);
-    let desired = args.sweep_schedule("eu-west-1")?;
-    assert_eq!(desired.dead_letter_arn, None);
-    assert!(matches!(desired.role, ExecutionRole::Managed(_)));
-    Ok(())
+fn empty_values_count_as_unset() {
+    let args = apply_args(&["--role-arn", "", "--dlq-arn", " "]);
+    assert_eq!(args.dead_letter_queue(), None);
+    assert_eq!(args.role.given(), None);
 }
 
 #[test]
 fn missing_or_bad_inputs_fail_with_the_variable_to_set() {
-    let err = apply_args(&[])
-        .sweep_schedule("eu-west-1")
+    let err = apply_args(&["--function-arn", "", "--account-id", ""])
+        .function("eu-west-1")
         .expect_err("no function");
     assert!(
         err.to_string().contains("WEBHOOK_SWEEP_FUNCTION_ARN"),
         "{err}"
     );
 
-    let err = apply_args(&["--account-id", "12345"])
-        .sweep_schedule("eu-west-1")
-        .and_then(|desired| desired.validate("eu-west-1").map(|_| ()))
+    let err = apply_args(&["--function-arn", "", "--account-id", "12345"])
+        .function("eu-west-1")
         .expect_err("bad account");
     assert!(err.to_string().contains("account"), "{err}");
 }
