@@ -35,8 +35,9 @@ $(VENV_BIN)/cargo-lambda: | $(VENV_BIN)/python
 	$(VENV_BIN)/pip install -q 'cargo-lambda>=1.9,<2'
 
 test: db tools ## run every test (unit + integration) but the fault suite, against a real Postgres, receivers, moto and cargo lambda
-	@# The Lambda smoke test runs these binaries under `cargo lambda watch`: build them first.
-	cargo build -q -p dispatch -p retry-sweep
+	@# The Lambda smoke test runs these binaries under `cargo lambda watch`, and the ops tests
+	@# run `webhooks` itself: build them first.
+	cargo build -q -p dispatch -p retry-sweep -p delivery --bins
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo nextest run --workspace --no-fail-fast -E 'not test(/^faults::/)'
 
 test-faults: db pgbouncer ## the fault suite (tests/it/faults): outages, restarts, kills, hostile receivers, PgBouncer; prints its figures

@@ -10,6 +10,7 @@
 //! - `lambda`: both functions under `cargo lambda watch`, invoked with `cargo lambda invoke`;
 //!   their deploy settings as `cargo lambda deploy` reads them.
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
+//! - `ops`: the operator commands (stats, failures, show, cleanup, verify, doctor) and metrics.
 //! - `robustness`: bad rows, repeated recording, schema invariants, the database clock, deadlines.
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
@@ -26,6 +27,7 @@ mod dispatch;
 mod faults;
 mod lambda;
 mod listen;
+mod ops;
 mod robustness;
 mod schedule;
 mod security;

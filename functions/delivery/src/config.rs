@@ -22,6 +22,7 @@
 //! | `WEBHOOK_SWEEP_BUDGET_MS` | `60000` | a sweep stops claiming new batches after this |
 //! | `WEBHOOK_DB_POOL_SIZE` | `4` | Postgres connections per process |
 //! | `WEBHOOK_DB_CA_FILE` | unset | PEM bundle to verify the database's certificate and host name (see [`crate::tls`]) |
+//! | `WEBHOOK_RETENTION` | unset (off) | the retry sweep deletes resolved deliveries older than this, e.g. `30d` (at least `1d`; see [`crate::retention`]) |
 
 use std::fmt;
 use std::str::FromStr;
@@ -151,6 +152,8 @@ pub struct Config {
     pub sweep_concurrency: usize,
     /// A sweep claims no new batch after this much time.
     pub sweep_budget: Duration,
+    /// The retry sweep removes resolved deliveries older than this (`None`: never).
+    pub retention: Option<Duration>,
 }
 
 impl Config {
@@ -250,6 +253,7 @@ impl Config {
                 0,
                 900_000,
             )?),
+            retention: retention(get("WEBHOOK_RETENTION"))?,
         })
     }
 
@@ -285,6 +289,21 @@ fn flag(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool
         Some("1" | "true") => Ok(true),
         Some(_) => Err(invalid(var, "must be 1 or 0")),
     }
+}
+
+/// `WEBHOOK_RETENTION`: unset or `off` disables it; otherwise an age of at least a day.
+fn retention(text: Option<String>) -> Result<Option<Duration>, ConfigError> {
+    let Some(text) = text.filter(|t| !t.eq_ignore_ascii_case("off")) else {
+        return Ok(None);
+    };
+    let age = parse_duration(&text).map_err(|why| invalid("WEBHOOK_RETENTION", &why))?;
+    if age < crate::retention::MIN_RETENTION {
+        return Err(invalid(
+            "WEBHOOK_RETENTION",
+            &format!("must be at least 1d (or off), got {text:?}"),
+        ));
+    }
+    Ok(Some(age))
 }
 
 fn invalid(var: &'static str, problem: &str) -> ConfigError {
@@ -425,6 +444,26 @@ mod tests {
             err.map(|e| e.to_string()),
             Some("WEBHOOK_ALLOW_HTTP: must be 1 or 0".into())
         );
+    }
+
+    #[test]
+    fn retention_is_off_unless_set_to_a_day_or_more() -> Result<(), ConfigError> {
+        assert_eq!(Config::from_lookup(lookup(&[]))?.retention, None);
+        assert_eq!(
+            Config::from_lookup(lookup(&[("WEBHOOK_RETENTION", "off")]))?.retention,
+            None
+        );
+        assert_eq!(
+            Config::from_lookup(lookup(&[("WEBHOOK_RETENTION", "30d")]))?.retention,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        let short = Config::from_lookup(lookup(&[("WEBHOOK_RETENTION", "2h")])).err();
+        assert_eq!(
+            short.map(|e| e.to_string()),
+            Some("WEBHOOK_RETENTION: must be at least 1d (or off), got \"2h\"".into())
+        );
+        assert!(Config::from_lookup(lookup(&[("WEBHOOK_RETENTION", "a month")])).is_err());
+        Ok(())
     }
 
     #[test]

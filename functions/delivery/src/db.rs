@@ -155,3 +155,13 @@ pub async fn migrate(pool: &Pool) -> Result<Vec<String>> {
         .map(|m| m.to_string())
         .collect())
 }
+
+/// The migrations this build embeds, as (version, name) in order: what `webhooks doctor`
+/// compares the database's history with.
+pub fn known_migrations() -> Vec<(i64, String)> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| (i64::from(m.version()), m.name().to_owned()))
+        .collect()
+}

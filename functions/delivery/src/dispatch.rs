@@ -120,10 +120,22 @@ impl DispatchReport {
     }
 }
 
-/// Handles one `dispatch` invocation. `deadline` is the Lambda deadline
-/// (`Context::deadline()`), if any: the wait for an uncommitted id and the claims of a
-/// `{"limit"}` dispatch are cut so that everything claimed is sent and recorded before it.
+/// Handles one `dispatch` invocation, then writes its metrics ([`crate::metrics`]).
+/// `deadline` is the Lambda deadline (`Context::deadline()`), if any: the wait for an
+/// uncommitted id and the claims of a `{"limit"}` dispatch are cut so that everything claimed
+/// is sent and recorded before it.
 pub async fn handle(
+    event: Value,
+    deps: &Deps,
+    clock: Clock,
+    deadline: Option<SystemTime>,
+) -> Result<DispatchReport> {
+    let (result, tally) = crate::metrics::collect(run(event, deps, clock, deadline)).await;
+    crate::metrics::dispatch_finished(tally, &result, clock.now());
+    result
+}
+
+async fn run(
     event: Value,
     deps: &Deps,
     clock: Clock,

@@ -193,6 +193,13 @@ async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>
         .zip(recorded)
         .map(|(attempted, recorded)| {
             log(attempted, recorded);
+            crate::metrics::observe(
+                &attempted.claimed.webhook_type,
+                attempted.transition.status,
+                attempted.attempt.duration_ms,
+                attempted.claimed.reclaimed,
+                recorded == Recorded::Yes,
+            );
             DeliveryOutcome {
                 id: attempted.claimed.id,
                 status: attempted.transition.status,

@@ -20,6 +20,16 @@
 //! - [`backoff`]: retry schedule, jitter and `Retry-After` handling.
 //! - [`clock`], [`telemetry`], [`error`]: time source, JSON logs, the error type.
 //!
+//! Operations (the `webhooks` read and repair commands, and the functions' metrics):
+//! - [`health`]: delivery health per type and overall (`stats`).
+//! - [`failures`]: deliveries in trouble (`failures`).
+//! - [`history`]: one delivery and its attempts (`show`).
+//! - [`retention`]: deleting old resolved deliveries in batches (`cleanup`, `WEBHOOK_RETENTION`).
+//! - [`completeness`]: bookings whose expected delivery is missing (`verify`).
+//! - [`posture`]: a deployment's posture in plain words (`doctor`).
+//! - [`metrics`]: the CloudWatch metrics each invocation writes, built with [`emf`].
+//! - [`table`]: plain-text tables for the commands' human output.
+//!
 //! Inside (private):
 //! - `event`: the invocation events and the function-URL bearer token.
 //! - `status`: the delivery states.
@@ -34,21 +44,30 @@
 pub mod backoff;
 pub mod claim;
 pub mod clock;
+pub mod completeness;
 pub mod config;
 pub mod db;
 pub mod dispatch;
+pub mod emf;
 pub mod engine;
 pub mod error;
 mod event;
+pub mod failures;
+pub mod health;
+pub mod history;
 pub mod listen;
+pub mod metrics;
 mod outcome;
+pub mod posture;
 mod record;
 pub mod replay;
+pub mod retention;
 mod send;
 mod sign;
 pub mod sql;
 mod status;
 pub mod sweep;
+pub mod table;
 pub mod telemetry;
 mod text;
 mod tls;

@@ -183,3 +183,206 @@ pub const ALL: &[(&str, &str)] = &[
     ("FAILED_REQUEUE", FAILED_REQUEUE),
     ("SESSION_PROBE", SESSION_PROBE),
 ];
+
+// ---------------------------------------------------------------------------------------------
+// Operations: the read and repair commands (`webhooks stats | failures | show | cleanup | verify
+// | doctor`) and the retry sweep's backlog gauges. Read-only unless said; "now" and cut-offs
+// are parameters here too. The views they read are in `V4__health_views` and
+// `V9__operations`.
+// ---------------------------------------------------------------------------------------------
+
+/// Delivery health per webhook type and overall (`webhook_type = 'all'`, last), from the view
+/// `webhook_health_stats`. Numerics are cast to float8 for the client.
+pub const HEALTH_STATS: &str = "
+SELECT webhook_type, total, succeeded, pending, retrying, failed, skipped,
+       success_rate_pct::float8, avg_attempts_to_succeed::float8, oldest_due_at,
+       oldest_undelivered_at, attempts_24h, failed_attempts_24h,
+       p50_ms_24h, p95_ms_24h, p99_ms_24h
+  FROM webhook_health_stats";
+
+/// Deliveries in trouble: status in `$1` (e.g. `{failed,retrying}`), last attempted at or
+/// after `$2` (NULL: any time), most recent first, at most `$3`; `matching` counts them all.
+pub const FAILURES: &str = "
+SELECT id, booking_id, webhook_type, status, attempt_count, max_retries, last_status_code,
+       last_error, last_attempt_at, next_retry_at, count(*) OVER () AS matching
+  FROM webhook_deliveries
+ WHERE status = ANY($1::text[])
+   AND ($2::timestamptz IS NULL OR last_attempt_at >= $2)
+ ORDER BY last_attempt_at DESC NULLS LAST, id
+ LIMIT $3";
+
+/// One delivery by id `$1` (no payload: it repeats the address).
+pub const DELIVERY: &str = "
+SELECT id, booking_id, webhook_type, status, recipient_email, attempt_count, max_retries,
+       next_retry_at, last_error, last_status_code, last_attempt_at, locked_until, created_at,
+       resolved_at
+  FROM webhook_deliveries
+ WHERE id = $1";
+
+/// Every attempt of delivery `$1`, in order.
+pub const ATTEMPTS: &str = "
+SELECT attempt, started_at, duration_ms, status_code, error_kind, error
+  FROM webhook_attempts
+ WHERE delivery_id = $1
+ ORDER BY attempt, id";
+
+/// Retention, one batch (writes): deletes up to `$2` resolved deliveries — any status but
+/// `pending`/`retrying` — resolved before `$1`, oldest first, skipping rows another
+/// transaction holds (a replay in progress); their attempts go with them (ON DELETE CASCADE).
+/// When it deletes anything it moves the completeness horizon up to `$1` in the same
+/// transaction, so `verify` does not report what retention removed. Returns the removed
+/// deliveries per status (JSON object) and the attempts removed with them.
+pub const CLEANUP_BATCH: &str = "
+WITH doomed AS (
+    SELECT id
+      FROM webhook_deliveries
+     WHERE status NOT IN ('pending', 'retrying')
+       AND resolved_at < $1
+     ORDER BY resolved_at
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), removed AS (
+    DELETE FROM webhook_deliveries d
+     USING doomed
+     WHERE d.id = doomed.id
+    RETURNING d.status
+), horizon AS (
+    UPDATE webhook_verify_horizon
+       SET checked_from = $1, reason = 'retention removed deliveries resolved before this',
+           updated_at = now()
+     WHERE checked_from < $1
+       AND EXISTS (SELECT 1 FROM doomed)
+)
+SELECT (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb)
+          FROM (SELECT status, count(*) AS n FROM removed GROUP BY status) s),
+       (SELECT count(*) FROM webhook_attempts a JOIN doomed ON a.delivery_id = doomed.id)";
+
+/// Retention, dry run: what [`CLEANUP_BATCH`] would remove for cut-off `$1`, in the same
+/// shape (per status, attempts).
+pub const CLEANUP_PREVIEW: &str = "
+WITH doomed AS (
+    SELECT id, status
+      FROM webhook_deliveries
+     WHERE status NOT IN ('pending', 'retrying')
+       AND resolved_at < $1
+)
+SELECT (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb)
+          FROM (SELECT status, count(*) AS n FROM doomed GROUP BY status) s),
+       (SELECT count(*) FROM webhook_attempts a JOIN doomed ON a.delivery_id = doomed.id)";
+
+/// The completeness check: bookings created before `$1` whose expected delivery is missing
+/// (view `webhook_missing_deliveries`), oldest first, at most `$2`; `matching` counts them all.
+pub const MISSING_DELIVERIES: &str = "
+SELECT booking_id, missing_type, booking_status, booking_created_at, count(*) OVER () AS matching
+  FROM webhook_missing_deliveries
+ WHERE booking_created_at < $1
+ ORDER BY booking_created_at, booking_id, missing_type
+ LIMIT $2";
+
+/// How many bookings created before `$1` miss an expected delivery (the sweep's metric).
+pub const COUNT_MISSING: &str = "
+SELECT count(*)
+  FROM webhook_missing_deliveries
+ WHERE booking_created_at < $1";
+
+/// Where the completeness check starts, and why.
+pub const VERIFY_HORIZON: &str = "
+SELECT checked_from, reason FROM webhook_verify_horizon";
+
+/// The backlog at `$1`: due rows, and when the oldest of them became due.
+pub const DUE_BACKLOG: &str = "
+SELECT count(*), min(next_retry_at)
+  FROM webhook_deliveries
+ WHERE status IN ('pending', 'retrying')
+   AND next_retry_at <= $1";
+
+/// When the last attempt started (the last time anything was sent).
+pub const LAST_ATTEMPT: &str = "
+SELECT max(started_at) FROM webhook_attempts";
+
+/// Doctor: the user triggers on table `$1` (resolved through `search_path`; no rows if the
+/// table does not exist), with their enabled state (`O` origin, `A` always, `R` replica only,
+/// `D` disabled) and function.
+pub const TABLE_TRIGGERS: &str = "
+SELECT t.tgname::text, t.tgenabled::text, p.proname::text
+  FROM pg_trigger t
+  JOIN pg_proc p ON p.oid = t.tgfoid
+ WHERE t.tgrelid = to_regclass($1)
+   AND NOT t.tgisinternal
+ ORDER BY t.tgname";
+
+/// Doctor: the functions whose signatures are in `$1` (e.g. `notify_new_booking()`): whether
+/// SECURITY DEFINER, owner, whether the owner may bypass row level security, their settings
+/// (the pinned `search_path`), and who besides the owner may EXECUTE them (`PUBLIC` included).
+/// A signature that does not exist comes back with NULL columns.
+pub const FUNCTIONS: &str = "
+SELECT sig.signature, p.prosecdef, pg_get_userbyid(p.proowner)::text,
+       (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.oid = p.proowner),
+       coalesce(p.proconfig, '{}'::text[]),
+       ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END
+               FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+              WHERE a.privilege_type = 'EXECUTE'
+                AND a.grantee <> p.proowner)
+  FROM unnest($1::text[]) AS sig(signature)
+  LEFT JOIN pg_proc p ON p.oid = to_regprocedure(sig.signature)
+ ORDER BY sig.signature";
+
+/// Doctor: for each table in `$1`, whether it exists, its owner, whether row level security
+/// is on, and which of Supabase's API roles (`anon`, `authenticated`, where they exist) or
+/// PUBLIC hold any privilege on it.
+pub const TABLE_SECURITY: &str = "
+SELECT name, c.oid IS NOT NULL, pg_get_userbyid(c.relowner)::text,
+       coalesce(c.relrowsecurity, false),
+       ARRAY(SELECT r.rolname::text
+               FROM pg_roles r
+              WHERE r.rolname IN ('anon', 'authenticated')
+                AND c.oid IS NOT NULL
+                AND has_table_privilege(r.oid, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+             UNION ALL
+             SELECT 'PUBLIC'
+              WHERE EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = 0))
+  FROM unnest($1::text[]) AS t(name)
+  LEFT JOIN pg_class c ON c.oid = to_regclass(t.name)
+ ORDER BY name";
+
+/// Doctor: the capture NOTIFY switch as this connection sees it (database and role settings
+/// apply), how many other sessions of this database LISTEN on the capture channel, and how
+/// full the NOTIFY queue is (0..1).
+pub const NOTIFY_POSTURE: &str = "
+SELECT coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'),
+       (SELECT count(*)
+          FROM pg_stat_activity
+         WHERE datname = current_database()
+           AND pid <> pg_backend_pid()
+           AND query ~* '^\\s*LISTEN\\s+\"?webhook_delivery\"?\\s*;?\\s*$'),
+       pg_notification_queue_usage()";
+
+/// Doctor: whether refinery's history table exists where migrations run (first schema of the
+/// `search_path`).
+pub const MIGRATION_TABLE: &str = "
+SELECT to_regclass('refinery_schema_history') IS NOT NULL";
+
+/// Doctor: the migrations applied (refinery's history), by version.
+pub const APPLIED_MIGRATIONS: &str = "
+SELECT version::int8, name::text FROM refinery_schema_history ORDER BY version";
+
+/// Every operations statement, for the test that prepares them against the migrated schema.
+pub const OPERATIONS: &[(&str, &str)] = &[
+    ("HEALTH_STATS", HEALTH_STATS),
+    ("FAILURES", FAILURES),
+    ("DELIVERY", DELIVERY),
+    ("ATTEMPTS", ATTEMPTS),
+    ("CLEANUP_BATCH", CLEANUP_BATCH),
+    ("CLEANUP_PREVIEW", CLEANUP_PREVIEW),
+    ("MISSING_DELIVERIES", MISSING_DELIVERIES),
+    ("COUNT_MISSING", COUNT_MISSING),
+    ("VERIFY_HORIZON", VERIFY_HORIZON),
+    ("DUE_BACKLOG", DUE_BACKLOG),
+    ("LAST_ATTEMPT", LAST_ATTEMPT),
+    ("TABLE_TRIGGERS", TABLE_TRIGGERS),
+    ("FUNCTIONS", FUNCTIONS),
+    ("TABLE_SECURITY", TABLE_SECURITY),
+    ("NOTIFY_POSTURE", NOTIFY_POSTURE),
+    ("MIGRATION_TABLE", MIGRATION_TABLE),
+    ("APPLIED_MIGRATIONS", APPLIED_MIGRATIONS),
+];

@@ -66,19 +66,35 @@ pub struct SweepReport {
     pub budget_exhausted: bool,
     /// Wall time of the sweep.
     pub duration_ms: u64,
+    /// What retention removed after the sweep (`WEBHOOK_RETENTION`), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::retention::CleanupReport>,
 }
 
 /// Handles one `retry-sweep` invocation. The event is the scheduler's input: any JSON object
 /// (`{}` by default), optionally `{"batchSize": N}`. `deadline` is the Lambda deadline
-/// (`Context::deadline()`), if any.
+/// (`Context::deadline()`), if any. Afterwards: retention when `WEBHOOK_RETENTION` is set, and the metrics
+/// ([`crate::metrics::sweep_finished`]).
 pub async fn handle(
     event: Value,
     deps: &Deps,
     clock: Clock,
     deadline: Option<SystemTime>,
 ) -> Result<SweepReport> {
+    let (result, tally) = crate::metrics::collect(run(event, deps, clock, deadline)).await;
+    crate::metrics::sweep_finished(deps, tally, &result, clock.now()).await;
+    result
+}
+
+async fn run(
+    event: Value,
+    deps: &Deps,
+    clock: Clock,
+    deadline: Option<SystemTime>,
+) -> Result<SweepReport> {
     let options = options_for(&event, deps, deadline)?;
-    let report = sweep(deps, options, clock).await?;
+    let mut report = sweep(deps, options, clock).await?;
+    report.retention = crate::retention::after_sweep(deps, &report, clock.now()).await;
     tracing::info!(report = ?report, "sweep finished");
     Ok(report)
 }

@@ -1,5 +1,7 @@
 //! `webhooks`: the local and operations command line over the `delivery` library —
-//! migrate, listen (dispatch on NOTIFY), sweep, dispatch and replay by hand.
+//! migrate, listen (dispatch on NOTIFY), sweep, dispatch and replay by hand; and the
+//! operator's read and repair commands (stats, failures, show, cleanup, verify, doctor), whose
+//! logic lives in the library's modules of the same nouns.
 //!
 //! Every argument is checked by the parser, so a bad value is a usage error naming the
 //! argument, never a panic (tested below over many values).
@@ -8,18 +10,27 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use delivery::backoff::parse_duration;
+use delivery::failures::FailureFilter;
 use delivery::listen::ListenOptions;
 use delivery::replay::Requeue;
+use delivery::retention::Cleanup;
 use delivery::sweep::SweepOptions;
 use delivery::{Clock, DbConfig, Deps};
 use uuid::Uuid;
 
+/// How every command exits, so scripts can tell "found something wrong" from "could not look".
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  done; nothing wrong found
+  1  a problem was found: verify (missing deliveries), doctor (a problem), show (no such delivery)
+  2  could not run: bad arguments, configuration, or the database could not be queried";
+
 /// Booking webhooks: operate the delivery engine. Configuration comes from the environment
-/// (see .env.example).
+/// (see .env.example); the read and repair commands need only DATABASE_URL.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,6 +79,129 @@ enum Command {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=100))]
         max_retries: i32,
     },
+    #[command(flatten)]
+    Operate(Operation),
+}
+
+/// The operator's read and repair commands: they need only DATABASE_URL, print tables (or
+/// JSON with `--json`), and exit 1 when they find a problem.
+#[derive(Subcommand, Debug)]
+enum Operation {
+    /// Delivery health per type and overall: counts by status, success rate, attempts to
+    /// succeed, attempt latency percentiles (24 h), age of the oldest undelivered row.
+    #[command(after_help = concat!("Examples:
+  webhooks stats
+  webhooks stats --json
+
+", "Exit status: 0 done; 2 could not run."))]
+    Stats {
+        /// Print JSON (one object per type, `all` last) instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliveries in trouble (failed, or waiting for a retry), with last error and next retry,
+    /// most recently attempted first.
+    #[command(after_help = concat!("Examples:
+  webhooks failures
+  webhooks failures --status failed --since 2h
+  webhooks failures --status retrying --limit 10 --json
+
+", "Exit status: 0 done (also when nothing is in trouble); 2 could not run."))]
+    Failures {
+        /// Only this status (default: both).
+        #[arg(long, value_enum)]
+        status: Option<TroubleStatus>,
+        /// Only those last attempted since: an age such as 2h, or RFC 3339.
+        #[arg(long, value_parser = since)]
+        since: Option<Since>,
+        /// List at most this many (the total is still counted).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One delivery and every attempt made for it (code, kind, latency, error excerpt).
+    #[command(after_help = concat!("Example:
+  webhooks show 0b7e3c1e-6a0e-4c1b-9a51-2f1f3a7d9c10
+
+", "Exit status: 0 found; 1 no delivery has this id; 2 could not run."))]
+    Show {
+        /// The delivery id (the `webhook-id` the receiver saw).
+        id: Uuid,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retention: delete resolved deliveries (succeeded, failed, skipped) resolved longer ago
+    /// than --older-than, with their attempts, in batches. Never touches pending or retrying.
+    #[command(after_help = concat!("Examples:
+  webhooks cleanup --older-than 30d --dry-run
+  webhooks cleanup --older-than 30d
+
+", "Exit status: 0 done; 2 could not run (what earlier batches removed stays removed)."))]
+    Cleanup {
+        /// Remove what was resolved longer ago than this, e.g. 30d (at least 1d).
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Duration,
+        /// Only count what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Deliveries deleted per transaction.
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Completeness check: list bookings whose expected delivery (new_request; approved or
+    /// rejected for their current status) does not exist — a disabled trigger, a restore
+    /// that skipped the outbox, rows deleted by hand.
+    #[command(after_help = concat!("Examples:
+  webhooks verify
+  webhooks verify --window 10m --json
+
+", "Exit status: 0 complete; 1 deliveries are missing; 2 could not run."))]
+    Verify {
+        /// Leave out bookings younger than this (their capture may be in flight), e.g. 1h.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        window: Duration,
+        /// List at most this many (the total is still counted).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the deployment's posture and say what is wrong in plain words: capture triggers,
+    /// capture functions, row level security, backlog, migrations, NOTIFY, wake-up trigger.
+    #[command(after_help = concat!("Examples:
+  webhooks doctor
+  webhooks doctor --json
+
+", "Exit status: 0 no problem (warnings allowed); 1 a problem was found; 2 could not run."))]
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The statuses `failures` can select.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TroubleStatus {
+    /// Failed for good.
+    Failed,
+    /// Failed at least once, another attempt scheduled.
+    Retrying,
+}
+
+/// What a command that ran found.
+enum Verdict {
+    /// Nothing wrong (exit 0).
+    Fine,
+    /// Something wrong (exit 1).
+    Problem,
 }
 
 /// `--sweep-every`: a period of at least a second, or `off`.
@@ -120,17 +254,19 @@ impl Since {
 async fn main() -> ExitCode {
     delivery::telemetry::init();
     match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Verdict::Fine) => ExitCode::SUCCESS,
+        Ok(Verdict::Problem) => ExitCode::from(1),
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
     let clock = Clock::System;
     let report = match cli.command {
+        Command::Operate(operation) => return operate(operation).await,
         Command::Migrate => {
             let mut db = DbConfig::from_env()?;
             db.pool_size = 1;
@@ -146,7 +282,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 sweep_every: sweep_every.0,
             };
             delivery::listen::listen(&deps, clock, options, shutdown).await?;
-            return Ok(());
+            return Ok(Verdict::Fine);
         }
         Command::Sweep { batch_size } => {
             let deps = Deps::from_env()?;
@@ -186,8 +322,136 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     println!("{report}");
-    Ok(())
+    Ok(Verdict::Fine)
 }
+
+/// One connection for an operator command, from DATABASE_URL (and WEBHOOK_DB_CA_FILE) alone;
+/// a refused connection reads "database pool: …".
+async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Error>> {
+    let mut db = DbConfig::from_env()?;
+    db.pool_size = 1;
+    Ok(db.pool()?.get().await.map_err(delivery::Error::from)?)
+}
+
+/// Runs an operator command: text for people, `--json` for scripts.
+async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Error>> {
+    let print =
+        |json: bool, value: serde_json::Value, text: String| -> Result<(), serde_json::Error> {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{text}");
+            }
+            Ok(())
+        };
+    let now = Utc::now();
+    let verdict = match operation {
+        Operation::Stats { json } => {
+            let rows = delivery::health::read_health(&connect().await?, now).await?;
+            print(
+                json,
+                serde_json::to_value(&rows)?,
+                delivery::health::render_health(&rows),
+            )?;
+            Verdict::Fine
+        }
+        Operation::Failures {
+            status,
+            since,
+            limit,
+            json,
+        } => {
+            let filter = FailureFilter {
+                statuses: match status {
+                    None => FailureFilter::default().statuses,
+                    Some(TroubleStatus::Failed) => vec!["failed".into()],
+                    Some(TroubleStatus::Retrying) => vec!["retrying".into()],
+                },
+                since: since.map(|s| s.at(now)).transpose()?,
+                limit,
+            };
+            let db = connect().await?;
+            let found = delivery::failures::list_failures(&db, &filter).await?;
+            print(
+                json,
+                serde_json::to_value(&found)?,
+                delivery::failures::render_failures(&found),
+            )?;
+            Verdict::Fine
+        }
+        Operation::Show { id, json } => {
+            let db = connect().await?;
+            match delivery::history::read_history(&db, id).await? {
+                Some(history) => {
+                    print(
+                        json,
+                        serde_json::to_value(&history)?,
+                        delivery::history::render_history(&history),
+                    )?;
+                    Verdict::Fine
+                }
+                None => {
+                    eprintln!("no delivery with id {id}");
+                    Verdict::Problem
+                }
+            }
+        }
+        Operation::Cleanup {
+            older_than,
+            dry_run,
+            batch_size,
+            json,
+        } => {
+            let mut what =
+                Cleanup::older_than(older_than, now).map_err(|e| format!("--older-than: {e}"))?;
+            what.batch_size = batch_size;
+            what.dry_run = dry_run;
+            let db = connect().await?;
+            let report = delivery::retention::clean_up(&db, &what).await?;
+            print(
+                json,
+                serde_json::to_value(&report)?,
+                delivery::retention::render_cleanup(&report),
+            )?;
+            Verdict::Fine
+        }
+        Operation::Verify {
+            window,
+            limit,
+            json,
+        } => {
+            let db = connect().await?;
+            let check = delivery::completeness::check_completeness(&db, now, window, limit).await?;
+            print(
+                json,
+                serde_json::to_value(&check)?,
+                delivery::completeness::render_completeness(&check),
+            )?;
+            if check.is_complete() {
+                Verdict::Fine
+            } else {
+                Verdict::Problem
+            }
+        }
+        Operation::Doctor { json } => {
+            let db = connect().await?;
+            let known = delivery::db::known_migrations();
+            let posture = delivery::posture::check_posture(&db, now, &known).await?;
+            print(
+                json,
+                serde_json::to_value(&posture)?,
+                delivery::posture::render_posture(&posture),
+            )?;
+            if posture.is_healthy() {
+                Verdict::Fine
+            } else {
+                Verdict::Problem
+            }
+        }
+    };
+    Ok(verdict)
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,167 @@
+//! The completeness check (`webhooks verify`, and the sweep's `MissingDeliveries` metric):
+//! every booking must have a `new_request` delivery, and one for its current status when that
+//! is `approved` or `rejected`. A booking without one was never captured — a disabled or
+//! dropped trigger, a restore or bulk load that bypassed it, rows deleted by hand — and no
+//! retry can ever send it. The rule lives in the view `webhook_missing_deliveries`
+//! (`V9__operations`); bookings created before the horizon in `webhook_verify_horizon`
+//! (capture installed; retention) are not checked.
+//!
+//! Capture is transactional, so a committed booking has its delivery at once; the window
+//! (bookings younger than it are not reported) only keeps the check quiet around a restore in
+//! progress or clocks that disagree.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::table::{Table, instant};
+use crate::{Result, sql};
+
+/// Bookings younger than this are not reported by default.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3_600);
+
+/// One expected delivery that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingDelivery {
+    /// The booking.
+    pub booking_id: Uuid,
+    /// The delivery type it should have.
+    pub missing_type: String,
+    /// The booking's status now.
+    pub booking_status: String,
+    /// When the booking was created.
+    pub booking_created_at: DateTime<Utc>,
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Completeness {
+    /// Bookings created before this were checked.
+    pub checked_before: DateTime<Utc>,
+    /// Bookings created before this were not (see `webhook_verify_horizon`).
+    pub checked_from: Option<DateTime<Utc>>,
+    /// Why the horizon is where it is.
+    pub horizon_reason: Option<String>,
+    /// Missing deliveries in all.
+    pub missing: i64,
+    /// The first of them, oldest booking first.
+    pub deliveries: Vec<MissingDelivery>,
+}
+
+impl Completeness {
+    /// True when nothing is missing.
+    pub fn is_complete(&self) -> bool {
+        self.missing == 0
+    }
+}
+
+/// The instant before which bookings are checked: `now - window` (the distant past if the
+/// window is absurdly long).
+pub fn checked_before(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(window)
+        .ok()
+        .and_then(|w| now.checked_sub_signed(w))
+        .map_or(DateTime::<Utc>::UNIX_EPOCH, |at| {
+            at.max(DateTime::<Utc>::UNIX_EPOCH)
+        })
+}
+
+/// Lists up to `limit` bookings created before `now - window` whose expected delivery is
+/// missing, and counts them all.
+pub async fn check_completeness(
+    db: &impl GenericClient,
+    now: DateTime<Utc>,
+    window: Duration,
+    limit: i64,
+) -> Result<Completeness> {
+    let before = checked_before(now, window);
+    let horizon = db
+        .query_opt(&db.prepare_cached(sql::VERIFY_HORIZON).await?, &[])
+        .await?;
+    let (checked_from, horizon_reason) = match horizon {
+        Some(r) => (Some(r.try_get(0)?), Some(r.try_get(1)?)),
+        None => (None, None),
+    };
+    let rows = db
+        .query(
+            &db.prepare_cached(sql::MISSING_DELIVERIES).await?,
+            &[&before, &limit.max(0)],
+        )
+        .await?;
+    let mut missing = 0;
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for r in &rows {
+        missing = r.try_get(4)?;
+        deliveries.push(MissingDelivery {
+            booking_id: r.try_get(0)?,
+            missing_type: r.try_get(1)?,
+            booking_status: r.try_get(2)?,
+            booking_created_at: r.try_get(3)?,
+        });
+    }
+    if rows.is_empty() && limit <= 0 {
+        missing = count_missing(db, now, window).await?;
+    }
+    Ok(Completeness {
+        checked_before: before,
+        checked_from,
+        horizon_reason,
+        missing,
+        deliveries,
+    })
+}
+
+/// Counts bookings created before `now - window` whose expected delivery is missing.
+pub async fn count_missing(
+    db: &impl GenericClient,
+    now: DateTime<Utc>,
+    window: Duration,
+) -> Result<i64> {
+    let before = checked_before(now, window);
+    let row = db
+        .query_one(&db.prepare_cached(sql::COUNT_MISSING).await?, &[&before])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// The human form: a verdict, then the missing deliveries.
+pub fn render_completeness(c: &Completeness) -> String {
+    let scope = format!(
+        "bookings created from {} to {}",
+        c.checked_from
+            .map_or_else(|| "the beginning".to_owned(), |at| instant(Some(at))),
+        instant(Some(c.checked_before))
+    );
+    if c.is_complete() {
+        return format!("complete: every expected delivery exists ({scope})\n");
+    }
+    let mut out = format!(
+        "INCOMPLETE: {} expected deliveries are missing ({scope})\n\n",
+        c.missing
+    );
+    let mut t = Table::new(&["booking", "missing", "booking status", "booking created"]);
+    for m in &c.deliveries {
+        t.row(vec![
+            m.booking_id.to_string(),
+            m.missing_type.clone(),
+            m.booking_status.clone(),
+            instant(Some(m.booking_created_at)),
+        ]);
+    }
+    out.push_str(&t.render());
+    let shown = c.deliveries.len() as i64;
+    if c.missing > shown {
+        out.push_str(&format!(
+            "({shown} of {} shown; raise --limit for more)\n",
+            c.missing
+        ));
+    }
+    out.push_str(
+        "\nNo retry will send these: they were never captured. Check the capture triggers \
+         (webhooks doctor), then see docs/operations.md, \"Missing deliveries\".\n",
+    );
+    out
+}

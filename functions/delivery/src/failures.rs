@@ -1,0 +1,136 @@
+//! Deliveries in trouble (`webhooks failures`): failed for good or waiting for a retry, with
+//! their last error and next attempt, most recently attempted first.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::table::{Table, clip, instant, or_dash};
+use crate::{Result, sql};
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureFilter {
+    /// Statuses to include (`failed`, `retrying`).
+    pub statuses: Vec<String>,
+    /// Only those last attempted at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+impl Default for FailureFilter {
+    fn default() -> Self {
+        FailureFilter {
+            statuses: vec!["failed".into(), "retrying".into()],
+            since: None,
+            limit: 50,
+        }
+    }
+}
+
+/// One delivery in trouble.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// Delivery id (the `webhook-id`).
+    pub id: Uuid,
+    /// The booking it is about.
+    pub booking_id: Uuid,
+    /// `new_request`, `approved` or `rejected`.
+    pub webhook_type: String,
+    /// `failed` or `retrying`.
+    pub status: String,
+    /// Attempts made.
+    pub attempt_count: i32,
+    /// Attempts allowed: the first plus this many retries.
+    pub max_retries: i32,
+    /// HTTP status of the last attempt, if a response came.
+    pub last_status_code: Option<i32>,
+    /// The last error, as recorded.
+    pub last_error: Option<String>,
+    /// When the last attempt ended.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// When the next attempt is due (`None` once failed).
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
+/// A page of failures and how many match in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failures {
+    /// Deliveries matching the filter, whether listed or not.
+    pub matching: i64,
+    /// The listed ones, most recently attempted first.
+    pub deliveries: Vec<Failure>,
+}
+
+/// Lists the deliveries matching `filter`.
+pub async fn list_failures(db: &impl GenericClient, filter: &FailureFilter) -> Result<Failures> {
+    let rows = db
+        .query(
+            &db.prepare_cached(sql::FAILURES).await?,
+            &[&filter.statuses, &filter.since, &filter.limit],
+        )
+        .await?;
+    let mut matching = 0;
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for r in &rows {
+        matching = r.try_get(10)?;
+        deliveries.push(Failure {
+            id: r.try_get(0)?,
+            booking_id: r.try_get(1)?,
+            webhook_type: r.try_get(2)?,
+            status: r.try_get(3)?,
+            attempt_count: r.try_get(4)?,
+            max_retries: r.try_get(5)?,
+            last_status_code: r.try_get(6)?,
+            last_error: r.try_get(7)?,
+            last_attempt_at: r.try_get(8)?,
+            next_retry_at: r.try_get(9)?,
+        });
+    }
+    Ok(Failures {
+        matching,
+        deliveries,
+    })
+}
+
+/// The human form: a table, then how many more match than are shown.
+pub fn render_failures(f: &Failures) -> String {
+    if f.deliveries.is_empty() {
+        return "no deliveries in trouble\n".into();
+    }
+    let mut t = Table::new(&[
+        "delivery",
+        "booking",
+        "type",
+        "status",
+        ">attempts",
+        ">code",
+        "last attempt",
+        "next retry",
+        "last error",
+    ]);
+    for d in &f.deliveries {
+        t.row(vec![
+            d.id.to_string(),
+            d.booking_id.to_string(),
+            d.webhook_type.clone(),
+            d.status.clone(),
+            format!("{}/{}", d.attempt_count, d.max_retries + 1),
+            or_dash(d.last_status_code),
+            instant(d.last_attempt_at),
+            instant(d.next_retry_at),
+            clip(d.last_error.as_deref().unwrap_or("-"), 60),
+        ]);
+    }
+    let mut out = t.render();
+    let shown = f.deliveries.len() as i64;
+    if f.matching > shown {
+        out.push_str(&format!(
+            "({shown} of {} shown; raise --limit for more)\n",
+            f.matching
+        ));
+    }
+    out
+}

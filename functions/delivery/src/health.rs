@@ -1,0 +1,134 @@
+//! Delivery health (`webhooks stats`): per webhook type and overall, from the view
+//! `webhook_health_stats` — counts by status, success rate, attempts to success, attempt
+//! latency percentiles over 24 h, and how long the oldest undelivered row has waited.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+
+use crate::table::{Table, instant, or_dash, span};
+use crate::{Result, sql};
+
+/// One row of `webhook_health_stats`, plus ages computed at the time of reading.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TypeHealth {
+    /// `new_request`, `approved`, `rejected`, or `all` for the overall row.
+    pub webhook_type: String,
+    /// Deliveries stored.
+    pub total: i64,
+    /// Delivered.
+    pub succeeded: i64,
+    /// Not attempted yet.
+    pub pending: i64,
+    /// Failed at least once, another attempt scheduled.
+    pub retrying: i64,
+    /// Failed for good.
+    pub failed: i64,
+    /// Never sent (no usable recipient).
+    pub skipped: i64,
+    /// succeeded / (succeeded + failed), in percent; `None` before anything resolved.
+    pub success_rate_pct: Option<f64>,
+    /// Mean attempts of the succeeded deliveries.
+    pub avg_attempts_to_succeed: Option<f64>,
+    /// When the oldest unresolved delivery became (or becomes) due.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+    /// Creation time of the oldest unresolved delivery.
+    pub oldest_undelivered_at: Option<DateTime<Utc>>,
+    /// How long the oldest unresolved delivery has waited, in seconds, at the time of reading.
+    pub oldest_undelivered_age_s: Option<i64>,
+    /// Attempts started in the last 24 h.
+    pub attempts_24h: i64,
+    /// Of those, attempts that failed.
+    pub failed_attempts_24h: i64,
+    /// Median attempt latency over 24 h, ms.
+    pub p50_ms_24h: Option<f64>,
+    /// 95th percentile, ms.
+    pub p95_ms_24h: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms_24h: Option<f64>,
+}
+
+/// Reads `webhook_health_stats` (per type, then `all`); ages are computed at `now`.
+pub async fn read_health(db: &impl GenericClient, now: DateTime<Utc>) -> Result<Vec<TypeHealth>> {
+    let rows = db
+        .query(&db.prepare_cached(sql::HEALTH_STATS).await?, &[])
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let oldest_undelivered_at: Option<DateTime<Utc>> = r.try_get(10)?;
+            Ok(TypeHealth {
+                webhook_type: r.try_get(0)?,
+                total: r.try_get(1)?,
+                succeeded: r.try_get(2)?,
+                pending: r.try_get(3)?,
+                retrying: r.try_get(4)?,
+                failed: r.try_get(5)?,
+                skipped: r.try_get(6)?,
+                success_rate_pct: r.try_get(7)?,
+                avg_attempts_to_succeed: r.try_get(8)?,
+                oldest_due_at: r.try_get(9)?,
+                oldest_undelivered_at,
+                oldest_undelivered_age_s: oldest_undelivered_at
+                    .map(|at| (now - at).num_seconds().max(0)),
+                attempts_24h: r.try_get(11)?,
+                failed_attempts_24h: r.try_get(12)?,
+                p50_ms_24h: r.try_get(13)?,
+                p95_ms_24h: r.try_get(14)?,
+                p99_ms_24h: r.try_get(15)?,
+            })
+        })
+        .collect()
+}
+
+/// The human form: one table of states and one of rates and latency, the overall row last.
+pub fn render_health(rows: &[TypeHealth]) -> String {
+    let mut states = Table::new(&[
+        "type",
+        ">total",
+        ">succeeded",
+        ">pending",
+        ">retrying",
+        ">failed",
+        ">skipped",
+        "oldest undelivered",
+        "oldest due at",
+    ]);
+    let mut rates = Table::new(&[
+        "type",
+        ">success",
+        ">attempts to succeed",
+        ">attempts 24h",
+        ">failed 24h",
+        ">p50 ms",
+        ">p95 ms",
+        ">p99 ms",
+    ]);
+    let ms = |v: Option<f64>| or_dash(v.map(|v| format!("{v:.0}")));
+    for h in rows {
+        states.row(vec![
+            h.webhook_type.clone(),
+            h.total.to_string(),
+            h.succeeded.to_string(),
+            h.pending.to_string(),
+            h.retrying.to_string(),
+            h.failed.to_string(),
+            h.skipped.to_string(),
+            or_dash(
+                h.oldest_undelivered_age_s
+                    .map(|s| format!("{} ago", span(s))),
+            ),
+            instant(h.oldest_due_at),
+        ]);
+        rates.row(vec![
+            h.webhook_type.clone(),
+            or_dash(h.success_rate_pct.map(|p| format!("{p:.2}%"))),
+            or_dash(h.avg_attempts_to_succeed.map(|a| format!("{a:.2}"))),
+            h.attempts_24h.to_string(),
+            h.failed_attempts_24h.to_string(),
+            ms(h.p50_ms_24h),
+            ms(h.p95_ms_24h),
+            ms(h.p99_ms_24h),
+        ]);
+    }
+    format!("{}\n{}", states.render(), rates.render())
+}

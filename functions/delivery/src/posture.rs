@@ -1,0 +1,588 @@
+//! A deployment's posture (`webhooks doctor`): what is wrong, in plain words, with what to do.
+//!
+//! Checked, in order of harm: the capture triggers exist and fire (a disabled trigger loses
+//! every notification silently); the capture functions are SECURITY DEFINER, owned by the
+//! outbox's owner, `search_path`-pinned and not executable by others; row level security on
+//! the outbox tables (and on `booking_requests` where Supabase's API roles can reach it); the
+//! due backlog and its age; migrations current; the NOTIFY switch against whether anything
+//! listens; a wake-up trigger; when anything was last sent. Everything is read from the
+//! catalogs through the caller's `search_path`, so it checks the schema the functions use.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+
+use crate::table::{Table, span};
+use crate::{Result, sql};
+
+/// How bad a finding is. Only [`Severity::Problem`] makes `doctor` exit non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// As it should be.
+    Ok,
+    /// Worth knowing, nothing to do.
+    Info,
+    /// Works, but costs something or may surprise.
+    Warning,
+    /// Notifications are or will be lost, late, or exposed.
+    Problem,
+}
+
+impl Severity {
+    fn label(self) -> &'static str {
+        match self {
+            Severity::Ok => "ok",
+            Severity::Info => "info",
+            Severity::Warning => "WARNING",
+            Severity::Problem => "PROBLEM",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// What was checked, e.g. `capture-triggers`.
+    pub check: &'static str,
+    /// How bad.
+    pub severity: Severity,
+    /// What was found and, if wrong, what to do.
+    pub message: String,
+}
+
+/// All findings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Posture {
+    /// Findings, in the order checked.
+    pub checks: Vec<Check>,
+    /// How many are problems.
+    pub problems: usize,
+    /// How many are warnings.
+    pub warnings: usize,
+}
+
+impl Posture {
+    fn new(checks: Vec<Check>) -> Posture {
+        let count = |s| checks.iter().filter(|c| c.severity == s).count();
+        Posture {
+            problems: count(Severity::Problem),
+            warnings: count(Severity::Warning),
+            checks,
+        }
+    }
+
+    /// True when no finding is a problem.
+    pub fn is_healthy(&self) -> bool {
+        self.problems == 0
+    }
+}
+
+/// The oldest due row may wait this long before it is a problem (the backlog-age alarm's
+/// threshold in `METRICS.md`).
+pub const BACKLOG_AGE_LIMIT_S: i64 = 1_800;
+
+const CAPTURE_TRIGGERS: [(&str, &str, &str); 2] = [
+    (
+        "trigger_new_booking_notification",
+        "notify_new_booking",
+        "new bookings",
+    ),
+    (
+        "trigger_status_update_notification",
+        "notify_status_update",
+        "approvals and rejections",
+    ),
+];
+
+const CAPTURE_FUNCTIONS: [&str; 3] = [
+    "capture_booking_webhook(uuid,text,text)",
+    "notify_new_booking()",
+    "notify_status_update()",
+];
+
+const OUTBOX_TABLES: [&str; 3] = [
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_verify_horizon",
+];
+
+const API_ROLES: [&str; 3] = ["PUBLIC", "anon", "authenticated"];
+
+/// Runs every check at `now`. `known_migrations` are the (version, name) pairs this build
+/// embeds ([`crate::db::known_migrations`]).
+pub async fn check_posture(
+    db: &impl GenericClient,
+    now: DateTime<Utc>,
+    known_migrations: &[(i64, String)],
+) -> Result<Posture> {
+    let mut checks = Vec::new();
+    checks.extend(capture_triggers(db).await?);
+    checks.extend(capture_functions(db).await?);
+    checks.extend(row_level_security(db).await?);
+    checks.push(backlog(db, now).await?);
+    checks.push(migrations(db, known_migrations).await?);
+    let (notify, listeners) = notify(db).await?;
+    checks.extend(notify);
+    checks.push(wake_up(db, listeners).await?);
+    checks.push(last_attempt(db, now).await?);
+    Ok(Posture::new(checks))
+}
+
+fn check(check: &'static str, severity: Severity, message: impl Into<String>) -> Check {
+    Check {
+        check,
+        severity,
+        message: message.into(),
+    }
+}
+
+async fn triggers_on(
+    db: &impl GenericClient,
+    table: &str,
+) -> Result<Vec<(String, String, String)>> {
+    let rows = db
+        .query(&db.prepare_cached(sql::TABLE_TRIGGERS).await?, &[&table])
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+async fn capture_triggers(db: &impl GenericClient) -> Result<Vec<Check>> {
+    const NAME: &str = "capture-triggers";
+    let found = triggers_on(db, "booking_requests").await?;
+    let mut checks = Vec::new();
+    for (trigger, function, what) in CAPTURE_TRIGGERS {
+        let found = found.iter().find(|(name, _, _)| name == trigger);
+        checks.push(match found {
+            None => check(
+                NAME,
+                Severity::Problem,
+                format!(
+                    "trigger {trigger} on booking_requests is MISSING: {what} are not captured and \
+                     never notified. Recreate it as in migrations/V3__capture_triggers.sql, then run \
+                     `webhooks verify` to list the bookings it missed."
+                ),
+            ),
+            Some((_, _, f)) if f != function => check(
+                NAME,
+                Severity::Problem,
+                format!(
+                    "trigger {trigger} calls {f}() instead of {function}(): {what} may not be \
+                     captured. Recreate it as in migrations/V3__capture_triggers.sql."
+                ),
+            ),
+            Some((_, enabled, _)) if enabled == "D" => check(
+                NAME,
+                Severity::Problem,
+                format!(
+                    "trigger {trigger} is DISABLED: {what} are not captured and never notified. \
+                     Fix: ALTER TABLE booking_requests ENABLE TRIGGER {trigger}; then run \
+                     `webhooks verify` to list the bookings it missed."
+                ),
+            ),
+            Some((_, enabled, _)) if enabled == "R" => check(
+                NAME,
+                Severity::Problem,
+                format!(
+                    "trigger {trigger} fires only in replica mode: {what} are not captured in \
+                     normal operation. Fix: ALTER TABLE booking_requests ENABLE TRIGGER {trigger};"
+                ),
+            ),
+            Some(_) => check(
+                NAME,
+                Severity::Ok,
+                format!("trigger {trigger} is enabled: {what} are captured"),
+            ),
+        });
+    }
+    Ok(checks)
+}
+
+struct TableSecurity {
+    name: String,
+    exists: bool,
+    owner: Option<String>,
+    rls: bool,
+    reachable_by: Vec<String>,
+}
+
+async fn table_security(db: &impl GenericClient, tables: &[&str]) -> Result<Vec<TableSecurity>> {
+    let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
+    let rows = db
+        .query(&db.prepare_cached(sql::TABLE_SECURITY).await?, &[&tables])
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TableSecurity {
+                name: r.try_get(0)?,
+                exists: r.try_get(1)?,
+                owner: r.try_get(2)?,
+                rls: r.try_get(3)?,
+                reachable_by: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+async fn capture_functions(db: &impl GenericClient) -> Result<Vec<Check>> {
+    const NAME: &str = "capture-functions";
+    let outbox_owner = table_security(db, &["webhook_deliveries"])
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|t| t.owner);
+    let signatures: Vec<String> = CAPTURE_FUNCTIONS.iter().map(|s| (*s).to_owned()).collect();
+    let rows = db
+        .query(&db.prepare_cached(sql::FUNCTIONS).await?, &[&signatures])
+        .await?;
+    let mut checks = Vec::new();
+    for r in &rows {
+        let signature: String = r.try_get(0)?;
+        let definer: Option<bool> = r.try_get(1)?;
+        let owner: Option<String> = r.try_get(2)?;
+        let bypasses_rls: Option<bool> = r.try_get(3)?;
+        let config: Option<Vec<String>> = r.try_get(4)?;
+        let executors: Option<Vec<String>> = r.try_get(5)?;
+        let Some(definer) = definer else {
+            checks.push(check(
+                NAME,
+                Severity::Problem,
+                format!(
+                    "function {signature} is MISSING: the capture triggers fail, and with them \
+                     every booking insert or approval. Run `webhooks migrate` on a fresh schema, \
+                     or recreate it from migrations/V3__capture_triggers.sql."
+                ),
+            ));
+            continue;
+        };
+        let mut wrong = Vec::new();
+        if !definer {
+            wrong.push(
+                "it is not SECURITY DEFINER, so it runs with the booking writer's rights and row \
+                 level security refuses its insert (the booking fails)"
+                    .to_owned(),
+            );
+        }
+        let owner = owner.unwrap_or_default();
+        if outbox_owner.as_deref().is_some_and(|o| o != owner) && bypasses_rls != Some(true) {
+            wrong.push(format!(
+                "it is owned by {owner}, not by the outbox's owner {}, so row level security \
+                 refuses its insert (fix: ALTER FUNCTION {signature} OWNER TO {})",
+                outbox_owner.as_deref().unwrap_or("?"),
+                outbox_owner.as_deref().unwrap_or("?"),
+            ));
+        }
+        let search_path = config
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|s| s.strip_prefix("search_path=").map(str::to_owned));
+        match search_path {
+            Some(path)
+                if path
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|l| l.trim() == "pg_temp") => {}
+            Some(path) => wrong.push(format!(
+                "its search_path ({path}) does not end with pg_temp, so a caller's temporary \
+                 table could shadow webhook_deliveries"
+            )),
+            None => wrong.push(
+                "its search_path is not pinned, so a caller could shadow webhook_deliveries with \
+                 a table of their own (fix: ALTER FUNCTION … SET search_path = <schema>, pg_temp)"
+                    .to_owned(),
+            ),
+        }
+        let exposed: Vec<String> = executors
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| API_ROLES.contains(&e.as_str()))
+            .collect();
+        if !exposed.is_empty() {
+            wrong.push(format!(
+                "{} may call it directly and queue mail to any address (fix: REVOKE ALL ON \
+                 FUNCTION {signature} FROM {})",
+                exposed.join(", "),
+                exposed.join(", ")
+            ));
+        }
+        checks.push(if wrong.is_empty() {
+            check(
+                NAME,
+                Severity::Ok,
+                format!(
+                    "{signature}: SECURITY DEFINER, owned by {owner}, search_path pinned, not \
+                     callable by API roles"
+                ),
+            )
+        } else {
+            check(
+                NAME,
+                Severity::Problem,
+                format!("{signature}: {}.", wrong.join("; ")),
+            )
+        });
+    }
+    Ok(checks)
+}
+
+async fn row_level_security(db: &impl GenericClient) -> Result<Vec<Check>> {
+    const NAME: &str = "row-level-security";
+    let mut tables: Vec<&str> = OUTBOX_TABLES.to_vec();
+    tables.push("booking_requests");
+    let mut checks = Vec::new();
+    for t in table_security(db, &tables).await? {
+        let outbox = t.name != "booking_requests";
+        let reachable = t.reachable_by.join(", ");
+        checks.push(match (t.exists, t.rls, t.reachable_by.is_empty()) {
+            (false, _, _) => check(
+                NAME,
+                Severity::Problem,
+                format!("table {} is MISSING: run `webhooks migrate`", t.name),
+            ),
+            (true, false, _) if outbox => check(
+                NAME,
+                Severity::Problem,
+                format!(
+                    "row level security is OFF on {}: any role granted access reads every \
+                     recipient address. Fix: ALTER TABLE {} ENABLE ROW LEVEL SECURITY;",
+                    t.name, t.name
+                ),
+            ),
+            (true, _, false) if outbox => check(
+                NAME,
+                Severity::Problem,
+                format!(
+                    "{reachable} hold privileges on {}: on Supabase that exposes it through the \
+                     REST API. Fix: REVOKE ALL ON {} FROM {reachable};",
+                    t.name, t.name
+                ),
+            ),
+            (true, false, false) => check(
+                NAME,
+                Severity::Problem,
+                format!(
+                    "booking_requests has row level security OFF while {reachable} hold \
+                     privileges on it: anyone with the API key can read addresses and approve \
+                     bookings, making this system mail anyone. Enable RLS with the app's policies."
+                ),
+            ),
+            (true, rls, _) => check(
+                NAME,
+                Severity::Ok,
+                if rls {
+                    format!("row level security is on for {}", t.name)
+                } else {
+                    format!("{}: no API role can reach it", t.name)
+                },
+            ),
+        });
+    }
+    Ok(checks)
+}
+
+async fn backlog(db: &impl GenericClient, now: DateTime<Utc>) -> Result<Check> {
+    const NAME: &str = "backlog";
+    let row = db
+        .query_one(&db.prepare_cached(sql::DUE_BACKLOG).await?, &[&now])
+        .await?;
+    let due: i64 = row.try_get(0)?;
+    let oldest: Option<DateTime<Utc>> = row.try_get(1)?;
+    let age = oldest.map_or(0, |at| (now - at).num_seconds().max(0));
+    Ok(if due == 0 {
+        check(NAME, Severity::Ok, "nothing is due")
+    } else if age > BACKLOG_AGE_LIMIT_S {
+        check(
+            NAME,
+            Severity::Problem,
+            format!(
+                "{due} deliveries are due, the oldest for {}: the retry sweep is not running or not \
+                 keeping up. Check its schedule and errors (docs/operations.md, \"Backlog age\"); \
+                 `webhooks sweep` sends them now.",
+                span(age)
+            ),
+        )
+    } else {
+        check(
+            NAME,
+            Severity::Ok,
+            format!("{due} deliveries are due, the oldest for {}", span(age)),
+        )
+    })
+}
+
+async fn migrations(db: &impl GenericClient, known: &[(i64, String)]) -> Result<Check> {
+    const NAME: &str = "migrations";
+    let has_table: bool = db
+        .query_one(&db.prepare_cached(sql::MIGRATION_TABLE).await?, &[])
+        .await?
+        .try_get(0)?;
+    let applied: Vec<(i64, String)> = if has_table {
+        db.query(&db.prepare_cached(sql::APPLIED_MIGRATIONS).await?, &[])
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let label = |(v, n): &(i64, String)| format!("V{v}__{n}");
+    let pending: Vec<String> = known
+        .iter()
+        .filter(|k| !applied.iter().any(|a| a.0 == k.0))
+        .map(label)
+        .collect();
+    let unknown: Vec<String> = applied
+        .iter()
+        .filter(|a| !known.iter().any(|k| k.0 == a.0))
+        .map(label)
+        .collect();
+    Ok(if !pending.is_empty() {
+        check(
+            NAME,
+            Severity::Problem,
+            format!(
+                "not applied: {}. Run `webhooks migrate` with this DATABASE_URL.",
+                pending.join(", ")
+            ),
+        )
+    } else if !unknown.is_empty() {
+        check(
+            NAME,
+            Severity::Warning,
+            format!(
+                "the database has migrations this build does not know ({}): deploy the newer \
+                 version of the functions",
+                unknown.join(", ")
+            ),
+        )
+    } else {
+        check(
+            NAME,
+            Severity::Ok,
+            format!(
+                "all {} migrations applied (latest {})",
+                applied.len(),
+                applied.last().map(label).unwrap_or_default()
+            ),
+        )
+    })
+}
+
+async fn notify(db: &impl GenericClient) -> Result<(Vec<Check>, i64)> {
+    const NAME: &str = "notify";
+    let row = db
+        .query_one(&db.prepare_cached(sql::NOTIFY_POSTURE).await?, &[])
+        .await?;
+    let setting: String = row.try_get(0)?;
+    let listeners: i64 = row.try_get(1)?;
+    let queue_usage: f64 = row.try_get(2)?;
+    let on = !matches!(
+        setting.to_ascii_lowercase().as_str(),
+        "off" | "false" | "0" | "no"
+    );
+    let mut checks = vec![match (on, listeners > 0) {
+        (true, true) => check(
+            NAME,
+            Severity::Ok,
+            format!("NOTIFY is on and {listeners} session(s) listen (webhooks listen)"),
+        ),
+        (true, false) => check(
+            NAME,
+            Severity::Warning,
+            "NOTIFY is on but no session listens on webhook_delivery: every capturing commit pays \
+             for a NOTIFY nobody reads (it serializes commits). Unless you run `webhooks listen`: \
+             ALTER DATABASE <db> SET webhooks.notify = 'off';",
+        ),
+        (false, true) => check(
+            NAME,
+            Severity::Warning,
+            format!(
+                "{listeners} session(s) listen on webhook_delivery but NOTIFY is off (as this \
+                 role sees it): they only pick deliveries up on their own sweep"
+            ),
+        ),
+        (false, false) => check(NAME, Severity::Ok, "NOTIFY is off and nothing listens"),
+    }];
+    if queue_usage > 0.5 {
+        checks.push(check(
+            NAME,
+            Severity::Problem,
+            format!(
+                "the NOTIFY queue is {:.0}% full: a listening session stopped reading. When it is \
+                 full, every capturing commit fails. Restart the listener, or turn NOTIFY off.",
+                queue_usage * 100.0
+            ),
+        ));
+    }
+    Ok((checks, listeners))
+}
+
+async fn wake_up(db: &impl GenericClient, listeners: i64) -> Result<Check> {
+    const NAME: &str = "wake-up";
+    let triggers = triggers_on(db, "webhook_deliveries").await?;
+    Ok(match triggers.first() {
+        Some((name, enabled, function)) if enabled == "D" || enabled == "R" => check(
+            NAME,
+            Severity::Warning,
+            format!(
+                "wake-up trigger {name} ({function}) is disabled: first attempts wait for the \
+                 retry sweep. Fix: ALTER TABLE webhook_deliveries ENABLE TRIGGER {name};"
+            ),
+        ),
+        Some((name, _, function)) => check(
+            NAME,
+            Severity::Ok,
+            format!("wake-up trigger {name} ({function}) dispatches each new delivery"),
+        ),
+        None if listeners > 0 => check(
+            NAME,
+            Severity::Info,
+            "no wake-up trigger; `webhooks listen` dispatches each new delivery",
+        ),
+        None => check(
+            NAME,
+            Severity::Warning,
+            "no wake-up trigger and nothing listens: first attempts wait for the retry sweep (up \
+             to its interval). See infra/sql/ for the RDS and Supabase wake-up triggers.",
+        ),
+    })
+}
+
+async fn last_attempt(db: &impl GenericClient, now: DateTime<Utc>) -> Result<Check> {
+    let last: Option<DateTime<Utc>> = db
+        .query_one(&db.prepare_cached(sql::LAST_ATTEMPT).await?, &[])
+        .await?
+        .try_get(0)?;
+    Ok(check(
+        "last-attempt",
+        Severity::Info,
+        match last {
+            Some(at) => format!(
+                "the last attempt started {} ago",
+                span((now - at).num_seconds())
+            ),
+            None => "no attempt recorded yet".to_owned(),
+        },
+    ))
+}
+
+/// The human form: one line per finding, then a summary.
+pub fn render_posture(p: &Posture) -> String {
+    let mut t = Table::new(&["", "check", "finding"]);
+    for c in &p.checks {
+        t.row(vec![
+            c.severity.label().to_owned(),
+            c.check.to_owned(),
+            c.message.clone(),
+        ]);
+    }
+    let mut out = t.render();
+    out.push_str(&match (p.problems, p.warnings) {
+        (0, 0) => "\nhealthy\n".to_owned(),
+        (0, w) => format!("\nhealthy, {w} warning(s)\n"),
+        (n, w) => format!("\n{n} problem(s), {w} warning(s)\n"),
+    });
+    out
+}

@@ -1,0 +1,181 @@
+//! The completeness check: quiet when every booking was captured; with a capture trigger
+//! disabled it reports exactly the bookings written meanwhile.
+
+use std::time::Duration;
+
+use delivery::completeness::{DEFAULT_WINDOW, check_completeness, count_missing};
+use uuid::Uuid;
+
+use super::seed::{self, at};
+use crate::support::TestDb;
+
+/// Bookings and their approvals while capture works; returns the booking ids.
+pub async fn captured_bookings(db: &TestDb) -> Vec<Uuid> {
+    let first = db
+        .insert_booking(Some("t1@example.com"), Some("s1@example.com"))
+        .await;
+    let second = db.insert_booking(None, Some("s2@example.com")).await; // skipped: still captured
+    let client = db.pool.get().await.expect("connection");
+    client
+        .execute(
+            "UPDATE booking_requests SET status = 'approved' WHERE id = $1",
+            &[&first],
+        )
+        .await
+        .expect("approve");
+    client
+        .execute(
+            "UPDATE booking_requests SET status = 'cancelled' WHERE id = $1",
+            &[&second],
+        )
+        .await
+        .expect("cancel");
+    vec![first, second]
+}
+
+/// Disables the capture triggers, writes two bookings and approves a captured one, enables
+/// them again. Returns (booking, missing type) as verify should report them, oldest first.
+pub async fn uncaptured_bookings(db: &TestDb, captured: Uuid) -> Vec<(Uuid, String)> {
+    let client = db.pool.get().await.expect("connection");
+    client
+        .batch_execute("ALTER TABLE booking_requests DISABLE TRIGGER USER")
+        .await
+        .expect("disable triggers");
+    // Before the horizon (capture was installed later): never reported.
+    client
+        .execute(
+            "INSERT INTO booking_requests (tutor_email, created_at) VALUES ('old@example.com', now() - interval '10 days')",
+            &[],
+        )
+        .await
+        .expect("old booking");
+    let x = db.insert_booking(Some("x@example.com"), None).await;
+    let y = db.insert_booking(Some("y@example.com"), None).await;
+    client
+        .execute(
+            "UPDATE booking_requests SET status = 'rejected' WHERE id = $1",
+            &[&y],
+        )
+        .await
+        .expect("reject");
+    client
+        .execute(
+            "UPDATE booking_requests SET status = 'rejected' WHERE id = $1",
+            &[&captured],
+        )
+        .await
+        .expect("reject the captured one");
+    client
+        .batch_execute("ALTER TABLE booking_requests ENABLE TRIGGER USER")
+        .await
+        .expect("enable triggers");
+    // Oldest booking first (`captured`, then x, then y), then by type.
+    vec![
+        (captured, "rejected".to_owned()),
+        (x, "new_request".to_owned()),
+        (y, "new_request".to_owned()),
+        (y, "rejected".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn verify_passes_when_all_is_captured_and_lists_exactly_what_was_not() {
+    let db = TestDb::new().await;
+    let captured = captured_bookings(&db).await;
+    let client = db.pool.get().await.expect("connection");
+    let later = at(seed::now(), 120);
+
+    let check = check_completeness(&client, later, DEFAULT_WINDOW, 100)
+        .await
+        .expect("verify");
+    assert!(check.is_complete(), "{check:?}");
+    assert!(check.deliveries.is_empty());
+    assert_eq!(check.horizon_reason.as_deref(), Some("capture installed"));
+
+    let expected = uncaptured_bookings(&db, captured[0]).await;
+
+    // Within the window (1 h) nothing is reported yet: capture might be in flight.
+    let now = check_completeness(&client, seed::now(), DEFAULT_WINDOW, 100)
+        .await
+        .expect("verify");
+    assert!(now.is_complete(), "{now:?}");
+
+    let check = check_completeness(&client, later, DEFAULT_WINDOW, 100)
+        .await
+        .expect("verify");
+    let found: Vec<(Uuid, String)> = check
+        .deliveries
+        .iter()
+        .map(|m| (m.booking_id, m.missing_type.clone()))
+        .collect();
+    assert_eq!(check.missing, 4);
+    assert_eq!(found, expected);
+    assert_eq!(check.deliveries[0].booking_status, "rejected");
+    assert_eq!(
+        count_missing(&client, later, DEFAULT_WINDOW)
+            .await
+            .expect("count"),
+        4
+    );
+
+    let first_two = check_completeness(&client, later, DEFAULT_WINDOW, 2)
+        .await
+        .expect("verify");
+    assert_eq!((first_two.missing, first_two.deliveries.len()), (4, 2));
+    let text = delivery::completeness::render_completeness(&first_two);
+    assert!(
+        text.contains("INCOMPLETE: 4 expected deliveries are missing")
+            && text.contains("2 of 4 shown"),
+        "{text}"
+    );
+    let zero_window = check_completeness(
+        &client,
+        seed::now() + chrono::Duration::seconds(2),
+        Duration::ZERO,
+        100,
+    )
+    .await
+    .expect("verify");
+    assert_eq!(zero_window.missing, 4);
+}
+
+#[tokio::test]
+async fn deliveries_deleted_by_hand_are_missing_but_retention_is_not() {
+    let db = TestDb::new().await;
+    let captured = captured_bookings(&db).await;
+    let client = db.pool.get().await.expect("connection");
+    client
+        .execute(
+            "DELETE FROM webhook_deliveries WHERE booking_id = $1 AND webhook_type = 'new_request'",
+            &[&captured[1]],
+        )
+        .await
+        .expect("delete by hand");
+    let later = at(seed::now(), 120);
+    let check = check_completeness(&client, later, DEFAULT_WINDOW, 100)
+        .await
+        .expect("verify");
+    assert_eq!(
+        check
+            .deliveries
+            .iter()
+            .map(|m| (m.booking_id, m.missing_type.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(captured[1], "new_request")]
+    );
+
+    // Retention moved past these bookings (as `cleanup` does when it deletes): not reported.
+    client
+        .execute(
+            "UPDATE webhook_verify_horizon SET checked_from = now() + interval '1 minute'",
+            &[],
+        )
+        .await
+        .expect("move horizon");
+    assert!(
+        check_completeness(&client, later, DEFAULT_WINDOW, 100)
+            .await
+            .expect("verify")
+            .is_complete()
+    );
+}
