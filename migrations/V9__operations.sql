@@ -1,5 +1,5 @@
 -- V9: operations — the completeness check behind `webhooks verify` (and the sweep's
--- MissingDeliveries metric), a fuller `webhook_health_stats` for `webhooks stats`, and an index
+-- MissingDeliveries metric), `webhook_stats` (per type and overall) for `webhooks stats`, and an index
 -- for retention (`webhooks cleanup`, WEBHOOK_RETENTION).
 
 -- The completeness view reads booking_requests.created_at; an app table without it would make
@@ -70,10 +70,13 @@ COMMENT ON VIEW webhook_missing_deliveries IS
     'Completeness check: each booking (created since webhook_verify_horizon) whose new_request '
     'delivery, or delivery for its current approved/rejected status, is missing.';
 
--- Health at a glance, now per type *and* overall (the row webhook_type = ''all''; leave it out
--- when summing rows), with p99 latency and the creation time of the oldest undelivered row.
--- Same leading columns as V4, so the seed's `SELECT * FROM webhook_health_stats` still works.
-CREATE OR REPLACE VIEW webhook_health_stats WITH (security_invoker = true) AS
+-- Health at a glance for `webhooks stats`: per type *and* overall (the row webhook_type =
+-- 'all', last; leave it out when summing rows), with p99 latency and the creation time of the
+-- oldest undelivered row. A view of its own rather than more columns on V4's
+-- webhook_health_stats: the migrations must stay re-runnable as plain SQL in order, and V4's
+-- CREATE OR REPLACE cannot drop columns a later file added. `superseded` counts a final state
+-- that later migrations may add (0 until then).
+CREATE OR REPLACE VIEW webhook_stats WITH (security_invoker = true) AS
 WITH deliveries AS (
     SELECT coalesce(webhook_type, 'all')                   AS webhook_type,
            count(*)                                        AS total,
@@ -82,6 +85,7 @@ WITH deliveries AS (
            count(*) FILTER (WHERE status = 'retrying')     AS retrying,
            count(*) FILTER (WHERE status = 'failed')       AS failed,
            count(*) FILTER (WHERE status = 'skipped')      AS skipped,
+           count(*) FILTER (WHERE status = 'superseded')   AS superseded,
            round(avg(attempt_count) FILTER (WHERE status = 'succeeded'), 2) AS avg_attempts_to_succeed,
            min(next_retry_at) FILTER (WHERE status IN ('pending', 'retrying')) AS oldest_due_at,
            min(created_at) FILTER (WHERE status IN ('pending', 'retrying'))    AS oldest_undelivered_at
@@ -100,19 +104,19 @@ WITH deliveries AS (
      GROUP BY GROUPING SETS ((d.webhook_type), ())
 )
 SELECT d.webhook_type, d.total, d.succeeded, d.pending, d.retrying, d.failed, d.skipped,
+       d.superseded,
        round(100.0 * d.succeeded / nullif(d.succeeded + d.failed, 0), 2) AS success_rate_pct,
-       d.avg_attempts_to_succeed, d.oldest_due_at,
+       d.avg_attempts_to_succeed, d.oldest_due_at, d.oldest_undelivered_at,
        coalesce(a.attempts_24h, 0) AS attempts_24h,
        coalesce(a.failed_attempts_24h, 0) AS failed_attempts_24h,
-       a.p50_ms_24h, a.p95_ms_24h,
-       a.p99_ms_24h, d.oldest_undelivered_at
+       a.p50_ms_24h, a.p95_ms_24h, a.p99_ms_24h
   FROM deliveries d
   LEFT JOIN attempts a USING (webhook_type)
  ORDER BY d.webhook_type = 'all', d.webhook_type;
 
-COMMENT ON VIEW webhook_health_stats IS
-    'Per webhook_type and overall (''all''): delivery states, success rate, backlog age, '
-    '24h attempt latency (p50/p95/p99), oldest undelivered row.';
+COMMENT ON VIEW webhook_stats IS
+    'Per webhook_type and overall (''all''): delivery states, success rate, attempts to succeed, '
+    'oldest due and undelivered rows, 24h attempt latency (p50/p95/p99).';
 
 -- Retention deletes resolved rows by age; without this it would scan the whole outbox on
 -- every batch. Unresolved rows never enter the index, so capture pays only for final rows.
@@ -120,7 +124,7 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_resolved_idx
     ON webhook_deliveries (resolved_at)
     WHERE status NOT IN ('pending', 'retrying');
 
-REVOKE ALL ON webhook_verify_horizon, webhook_missing_deliveries, webhook_health_stats FROM PUBLIC;
+REVOKE ALL ON webhook_verify_horizon, webhook_missing_deliveries, webhook_stats FROM PUBLIC;
 
 -- As in V4: Supabase's default privileges grant new tables and views to its API roles.
 DO $$
@@ -130,7 +134,7 @@ BEGIN
     FOREACH api_role IN ARRAY ARRAY['anon', 'authenticated'] LOOP
         IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = api_role) THEN
             EXECUTE format('REVOKE ALL ON webhook_verify_horizon, webhook_missing_deliveries, '
-                           'webhook_health_stats FROM %I', api_role);
+                           'webhook_stats FROM %I', api_role);
         END IF;
     END LOOP;
 END

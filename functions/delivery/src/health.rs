@@ -1,5 +1,6 @@
 //! Delivery health (`webhooks stats`): per webhook type and overall, from the view
-//! `webhook_health_stats` — counts by status, success rate, attempts to success, attempt
+//! `webhook_stats` (V9; a superset of the seed-compatible `webhook_health_stats`) — counts by
+//! status, success rate, attempts to success, attempt
 //! latency percentiles over 24 h, and how long the oldest undelivered row has waited.
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use serde::Serialize;
 use crate::table::{Table, instant, or_dash, span};
 use crate::{Result, sql};
 
-/// One row of `webhook_health_stats`, plus ages computed at the time of reading.
+/// One row of `webhook_stats`, plus ages computed at the time of reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TypeHealth {
     /// `new_request`, `approved`, `rejected`, or `all` for the overall row.
@@ -26,6 +27,8 @@ pub struct TypeHealth {
     pub failed: i64,
     /// Never sent (no usable recipient).
     pub skipped: i64,
+    /// Replaced by a later notification for the same booking before it was sent.
+    pub superseded: i64,
     /// succeeded / (succeeded + failed), in percent; `None` before anything resolved.
     pub success_rate_pct: Option<f64>,
     /// Mean attempts of the succeeded deliveries.
@@ -48,14 +51,14 @@ pub struct TypeHealth {
     pub p99_ms_24h: Option<f64>,
 }
 
-/// Reads `webhook_health_stats` (per type, then `all`); ages are computed at `now`.
+/// Reads `webhook_stats` (per type, then `all`); ages are computed at `now`.
 pub async fn read_health(db: &impl GenericClient, now: DateTime<Utc>) -> Result<Vec<TypeHealth>> {
     let rows = db
         .query(&db.prepare_cached(sql::HEALTH_STATS).await?, &[])
         .await?;
     rows.iter()
         .map(|r| {
-            let oldest_undelivered_at: Option<DateTime<Utc>> = r.try_get(10)?;
+            let oldest_undelivered_at: Option<DateTime<Utc>> = r.try_get(11)?;
             Ok(TypeHealth {
                 webhook_type: r.try_get(0)?,
                 total: r.try_get(1)?,
@@ -64,17 +67,18 @@ pub async fn read_health(db: &impl GenericClient, now: DateTime<Utc>) -> Result<
                 retrying: r.try_get(4)?,
                 failed: r.try_get(5)?,
                 skipped: r.try_get(6)?,
-                success_rate_pct: r.try_get(7)?,
-                avg_attempts_to_succeed: r.try_get(8)?,
-                oldest_due_at: r.try_get(9)?,
+                superseded: r.try_get(7)?,
+                success_rate_pct: r.try_get(8)?,
+                avg_attempts_to_succeed: r.try_get(9)?,
+                oldest_due_at: r.try_get(10)?,
                 oldest_undelivered_at,
                 oldest_undelivered_age_s: oldest_undelivered_at
                     .map(|at| (now - at).num_seconds().max(0)),
-                attempts_24h: r.try_get(11)?,
-                failed_attempts_24h: r.try_get(12)?,
-                p50_ms_24h: r.try_get(13)?,
-                p95_ms_24h: r.try_get(14)?,
-                p99_ms_24h: r.try_get(15)?,
+                attempts_24h: r.try_get(12)?,
+                failed_attempts_24h: r.try_get(13)?,
+                p50_ms_24h: r.try_get(14)?,
+                p95_ms_24h: r.try_get(15)?,
+                p99_ms_24h: r.try_get(16)?,
             })
         })
         .collect()
@@ -90,6 +94,7 @@ pub fn render_health(rows: &[TypeHealth]) -> String {
         ">retrying",
         ">failed",
         ">skipped",
+        ">superseded",
         "oldest undelivered",
         "oldest due at",
     ]);
@@ -113,6 +118,7 @@ pub fn render_health(rows: &[TypeHealth]) -> String {
             h.retrying.to_string(),
             h.failed.to_string(),
             h.skipped.to_string(),
+            h.superseded.to_string(),
             or_dash(
                 h.oldest_undelivered_age_s
                     .map(|s| format!("{} ago", span(s))),

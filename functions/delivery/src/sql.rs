@@ -187,18 +187,17 @@ pub const ALL: &[(&str, &str)] = &[
 // ---------------------------------------------------------------------------------------------
 // Operations: the read and repair commands (`webhooks stats | failures | show | cleanup | verify
 // | doctor`) and the retry sweep's backlog gauges. Read-only unless said; "now" and cut-offs
-// are parameters here too. The views they read are in `V4__health_views` and
-// `V9__operations`.
+// are parameters here too. The views they read are in `V9__operations`.
 // ---------------------------------------------------------------------------------------------
 
 /// Delivery health per webhook type and overall (`webhook_type = 'all'`, last), from the view
-/// `webhook_health_stats`. Numerics are cast to float8 for the client.
+/// `webhook_stats`. Numerics are cast to float8 for the client.
 pub const HEALTH_STATS: &str = "
-SELECT webhook_type, total, succeeded, pending, retrying, failed, skipped,
+SELECT webhook_type, total, succeeded, pending, retrying, failed, skipped, superseded,
        success_rate_pct::float8, avg_attempts_to_succeed::float8, oldest_due_at,
        oldest_undelivered_at, attempts_24h, failed_attempts_24h,
        p50_ms_24h, p95_ms_24h, p99_ms_24h
-  FROM webhook_health_stats";
+  FROM webhook_stats";
 
 /// Deliveries in trouble: status in `$1` (e.g. `{failed,retrying}`), last attempted at or
 /// after `$2` (NULL: any time), most recent first, at most `$3`; `matching` counts them all.
