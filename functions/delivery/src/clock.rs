@@ -17,6 +17,25 @@ pub enum Clock {
 }
 
 impl Clock {
+    /// The current time: the fixed instant, or the database server's `now()` (one statement),
+    /// for work that computes a cut-off or an age before its statements run (the operator
+    /// commands, retention, the sweep's metrics).
+    pub async fn now_on(self, db: &tokio_postgres::Client) -> crate::Result<DateTime<Utc>> {
+        if let Clock::Fixed(at) = self {
+            return Ok(at);
+        }
+        let rows = crate::db::query(
+            db,
+            crate::sql::CURRENT_TIME,
+            &[(&self.sql_now(), tokio_postgres::types::Type::TIMESTAMPTZ)],
+        )
+        .await?;
+        match rows.first() {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Ok(Utc::now()),
+        }
+    }
+
     /// "Now" as a statement parameter: `None` lets the database use its own `now()`.
     pub(crate) fn sql_now(self) -> Option<DateTime<Utc>> {
         match self {

@@ -13,10 +13,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::db::query;
 use crate::table::{Table, instant};
 use crate::{Result, sql};
 
@@ -72,25 +74,23 @@ pub fn checked_before(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
 /// Lists up to `limit` bookings created before `now - window` whose expected delivery is
 /// missing, and counts them all.
 pub async fn check_completeness(
-    db: &impl GenericClient,
+    db: &Client,
     now: DateTime<Utc>,
     window: Duration,
     limit: i64,
 ) -> Result<Completeness> {
     let before = checked_before(now, window);
-    let horizon = db
-        .query_opt(&db.prepare_cached(sql::VERIFY_HORIZON).await?, &[])
-        .await?;
-    let (checked_from, horizon_reason) = match horizon {
+    let horizon = query(db, sql::VERIFY_HORIZON, &[]).await?;
+    let (checked_from, horizon_reason) = match horizon.first() {
         Some(r) => (Some(r.try_get(0)?), Some(r.try_get(1)?)),
         None => (None, None),
     };
-    let rows = db
-        .query(
-            &db.prepare_cached(sql::MISSING_DELIVERIES).await?,
-            &[&before, &limit.max(0)],
-        )
-        .await?;
+    let rows = query(
+        db,
+        sql::MISSING_DELIVERIES,
+        &[(&before, Type::TIMESTAMPTZ), (&limit.max(0), Type::INT8)],
+    )
+    .await?;
     let mut missing = 0;
     let mut deliveries = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -115,16 +115,10 @@ pub async fn check_completeness(
 }
 
 /// Counts bookings created before `now - window` whose expected delivery is missing.
-pub async fn count_missing(
-    db: &impl GenericClient,
-    now: DateTime<Utc>,
-    window: Duration,
-) -> Result<i64> {
+pub async fn count_missing(db: &Client, now: DateTime<Utc>, window: Duration) -> Result<i64> {
     let before = checked_before(now, window);
-    let row = db
-        .query_one(&db.prepare_cached(sql::COUNT_MISSING).await?, &[&before])
-        .await?;
-    Ok(row.try_get(0)?)
+    let rows = query(db, sql::COUNT_MISSING, &[(&before, Type::TIMESTAMPTZ)]).await?;
+    rows.first().map_or(Ok(0), |r| Ok(r.try_get(0)?))
 }
 
 /// The human form: a verdict, then the missing deliveries.

@@ -131,7 +131,7 @@ pub async fn handle(
     deadline: Option<SystemTime>,
 ) -> Result<DispatchReport> {
     let (result, tally) = crate::metrics::collect(run(event, deps, clock, deadline)).await;
-    crate::metrics::dispatch_finished(tally, &result, clock.now());
+    crate::metrics::dispatch_finished(tally, &result, clock);
     result
 }
 

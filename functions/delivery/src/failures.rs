@@ -2,10 +2,12 @@
 //! their last error and next attempt, most recently attempted first.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::db::query;
 use crate::table::{Table, clip, instant, or_dash};
 use crate::{Result, sql};
 
@@ -65,13 +67,17 @@ pub struct Failures {
 }
 
 /// Lists the deliveries matching `filter`.
-pub async fn list_failures(db: &impl GenericClient, filter: &FailureFilter) -> Result<Failures> {
-    let rows = db
-        .query(
-            &db.prepare_cached(sql::FAILURES).await?,
-            &[&filter.statuses, &filter.since, &filter.limit],
-        )
-        .await?;
+pub async fn list_failures(db: &Client, filter: &FailureFilter) -> Result<Failures> {
+    let rows = query(
+        db,
+        sql::FAILURES,
+        &[
+            (&filter.statuses, Type::TEXT_ARRAY),
+            (&filter.since, Type::TIMESTAMPTZ),
+            (&filter.limit, Type::INT8),
+        ],
+    )
+    .await?;
     let mut matching = 0;
     let mut deliveries = Vec::with_capacity(rows.len());
     for r in &rows {

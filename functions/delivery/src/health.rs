@@ -4,9 +4,11 @@
 //! latency percentiles over 24 h, and how long the oldest undelivered row has waited.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
+use crate::db::query;
 use crate::table::{Table, instant, or_dash, span};
 use crate::{Result, sql};
 
@@ -52,10 +54,8 @@ pub struct TypeHealth {
 }
 
 /// Reads `webhook_stats` (per type, then `all`); ages are computed at `now`.
-pub async fn read_health(db: &impl GenericClient, now: DateTime<Utc>) -> Result<Vec<TypeHealth>> {
-    let rows = db
-        .query(&db.prepare_cached(sql::HEALTH_STATS).await?, &[])
-        .await?;
+pub async fn read_health(db: &Client, now: DateTime<Utc>) -> Result<Vec<TypeHealth>> {
+    let rows = query(db, sql::HEALTH_STATS, &[]).await?;
     rows.iter()
         .map(|r| {
             let oldest_undelivered_at: Option<DateTime<Utc>> = r.try_get(11)?;
@@ -82,6 +82,34 @@ pub async fn read_health(db: &impl GenericClient, now: DateTime<Utc>) -> Result<
             })
         })
         .collect()
+}
+
+/// The due backlog at a moment ([`crate::sql::DUE_BACKLOG`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Unresolved deliveries due.
+    pub due: i64,
+    /// How long the oldest of them has been due, in seconds (0 when none).
+    pub oldest_due_age_s: f64,
+    /// The instant it was measured at.
+    pub at: DateTime<Utc>,
+}
+
+/// Reads the due backlog at `now` (`None`: the database's `now()`).
+pub async fn read_backlog(db: &Client, now: Option<DateTime<Utc>>) -> Result<Backlog> {
+    let rows = query(db, sql::DUE_BACKLOG, &[(&now, Type::TIMESTAMPTZ)]).await?;
+    match rows.first() {
+        Some(r) => Ok(Backlog {
+            due: r.try_get(0)?,
+            oldest_due_age_s: r.try_get(1)?,
+            at: r.try_get(2)?,
+        }),
+        None => Ok(Backlog {
+            due: 0,
+            oldest_due_age_s: 0.0,
+            at: now.unwrap_or_else(Utc::now),
+        }),
+    }
 }
 
 /// The human form: one table of states and one of rates and latency, the overall row last.

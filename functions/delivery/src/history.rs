@@ -1,10 +1,12 @@
 //! One delivery and every attempt made for it (`webhooks show <id>`).
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::db::query;
 use crate::table::{Table, clip, instant, or_dash};
 use crate::{Result, sql};
 
@@ -70,11 +72,9 @@ pub struct DeliveryHistory {
 }
 
 /// Reads delivery `id` and its attempts; `None` when there is no such delivery.
-pub async fn read_history(db: &impl GenericClient, id: Uuid) -> Result<Option<DeliveryHistory>> {
-    let Some(r) = db
-        .query_opt(&db.prepare_cached(sql::DELIVERY).await?, &[&id])
-        .await?
-    else {
+pub async fn read_history(db: &Client, id: Uuid) -> Result<Option<DeliveryHistory>> {
+    let rows = query(db, sql::DELIVERY, &[(&id, Type::UUID)]).await?;
+    let Some(r) = rows.first() else {
         return Ok(None);
     };
     let recipient: Option<String> = r.try_get(4)?;
@@ -94,8 +94,7 @@ pub async fn read_history(db: &impl GenericClient, id: Uuid) -> Result<Option<De
         created_at: r.try_get(12)?,
         resolved_at: r.try_get(13)?,
     };
-    let attempts = db
-        .query(&db.prepare_cached(sql::ATTEMPTS).await?, &[&id])
+    let attempts = query(db, sql::ATTEMPTS, &[(&id, Type::UUID)])
         .await?
         .iter()
         .map(|a| {

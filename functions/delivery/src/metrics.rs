@@ -32,9 +32,10 @@ use serde_json::json;
 use crate::completeness::{DEFAULT_WINDOW, count_missing};
 use crate::dispatch::DispatchReport;
 use crate::emf::{Record, Unit};
+use crate::health::read_backlog;
 use crate::status::DeliveryStatus;
 use crate::sweep::SweepReport;
-use crate::{Deps, Result, sql};
+use crate::{Clock, Deps, Result};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "BookingWebhooks";
@@ -206,7 +207,7 @@ fn log_line(record: Record) -> Record {
 }
 
 /// Writes the metrics of a finished `dispatch` invocation.
-pub fn dispatch_finished(tally: Tally, result: &Result<DispatchReport>, now: DateTime<Utc>) {
+pub fn dispatch_finished(tally: Tally, result: &Result<DispatchReport>, clock: Clock) {
     let skipped = result.as_ref().map_or(0, |r| r.counts.skipped as u64);
     let invocation = Invocation {
         function: Function::Dispatch,
@@ -215,19 +216,14 @@ pub fn dispatch_finished(tally: Tally, result: &Result<DispatchReport>, now: Dat
         error: result.is_err(),
         gauges: None,
     };
-    emit(&invocation, now);
+    emit(&invocation, timestamp(clock));
 }
 
 /// Writes the metrics of a finished `retry-sweep` invocation, reading the backlog gauges (due
-/// rows, oldest due age, missing deliveries) from the database at `now`. Gauges that cannot be
-/// read are left out, and logged; the invocation's own result is never changed.
-pub async fn sweep_finished(
-    deps: &Deps,
-    tally: Tally,
-    result: &Result<SweepReport>,
-    now: DateTime<Utc>,
-) {
-    let gauges = match read_gauges(deps, now).await {
+/// rows, oldest due age, missing deliveries) from the database. Gauges that cannot be read are
+/// left out, and logged; the invocation's own result is never changed.
+pub async fn sweep_finished(deps: &Deps, tally: Tally, result: &Result<SweepReport>, clock: Clock) {
+    let gauges = match read_gauges(deps, clock).await {
         Ok(gauges) => Some(gauges),
         Err(e) => {
             tracing::warn!(error = %e, "backlog metrics not read");
@@ -241,24 +237,28 @@ pub async fn sweep_finished(
         error: result.is_err(),
         gauges,
     };
-    emit(&invocation, now);
+    emit(&invocation, timestamp(clock));
 }
 
-async fn read_gauges(deps: &Deps, now: DateTime<Utc>) -> Result<SweepGauges> {
+/// The metric timestamp: the fixed instant in tests, else this machine's clock (what
+/// CloudWatch compares it with).
+fn timestamp(clock: Clock) -> DateTime<Utc> {
+    match clock {
+        Clock::Fixed(at) => at,
+        Clock::System => Utc::now(),
+    }
+}
+
+async fn read_gauges(deps: &Deps, clock: Clock) -> Result<SweepGauges> {
     let db = deps.pool.get().await?;
-    let row = db
-        .query_one(&db.prepare_cached(sql::DUE_BACKLOG).await?, &[&now])
-        .await?;
-    let oldest: Option<DateTime<Utc>> = row.try_get(1)?;
-    let missing = count_missing(&db, now, DEFAULT_WINDOW)
+    let backlog = read_backlog(&db, clock.sql_now()).await?;
+    let missing = count_missing(&db, backlog.at, DEFAULT_WINDOW)
         .await
         .map_err(|e| tracing::warn!(error = %e, "missing-delivery count not read"))
         .ok();
     Ok(SweepGauges {
-        due_backlog: row.try_get(0)?,
-        oldest_due_age_s: oldest.map_or(0.0, |at| {
-            ((now - at).num_milliseconds().max(0) as f64 / 1000.0).round()
-        }),
+        due_backlog: backlog.due,
+        oldest_due_age_s: backlog.oldest_due_age_s.round(),
         missing_deliveries: missing,
     })
 }

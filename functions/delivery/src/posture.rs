@@ -9,9 +9,11 @@
 //! catalogs through the caller's `search_path`, so it checks the schema the functions use.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
+use crate::db::query;
 use crate::table::{Table, span};
 use crate::{Result, sql};
 
@@ -112,7 +114,7 @@ const API_ROLES: [&str; 3] = ["PUBLIC", "anon", "authenticated"];
 /// Runs every check at `now`. `known_migrations` are the (version, name) pairs this build
 /// embeds ([`crate::db::known_migrations`]).
 pub async fn check_posture(
-    db: &impl GenericClient,
+    db: &Client,
     now: DateTime<Utc>,
     known_migrations: &[(i64, String)],
 ) -> Result<Posture> {
@@ -137,19 +139,14 @@ fn check(check: &'static str, severity: Severity, message: impl Into<String>) ->
     }
 }
 
-async fn triggers_on(
-    db: &impl GenericClient,
-    table: &str,
-) -> Result<Vec<(String, String, String)>> {
-    let rows = db
-        .query(&db.prepare_cached(sql::TABLE_TRIGGERS).await?, &[&table])
-        .await?;
+async fn triggers_on(db: &Client, table: &str) -> Result<Vec<(String, String, String)>> {
+    let rows = query(db, sql::TABLE_TRIGGERS, &[(&table, Type::TEXT)]).await?;
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect()
 }
 
-async fn capture_triggers(db: &impl GenericClient) -> Result<Vec<Check>> {
+async fn capture_triggers(db: &Client) -> Result<Vec<Check>> {
     const NAME: &str = "capture-triggers";
     let found = triggers_on(db, "booking_requests").await?;
     let mut checks = Vec::new();
@@ -208,11 +205,9 @@ struct TableSecurity {
     reachable_by: Vec<String>,
 }
 
-async fn table_security(db: &impl GenericClient, tables: &[&str]) -> Result<Vec<TableSecurity>> {
+async fn table_security(db: &Client, tables: &[&str]) -> Result<Vec<TableSecurity>> {
     let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
-    let rows = db
-        .query(&db.prepare_cached(sql::TABLE_SECURITY).await?, &[&tables])
-        .await?;
+    let rows = query(db, sql::TABLE_SECURITY, &[(&tables, Type::TEXT_ARRAY)]).await?;
     rows.iter()
         .map(|r| {
             Ok(TableSecurity {
@@ -226,7 +221,7 @@ async fn table_security(db: &impl GenericClient, tables: &[&str]) -> Result<Vec<
         .collect()
 }
 
-async fn capture_functions(db: &impl GenericClient) -> Result<Vec<Check>> {
+async fn capture_functions(db: &Client) -> Result<Vec<Check>> {
     const NAME: &str = "capture-functions";
     let outbox_owner = table_security(db, &["webhook_deliveries"])
         .await?
@@ -234,9 +229,7 @@ async fn capture_functions(db: &impl GenericClient) -> Result<Vec<Check>> {
         .next()
         .and_then(|t| t.owner);
     let signatures: Vec<String> = CAPTURE_FUNCTIONS.iter().map(|s| (*s).to_owned()).collect();
-    let rows = db
-        .query(&db.prepare_cached(sql::FUNCTIONS).await?, &[&signatures])
-        .await?;
+    let rows = query(db, sql::FUNCTIONS, &[(&signatures, Type::TEXT_ARRAY)]).await?;
     let mut checks = Vec::new();
     for r in &rows {
         let signature: String = r.try_get(0)?;
@@ -327,7 +320,7 @@ async fn capture_functions(db: &impl GenericClient) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
-async fn row_level_security(db: &impl GenericClient) -> Result<Vec<Check>> {
+async fn row_level_security(db: &Client) -> Result<Vec<Check>> {
     const NAME: &str = "row-level-security";
     let mut tables: Vec<&str> = OUTBOX_TABLES.to_vec();
     tables.push("booking_requests");
@@ -382,14 +375,10 @@ async fn row_level_security(db: &impl GenericClient) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
-async fn backlog(db: &impl GenericClient, now: DateTime<Utc>) -> Result<Check> {
+async fn backlog(db: &Client, now: DateTime<Utc>) -> Result<Check> {
     const NAME: &str = "backlog";
-    let row = db
-        .query_one(&db.prepare_cached(sql::DUE_BACKLOG).await?, &[&now])
-        .await?;
-    let due: i64 = row.try_get(0)?;
-    let oldest: Option<DateTime<Utc>> = row.try_get(1)?;
-    let age = oldest.map_or(0, |at| (now - at).num_seconds().max(0));
+    let backlog = crate::health::read_backlog(db, Some(now)).await?;
+    let (due, age) = (backlog.due, backlog.oldest_due_age_s as i64);
     Ok(if due == 0 {
         check(NAME, Severity::Ok, "nothing is due")
     } else if age > BACKLOG_AGE_LIMIT_S {
@@ -412,14 +401,14 @@ async fn backlog(db: &impl GenericClient, now: DateTime<Utc>) -> Result<Check> {
     })
 }
 
-async fn migrations(db: &impl GenericClient, known: &[(i64, String)]) -> Result<Check> {
+async fn migrations(db: &Client, known: &[(i64, String)]) -> Result<Check> {
     const NAME: &str = "migrations";
-    let has_table: bool = db
-        .query_one(&db.prepare_cached(sql::MIGRATION_TABLE).await?, &[])
-        .await?
-        .try_get(0)?;
+    let has_table = match query(db, sql::MIGRATION_TABLE, &[]).await?.first() {
+        Some(row) => row.try_get(0)?,
+        None => false,
+    };
     let applied: Vec<(i64, String)> = if has_table {
-        db.query(&db.prepare_cached(sql::APPLIED_MIGRATIONS).await?, &[])
+        query(db, sql::APPLIED_MIGRATIONS, &[])
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -470,11 +459,12 @@ async fn migrations(db: &impl GenericClient, known: &[(i64, String)]) -> Result<
     })
 }
 
-async fn notify(db: &impl GenericClient) -> Result<(Vec<Check>, i64)> {
+async fn notify(db: &Client) -> Result<(Vec<Check>, i64)> {
     const NAME: &str = "notify";
-    let row = db
-        .query_one(&db.prepare_cached(sql::NOTIFY_POSTURE).await?, &[])
-        .await?;
+    let rows = query(db, sql::NOTIFY_POSTURE, &[]).await?;
+    let Some(row) = rows.first() else {
+        return Ok((Vec::new(), 0));
+    };
     let setting: String = row.try_get(0)?;
     let listeners: i64 = row.try_get(1)?;
     let queue_usage: f64 = row.try_get(2)?;
@@ -519,7 +509,7 @@ async fn notify(db: &impl GenericClient) -> Result<(Vec<Check>, i64)> {
     Ok((checks, listeners))
 }
 
-async fn wake_up(db: &impl GenericClient, listeners: i64) -> Result<Check> {
+async fn wake_up(db: &Client, listeners: i64) -> Result<Check> {
     const NAME: &str = "wake-up";
     let triggers = triggers_on(db, "webhook_deliveries").await?;
     Ok(match triggers.first() {
@@ -550,11 +540,11 @@ async fn wake_up(db: &impl GenericClient, listeners: i64) -> Result<Check> {
     })
 }
 
-async fn last_attempt(db: &impl GenericClient, now: DateTime<Utc>) -> Result<Check> {
-    let last: Option<DateTime<Utc>> = db
-        .query_one(&db.prepare_cached(sql::LAST_ATTEMPT).await?, &[])
-        .await?
-        .try_get(0)?;
+async fn last_attempt(db: &Client, now: DateTime<Utc>) -> Result<Check> {
+    let last: Option<DateTime<Utc>> = match query(db, sql::LAST_ATTEMPT, &[]).await?.first() {
+        Some(row) => row.try_get(0)?,
+        None => None,
+    };
     Ok(check(
         "last-attempt",
         Severity::Info,

@@ -12,11 +12,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
+use crate::db::query;
 use crate::sweep::SweepReport;
-use crate::{Deps, Result, sql};
+use crate::{Clock, Deps, Result, sql};
 
 /// The shortest retention accepted: less would delete what an operator is still debugging.
 pub const MIN_RETENTION: Duration = Duration::from_secs(86_400);
@@ -91,24 +93,25 @@ impl CleanupReport {
 
 /// Runs `what`. Each batch commits on its own: an error after some batches leaves those
 /// deletions in place (and reported in the log), the rest for the next run.
-pub async fn clean_up(db: &impl GenericClient, what: &Cleanup) -> Result<CleanupReport> {
+pub async fn clean_up(db: &Client, what: &Cleanup) -> Result<CleanupReport> {
     let mut report = CleanupReport {
         cutoff: what.cutoff,
         dry_run: what.dry_run,
         ..CleanupReport::default()
     };
     if what.dry_run {
-        let row = db
-            .query_one(
-                &db.prepare_cached(sql::CLEANUP_PREVIEW).await?,
-                &[&what.cutoff],
-            )
-            .await?;
-        add_counts(&mut report, row.try_get(0)?, row.try_get(1)?);
+        let rows = query(
+            db,
+            sql::CLEANUP_PREVIEW,
+            &[(&what.cutoff, Type::TIMESTAMPTZ)],
+        )
+        .await?;
+        if let Some(row) = rows.first() {
+            add_counts(&mut report, row.try_get(0)?, row.try_get(1)?);
+        }
         return Ok(report);
     }
     let batch_size = what.batch_size.max(1);
-    let statement = db.prepare_cached(sql::CLEANUP_BATCH).await?;
     loop {
         let limit = match what.max_rows {
             Some(max) => batch_size.min(max - report.total()),
@@ -118,9 +121,16 @@ pub async fn clean_up(db: &impl GenericClient, what: &Cleanup) -> Result<Cleanup
             report.more_left = true;
             break;
         }
-        let row = db.query_one(&statement, &[&what.cutoff, &limit]).await?;
+        let rows = query(
+            db,
+            sql::CLEANUP_BATCH,
+            &[(&what.cutoff, Type::TIMESTAMPTZ), (&limit, Type::INT8)],
+        )
+        .await?;
         let before = report.total();
-        add_counts(&mut report, row.try_get(0)?, row.try_get(1)?);
+        if let Some(row) = rows.first() {
+            add_counts(&mut report, row.try_get(0)?, row.try_get(1)?);
+        }
         report.batches += 1;
         if report.total() - before < limit {
             break;
@@ -148,26 +158,31 @@ fn add_counts(report: &mut CleanupReport, by_status: serde_json::Value, attempts
 /// deliveries resolved more than that long before `now` — unless the sweep used up its time
 /// budget, because delivering comes first. Never fails the sweep: an error is logged and the
 /// next run tries again.
-pub async fn after_sweep(
-    deps: &Deps,
-    sweep: &SweepReport,
-    now: DateTime<Utc>,
-) -> Option<CleanupReport> {
+pub async fn after_sweep(deps: &Deps, sweep: &SweepReport, clock: Clock) -> Option<CleanupReport> {
     let retention = deps.config.retention?;
     if sweep.budget_exhausted {
         return None;
     }
-    let mut what = Cleanup::older_than(retention, now)
-        .map_err(|why| tracing::error!(error = %why, "WEBHOOK_RETENTION: retention skipped"))
-        .ok()?;
-    what.max_rows = Some(SWEEP_MAX_ROWS);
-    let result = match deps.pool.get().await {
-        Ok(db) => clean_up(&db, &what).await,
-        Err(e) => Err(e.into()),
+    let result = async {
+        let db = deps.pool.get().await?;
+        let now = clock.now_on(&db).await?;
+        let mut what = match Cleanup::older_than(retention, now) {
+            Ok(what) => what,
+            Err(why) => {
+                tracing::error!(error = %why, "WEBHOOK_RETENTION: retention skipped");
+                return Ok(None);
+            }
+        };
+        what.max_rows = Some(SWEEP_MAX_ROWS);
+        clean_up(&db, &what).await.map(Some)
     };
     result
-        .map_err(|e| tracing::error!(error = %e, "retention failed; the next sweep tries again"))
+        .await
+        .map_err(|e: crate::Error| {
+            tracing::error!(error = %e, "retention failed; the next sweep tries again");
+        })
         .ok()
+        .flatten()
 }
 
 /// The human form.

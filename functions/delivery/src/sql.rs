@@ -288,12 +288,19 @@ SELECT count(*)
 pub const VERIFY_HORIZON: &str = "
 SELECT checked_from, reason FROM webhook_verify_horizon";
 
-/// The backlog at `$1`: due rows, and when the oldest of them became due.
+/// The backlog at `$1` (NULL: the database's `now()`): due rows, how long the oldest of them
+/// has been due in seconds (0 when none), and the instant used.
 pub const DUE_BACKLOG: &str = "
-SELECT count(*), min(next_retry_at)
+SELECT count(*),
+       coalesce(extract(epoch FROM coalesce($1::timestamptz, now()) - min(next_retry_at)), 0)::float8,
+       coalesce($1::timestamptz, now())
   FROM webhook_deliveries
  WHERE status IN ('pending', 'retrying')
-   AND next_retry_at <= $1";
+   AND next_retry_at <= coalesce($1::timestamptz, now())";
+
+/// "Now": `$1`, or the database's `now()` when NULL (see [`crate::Clock::now_on`]).
+pub const CURRENT_TIME: &str = "
+SELECT coalesce($1::timestamptz, now())";
 
 /// When the last attempt started (the last time anything was sent).
 pub const LAST_ATTEMPT: &str = "
@@ -377,6 +384,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("COUNT_MISSING", COUNT_MISSING),
     ("VERIFY_HORIZON", VERIFY_HORIZON),
     ("DUE_BACKLOG", DUE_BACKLOG),
+    ("CURRENT_TIME", CURRENT_TIME),
     ("LAST_ATTEMPT", LAST_ATTEMPT),
     ("TABLE_TRIGGERS", TABLE_TRIGGERS),
     ("FUNCTIONS", FUNCTIONS),

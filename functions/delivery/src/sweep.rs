@@ -82,7 +82,7 @@ pub async fn handle(
     deadline: Option<SystemTime>,
 ) -> Result<SweepReport> {
     let (result, tally) = crate::metrics::collect(run(event, deps, clock, deadline)).await;
-    crate::metrics::sweep_finished(deps, tally, &result, clock.now()).await;
+    crate::metrics::sweep_finished(deps, tally, &result, clock).await;
     result
 }
 
@@ -94,7 +94,7 @@ async fn run(
 ) -> Result<SweepReport> {
     let options = options_for(&event, deps, deadline)?;
     let mut report = sweep(deps, options, clock).await?;
-    report.retention = crate::retention::after_sweep(deps, &report, clock.now()).await;
+    report.retention = crate::retention::after_sweep(deps, &report, clock).await;
     tracing::info!(report = ?report, "sweep finished");
     Ok(report)
 }

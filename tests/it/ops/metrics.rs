@@ -135,6 +135,7 @@ async fn dispatch_writes_emf_with_outcomes_per_type_and_latency() {
         json!({ "limit": 10 }),
         &deps,
         Clock::Fixed(now),
+        None,
     ))
     .await;
     let report = report.expect("dispatch");
@@ -187,6 +188,7 @@ async fn dispatch_writes_emf_with_outcomes_per_type_and_latency() {
         json!({ "deliveryId": id }),
         &deps,
         Clock::Fixed(now),
+        None,
     ))
     .await;
     let docs: Vec<Value> = lines.iter().map(|l| parse_emf(l)).collect();
@@ -201,9 +203,13 @@ async fn dispatch_writes_emf_with_outcomes_per_type_and_latency() {
 async fn a_failed_invocation_still_writes_its_metrics() {
     let db = TestDb::new().await;
     let deps = deps(&db, "http://127.0.0.1:9/unused");
-    let (result, lines) =
-        delivery::metrics::capture(delivery::dispatch::handle(json!([1]), &deps, Clock::System))
-            .await;
+    let (result, lines) = delivery::metrics::capture(delivery::dispatch::handle(
+        json!([1]),
+        &deps,
+        Clock::System,
+        None,
+    ))
+    .await;
     assert!(result.is_err());
     let docs: Vec<Value> = lines.iter().map(|l| parse_emf(l)).collect();
     assert_eq!(

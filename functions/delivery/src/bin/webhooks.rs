@@ -344,10 +344,12 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
             }
             Ok(())
         };
-    let now = Utc::now();
+    let db = connect().await?;
+    // Ages and cut-offs on the database's clock, like the engine's.
+    let now = Clock::System.now_on(&db).await?;
     let verdict = match operation {
         Operation::Stats { json } => {
-            let rows = delivery::health::read_health(&connect().await?, now).await?;
+            let rows = delivery::health::read_health(&db, now).await?;
             print(
                 json,
                 serde_json::to_value(&rows)?,
@@ -370,7 +372,6 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
                 since: since.map(|s| s.at(now)).transpose()?,
                 limit,
             };
-            let db = connect().await?;
             let found = delivery::failures::list_failures(&db, &filter).await?;
             print(
                 json,
@@ -379,23 +380,20 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
             )?;
             Verdict::Fine
         }
-        Operation::Show { id, json } => {
-            let db = connect().await?;
-            match delivery::history::read_history(&db, id).await? {
-                Some(history) => {
-                    print(
-                        json,
-                        serde_json::to_value(&history)?,
-                        delivery::history::render_history(&history),
-                    )?;
-                    Verdict::Fine
-                }
-                None => {
-                    eprintln!("no delivery with id {id}");
-                    Verdict::Problem
-                }
+        Operation::Show { id, json } => match delivery::history::read_history(&db, id).await? {
+            Some(history) => {
+                print(
+                    json,
+                    serde_json::to_value(&history)?,
+                    delivery::history::render_history(&history),
+                )?;
+                Verdict::Fine
             }
-        }
+            None => {
+                eprintln!("no delivery with id {id}");
+                Verdict::Problem
+            }
+        },
         Operation::Cleanup {
             older_than,
             dry_run,
@@ -406,7 +404,6 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
                 Cleanup::older_than(older_than, now).map_err(|e| format!("--older-than: {e}"))?;
             what.batch_size = batch_size;
             what.dry_run = dry_run;
-            let db = connect().await?;
             let report = delivery::retention::clean_up(&db, &what).await?;
             print(
                 json,
@@ -420,7 +417,6 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
             limit,
             json,
         } => {
-            let db = connect().await?;
             let check = delivery::completeness::check_completeness(&db, now, window, limit).await?;
             print(
                 json,
@@ -434,7 +430,6 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
             }
         }
         Operation::Doctor { json } => {
-            let db = connect().await?;
             let known = delivery::db::known_migrations();
             let posture = delivery::posture::check_posture(&db, now, &known).await?;
             print(
@@ -451,7 +446,6 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
     };
     Ok(verdict)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -508,6 +502,13 @@ mod tests {
             vec!["replay", "--failed", "--since", value],
             vec!["replay", &uuid, "--max-retries", value],
             vec!["replay", value],
+            vec!["failures", "--since", value],
+            vec!["failures", "--limit", value],
+            vec!["show", value],
+            vec!["cleanup", "--older-than", value],
+            vec!["cleanup", "--older-than", "30d", "--batch-size", value],
+            vec!["verify", "--window", value],
+            vec!["verify", "--limit", value],
         ]
         .into_iter()
         .map(|args| {
@@ -529,11 +530,22 @@ mod tests {
                 };
                 accepted += 1;
                 // What run() computes from the arguments before touching the network.
-                if let Command::Replay {
-                    since: Some(since), ..
-                } = cli.command
-                {
-                    let _ = since.at(Utc::now());
+                match cli.command {
+                    Command::Replay {
+                        since: Some(since), ..
+                    }
+                    | Command::Operate(Operation::Failures {
+                        since: Some(since), ..
+                    }) => {
+                        let _ = since.at(Utc::now());
+                    }
+                    Command::Operate(Operation::Cleanup { older_than, .. }) => {
+                        let _ = Cleanup::older_than(older_than, Utc::now());
+                    }
+                    Command::Operate(Operation::Verify { window, .. }) => {
+                        let _ = delivery::completeness::checked_before(Utc::now(), window);
+                    }
+                    _ => {}
                 }
             }
         }
