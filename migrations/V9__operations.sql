@@ -1,20 +1,6 @@
 -- V9: operations — the completeness check behind `webhooks verify` (and the sweep's
--- MissingDeliveries metric), `webhook_stats` (per type and overall) for `webhooks stats`, and an index
--- for retention (`webhooks cleanup`, WEBHOOK_RETENTION).
-
--- The completeness view reads booking_requests.created_at; an app table without it would make
--- the view (and so this migration) fail with a bare "column does not exist". Say what to do.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute
-                    WHERE attrelid = 'booking_requests'::regclass
-                      AND attname = 'created_at' AND attnum > 0 AND NOT attisdropped) THEN
-        RAISE EXCEPTION 'booking_requests has no created_at column, which the completeness check '
-                        '(webhook_missing_deliveries) needs'
-            USING HINT = 'ALTER TABLE booking_requests ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();';
-    END IF;
-END
-$$;
+-- MissingDeliveries metric), `webhook_stats` (per type and overall) for `webhooks stats`, and
+-- an index for retention (`webhooks cleanup`, WEBHOOK_RETENTION). Re-runnable as plain SQL.
 
 -- Bookings created before this instant are not checked for deliveries: they predate the
 -- capture triggers (an app that had bookings before installing), or their deliveries were
@@ -48,23 +34,40 @@ ALTER TABLE webhook_verify_horizon ENABLE ROW LEVEL SECURITY;
 -- trigger, a restore or bulk load that bypassed it, deliveries deleted by hand.
 -- Callers filter on booking_created_at to leave out the last moments (`webhooks verify
 -- --window`). The anti-join is served by webhook_deliveries_booking_idx.
-CREATE OR REPLACE VIEW webhook_missing_deliveries WITH (security_invoker = true) AS
-SELECT b.id                       AS booking_id,
-       expected.webhook_type      AS missing_type,
-       b.status::text             AS booking_status,
-       b.created_at::timestamptz  AS booking_created_at
-  FROM booking_requests b
- CROSS JOIN LATERAL (
-        VALUES ('new_request'),
-               (CASE WHEN b.status::text IN ('approved', 'rejected') THEN b.status::text END)
-       ) AS expected (webhook_type)
- WHERE expected.webhook_type IS NOT NULL
-   -- No horizon row (deleted by hand) means: check everything.
-   AND b.created_at >= coalesce((SELECT checked_from FROM webhook_verify_horizon), '-infinity')
-   AND NOT EXISTS (SELECT 1
-                     FROM webhook_deliveries d
-                    WHERE d.booking_id = b.id
-                      AND d.webhook_type = expected.webhook_type);
+--
+-- Bookings are dated by booking_requests.created_at. The app's own table need not have it (V1
+-- requires only the columns capture reads): then no booking can be dated, the view is empty,
+-- and `webhooks doctor` says so. After adding the column, apply this file again
+-- (psql -f migrations/V9__operations.sql): it is re-runnable.
+DO $$
+DECLARE
+    created_at text := CASE WHEN EXISTS (
+            SELECT 1 FROM pg_attribute
+             WHERE attrelid = 'booking_requests'::regclass
+               AND attname = 'created_at' AND attnum > 0 AND NOT attisdropped)
+        THEN 'b.created_at::timestamptz' ELSE 'NULL::timestamptz' END;
+BEGIN
+    EXECUTE format($view$
+        CREATE OR REPLACE VIEW webhook_missing_deliveries WITH (security_invoker = true) AS
+        SELECT b.id                  AS booking_id,
+               expected.webhook_type AS missing_type,
+               b.status::text        AS booking_status,
+               %1$s AS booking_created_at
+          FROM booking_requests b
+         CROSS JOIN LATERAL (
+                VALUES ('new_request'),
+                       (CASE WHEN b.status::text IN ('approved', 'rejected') THEN b.status::text END)
+               ) AS expected (webhook_type)
+         WHERE expected.webhook_type IS NOT NULL
+           -- No horizon row (deleted by hand) means: check everything.
+           AND %1$s >= coalesce((SELECT checked_from FROM webhook_verify_horizon), '-infinity')
+           AND NOT EXISTS (SELECT 1
+                             FROM webhook_deliveries d
+                            WHERE d.booking_id = b.id
+                              AND d.webhook_type = expected.webhook_type)
+    $view$, created_at);
+END
+$$;
 
 COMMENT ON VIEW webhook_missing_deliveries IS
     'Completeness check: each booking (created since webhook_verify_horizon) whose new_request '

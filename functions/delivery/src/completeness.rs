@@ -47,6 +47,9 @@ pub struct Completeness {
     pub checked_from: Option<DateTime<Utc>>,
     /// Why the horizon is where it is.
     pub horizon_reason: Option<String>,
+    /// False when `booking_requests` has no `created_at`: no booking can be dated, so none is
+    /// checked (see `V9__operations`).
+    pub bookings_dated: bool,
     /// Missing deliveries in all.
     pub missing: i64,
     /// The first of them, oldest booking first.
@@ -54,9 +57,9 @@ pub struct Completeness {
 }
 
 impl Completeness {
-    /// True when nothing is missing.
+    /// True when bookings could be checked and nothing is missing.
     pub fn is_complete(&self) -> bool {
-        self.missing == 0
+        self.bookings_dated && self.missing == 0
     }
 }
 
@@ -81,9 +84,9 @@ pub async fn check_completeness(
 ) -> Result<Completeness> {
     let before = checked_before(now, window);
     let horizon = query(db, sql::VERIFY_HORIZON, &[]).await?;
-    let (checked_from, horizon_reason) = match horizon.first() {
-        Some(r) => (Some(r.try_get(0)?), Some(r.try_get(1)?)),
-        None => (None, None),
+    let (checked_from, horizon_reason, bookings_dated) = match horizon.first() {
+        Some(r) => (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?),
+        None => (None, None, true),
     };
     let rows = query(
         db,
@@ -109,6 +112,7 @@ pub async fn check_completeness(
         checked_before: before,
         checked_from,
         horizon_reason,
+        bookings_dated,
         missing,
         deliveries,
     })
@@ -129,6 +133,11 @@ pub fn render_completeness(c: &Completeness) -> String {
             .map_or_else(|| "the beginning".to_owned(), |at| instant(Some(at))),
         instant(Some(c.checked_before))
     );
+    if !c.bookings_dated {
+        return "nothing checked: booking_requests has no created_at column, so no booking can be \
+                dated (add it, then apply migrations/V9__operations.sql again)\n"
+            .to_owned();
+    }
     if c.is_complete() {
         return format!("complete: every expected delivery exists ({scope})\n");
     }

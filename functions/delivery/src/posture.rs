@@ -124,6 +124,7 @@ pub async fn check_posture(
     checks.extend(row_level_security(db).await?);
     checks.push(backlog(db, now).await?);
     checks.push(migrations(db, known_migrations).await?);
+    checks.push(completeness(db).await?);
     let (notify, listeners) = notify(db).await?;
     checks.extend(notify);
     checks.push(wake_up(db, listeners).await?);
@@ -455,6 +456,44 @@ async fn migrations(db: &Client, known: &[(i64, String)]) -> Result<Check> {
                 applied.len(),
                 applied.last().map(label).unwrap_or_default()
             ),
+        )
+    })
+}
+
+async fn completeness(db: &Client) -> Result<Check> {
+    const NAME: &str = "completeness";
+    let rows = query(db, sql::VERIFY_HORIZON, &[]).await?;
+    let Some(row) = rows.first() else {
+        return Ok(check(
+            NAME,
+            Severity::Info,
+            "completeness horizon not readable",
+        ));
+    };
+    let checked_from: Option<DateTime<Utc>> = row.try_get(0)?;
+    let reason: Option<String> = row.try_get(1)?;
+    let dated: bool = row.try_get(2)?;
+    Ok(if !dated {
+        check(
+            NAME,
+            Severity::Warning,
+            "booking_requests has no created_at column: `webhooks verify` and the \
+             MissingDeliveries metric cannot date bookings and check nothing, so a disabled \
+             trigger would go unnoticed. Add the column, then apply migrations/V9__operations.sql \
+             again.",
+        )
+    } else {
+        check(
+            NAME,
+            Severity::Ok,
+            match checked_from {
+                Some(at) => format!(
+                    "`webhooks verify` checks bookings created since {} ({})",
+                    crate::table::instant(Some(at)),
+                    reason.unwrap_or_default()
+                ),
+                None => "`webhooks verify` checks every booking (no horizon row)".to_owned(),
+            },
         )
     })
 }

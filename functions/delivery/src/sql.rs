@@ -284,9 +284,15 @@ SELECT count(*)
   FROM webhook_missing_deliveries
  WHERE booking_created_at < $1";
 
-/// Where the completeness check starts, and why.
+/// Where the completeness check starts, and why; and whether `booking_requests` has the
+/// `created_at` column it dates bookings by (without it the check sees nothing).
 pub const VERIFY_HORIZON: &str = "
-SELECT checked_from, reason FROM webhook_verify_horizon";
+SELECT h.checked_from, h.reason,
+       EXISTS (SELECT 1 FROM pg_attribute
+                WHERE attrelid = to_regclass('booking_requests')
+                  AND attname = 'created_at' AND attnum > 0 AND NOT attisdropped)
+  FROM (SELECT 1) AS one
+  LEFT JOIN webhook_verify_horizon h ON true";
 
 /// The backlog at `$1` (NULL: the database's `now()`): due rows, how long the oldest of them
 /// has been due in seconds (0 when none), and the instant used.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::seed::{self, at};
 use crate::support::TestDb;
+use crate::support::db::{base_url, connect, url_with_schema};
 
 /// Bookings and their approvals while capture works; returns the booking ids.
 pub async fn captured_bookings(db: &TestDb) -> Vec<Uuid> {
@@ -177,5 +178,85 @@ async fn deliveries_deleted_by_hand_are_missing_but_retention_is_not() {
             .await
             .expect("verify")
             .is_complete()
+    );
+}
+
+/// An app table without `created_at` (V1 requires only the columns capture reads).
+async fn undated_db() -> TestDb {
+    let schema = format!("it_{}", Uuid::new_v4().simple());
+    let admin = connect(&base_url()).await;
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let url = url_with_schema(&base_url(), &schema);
+    let pool = delivery::DbConfig::new(url.clone()).pool().expect("pool");
+    let db = TestDb { schema, url, pool };
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE booking_requests (
+                 id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                 student_email text, tutor_email text,
+                 status text NOT NULL DEFAULT 'pending', notes text)",
+        )
+        .await
+        .expect("the app's table");
+    delivery::db::migrate(&db.pool)
+        .await
+        .expect("migrations apply");
+    db
+}
+
+#[tokio::test]
+async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
+    let db = undated_db().await;
+    let client = db.pool.get().await.expect("connection");
+    client
+        .batch_execute(
+            "ALTER TABLE booking_requests DISABLE TRIGGER USER;
+             INSERT INTO booking_requests (tutor_email) VALUES ('t@example.com');
+             ALTER TABLE booking_requests ENABLE TRIGGER USER;",
+        )
+        .await
+        .expect("an uncaptured booking");
+    let check = check_completeness(&client, at(seed::now(), 120), Duration::ZERO, 100)
+        .await
+        .expect("verify");
+    assert!(!check.bookings_dated && !check.is_complete(), "{check:?}");
+    assert!(delivery::completeness::render_completeness(&check).starts_with("nothing checked"));
+
+    let posture =
+        delivery::posture::check_posture(&client, seed::now(), &delivery::db::known_migrations())
+            .await
+            .expect("doctor");
+    let warning = posture
+        .checks
+        .iter()
+        .find(|c| c.check == "completeness")
+        .expect("checked");
+    assert_eq!(warning.severity, delivery::posture::Severity::Warning);
+    assert!(warning.message.contains("no created_at"), "{warning:?}");
+
+    // Once the column exists (existing rows dated now), applying V9 again makes the check see
+    // the booking that was written with capture off.
+    let v9 = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/V9__operations.sql"),
+    )
+    .expect("V9");
+    client
+        .batch_execute(
+            "ALTER TABLE booking_requests ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()",
+        )
+        .await
+        .expect("add created_at");
+    client.batch_execute(&v9).await.expect("V9 again");
+    let check = check_completeness(&client, at(seed::now(), 120), Duration::ZERO, 100)
+        .await
+        .expect("verify");
+    assert_eq!(
+        (check.bookings_dated, check.missing),
+        (true, 1),
+        "{check:?}"
     );
 }
