@@ -11,6 +11,7 @@
 //!   their deploy settings as `cargo lambda deploy` reads them.
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
 //! - `ops`: the operator commands (stats, failures, show, cleanup, verify, doctor) and metrics.
+//! - `receiver`: `webhooks receiver` against the real signer: checks, dedupe, misbehaviour.
 //! - `robustness`: bad rows, repeated recording, schema invariants, the database clock, deadlines.
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
@@ -28,6 +29,7 @@ mod faults;
 mod lambda;
 mod listen;
 mod ops;
+mod receiver;
 mod robustness;
 mod schedule;
 mod security;

@@ -11,6 +11,7 @@
 //! - [`dispatch`]: the `dispatch` Lambda handler (`{"deliveryId"}` or `{"limit"}`).
 //! - [`sweep`]: the `retry-sweep` Lambda handler.
 //! - [`listen`]: local mode that dispatches on Postgres NOTIFY.
+//! - `receiver` (feature `cli`): a local notification service that verifies what is sent.
 //! - [`replay`]: requeueing failed deliveries by hand.
 //! - [`engine`]: claim → send → record for a batch, and [`Deps`], what every handler needs.
 //! - [`claim`]: taking deliveries under a lease so exactly one worker sends each.
@@ -59,6 +60,8 @@ pub mod listen;
 pub mod metrics;
 mod outcome;
 pub mod posture;
+#[cfg(feature = "cli")]
+pub mod receiver;
 mod record;
 pub mod replay;
 pub mod retention;

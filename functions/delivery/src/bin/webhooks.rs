@@ -1,7 +1,7 @@
 //! `webhooks`: the local and operations command line over the `delivery` library —
 //! migrate, listen (dispatch on NOTIFY), sweep, dispatch and replay by hand; and the
 //! operator's read and repair commands (stats, failures, show, cleanup, verify, doctor), whose
-//! logic lives in the library's modules of the same nouns.
+//! logic lives in the library's modules of the same nouns; and a local receiver to send to.
 //!
 //! Every argument is checked by the parser, so a bad value is a usage error naming the
 //! argument, never a panic (tested below over many values).
@@ -79,6 +79,12 @@ enum Command {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=100))]
         max_retries: i32,
     },
+    /// Run a local notification service that verifies what is sent (see --help).
+    ///
+    /// Verifies the bearer token (WEBHOOK_AUTH_TOKEN) and the Standard Webhooks signature
+    /// (WEBHOOK_SIGNING_SECRET) and answers 401 when either is wrong, deduplicates by
+    /// webhook-id, prints one line per request, and misbehaves on request. Ctrl-C stops it.
+    Receiver(delivery::receiver::ReceiverArgs),
     #[command(flatten)]
     Operate(Operation),
 }
@@ -267,6 +273,10 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
     let clock = Clock::System;
     let report = match cli.command {
         Command::Operate(operation) => return operate(operation).await,
+        Command::Receiver(args) => {
+            delivery::receiver::args::run(args).await?;
+            return Ok(Verdict::Fine);
+        }
         Command::Migrate => {
             let mut db = DbConfig::from_env()?;
             db.pool_size = 1;
