@@ -8,7 +8,7 @@ VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate test test-faults pgbouncer bench lint tools watch invoke-dispatch invoke-sweep listen sweep build deploy schedule
+.PHONY: help db migrate demo test test-faults pgbouncer bench lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule
 
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
@@ -25,25 +25,58 @@ migrate: db ## apply migrations/ to DATABASE_URL with refinery (`webhooks migrat
 tools: $(VENV_BIN)/moto_server $(VENV_BIN)/cargo-lambda ## install cargo-lambda and moto server into target/venv
 
 $(VENV_BIN)/python:
+	@scripts/ensure-python.sh
+	@echo "tools: creating a Python venv in target/venv (cargo-lambda and moto come from PyPI)"
 	python3 -m venv $(VENV)
 	$(VENV_BIN)/pip install -q --upgrade pip
 
 $(VENV_BIN)/moto_server: | $(VENV_BIN)/python
+	@echo "tools: installing moto server, the AWS API emulator (first run only, about a minute)"
 	$(VENV_BIN)/pip install -q 'moto[server]>=5,<6'
 
 $(VENV_BIN)/cargo-lambda: | $(VENV_BIN)/python
+	@echo "tools: installing cargo-lambda, the Lambda runtime emulator (first run only, about a minute)"
 	$(VENV_BIN)/pip install -q 'cargo-lambda>=1.9,<2'
 
+# The demo runs its retry sweep through cargo-lambda, installed here when Python can install it
+# and it is not on PATH already; otherwise the demo calls the same handler in-process, saying so.
+DEMO_TOOLS := $(if $(shell command -v cargo-lambda),,$(if $(shell python3 -c 'import ensurepip, venv' 2>/dev/null && echo yes),$(VENV_BIN)/cargo-lambda))
+
+demo: db $(DEMO_TOOLS) ## the whole story, live: fresh database, receiver, dispatcher, outage, retries, replay (seconds after the build)
+	@echo "demo: building the webhooks command, the demo and the retry-sweep function (the first build takes minutes)"
+	cargo build --bin webhooks --example demo
+	cargo build -p retry-sweep
+	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo run -q --example demo -- $(DEMO_FLAGS)
+
+# cargo-nextest when installed (a process per test, clearer output); else cargo test runs the
+# same tests, with the same filter.
+NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
+NO_NEXTEST := echo "cargo-nextest is not installed, so cargo test runs the same tests (install it: cargo install cargo-nextest --locked)"
+
 test: db tools ## run every test (unit + integration) but the fault suite, against a real Postgres, receivers, moto and cargo lambda
-	@# The Lambda smoke test runs these binaries under `cargo lambda watch`, and the ops tests
-	@# run `webhooks` itself: build them first.
-	cargo build -q -p dispatch -p retry-sweep -p delivery --bins
-	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo nextest run --workspace --no-fail-fast -E 'not test(/^faults::/)'
+	@# The Lambda smoke test runs these binaries under `cargo lambda watch` (built on their own,
+	@# with the features `cargo run` there gives them), and the ops and receiver tests run
+	@# `webhooks` itself: build them first.
+	@echo "test: building the Lambda binaries and the webhooks command"
+	cargo build -p dispatch -p retry-sweep
+	cargo build -p delivery --bins
+	@echo "test: building and running the suite (the first build takes minutes)"
+	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; \
+	if [ -n "$(NEXTEST)" ]; then \
+	  cargo nextest run --workspace --no-fail-fast -E 'not test(/^faults::/)'; \
+	else \
+	  $(NO_NEXTEST); cargo test --workspace --no-fail-fast -- --skip faults::; \
+	fi
 
 test-faults: db pgbouncer ## the fault suite (tests/it/faults): outages, restarts, kills, hostile receivers, PgBouncer; prints its figures
 	@# The kill scenario SIGKILLs a `webhooks sweep` process: build it first.
 	cargo build -q -p delivery --bin webhooks
-	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo nextest run -p tests --no-fail-fast -E 'test(/^faults::/)' --success-output final
+	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; \
+	if [ -n "$(NEXTEST)" ]; then \
+	  cargo nextest run -p tests --no-fail-fast -E 'test(/^faults::/)' --success-output final; \
+	else \
+	  $(NO_NEXTEST); cargo test -p tests --test it --no-fail-fast -- faults:: --show-output; \
+	fi
 
 pgbouncer: ## install Debian's pgbouncer if missing (the fault suite starts its own, on a free port)
 	@test -x /usr/sbin/pgbouncer || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer; }
@@ -65,6 +98,9 @@ invoke-sweep: tools ## invoke the local retry-sweep with fixtures/sweep.json ({}
 listen: ## dispatch each delivery the moment its booking commits (webhooks listen), until Ctrl-C
 	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
 	  && cargo run -q --bin webhooks -- migrate && cargo run -q --bin webhooks -- listen
+
+receiver: ## a local notification service on 127.0.0.1:8787 that verifies what is sent (RECEIVER_FLAGS=--fail-first 2 …)
+	set -a && . ./$(ENV_FILE) && set +a && cargo run -q --bin webhooks -- receiver $(RECEIVER_FLAGS)
 
 sweep: ## run one retry sweep now (webhooks sweep) and print its statistics
 	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
