@@ -18,6 +18,8 @@ pub struct DemoDb {
     pub name: String,
     /// A URL for it: the server's URL with the database replaced.
     pub url: String,
+    /// The server's URL, as given.
+    pub server_url: String,
     server: deadpool_postgres::Pool,
     /// Connections into the demo database.
     pub pool: deadpool_postgres::Pool,
@@ -52,6 +54,7 @@ impl DemoDb {
         Ok(DemoDb {
             name,
             url,
+            server_url: server_url.to_owned(),
             server,
             pool,
         })

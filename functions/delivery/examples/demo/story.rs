@@ -87,10 +87,12 @@ impl Stage {
         }
         if let Some(db) = self.db.take() {
             if keep {
-                show.note(&format!(
-                    "kept database {} (--keep): psql \"{}\"; drop it with: dropdb {}",
-                    db.name,
-                    redact(&db.url),
+                show.note(&format!("kept database {} (--keep):", db.name));
+                show.run(&format!("psql \"{}\"", redact(&db.url)));
+                show.note("drop it with:");
+                show.run(&format!(
+                    "psql \"{}\" -c 'DROP DATABASE {}'",
+                    redact(&db.server_url),
                     db.name
                 ));
             } else {

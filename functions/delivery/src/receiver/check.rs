@@ -87,13 +87,13 @@ impl Verifier {
 fn explain(err: WebhookError) -> String {
     match err {
         WebhookError::InvalidSignature => {
-            "signature does not match (different WEBHOOK_SIGNING_SECRET, or body changed)".into()
+            "signature does not match: another WEBHOOK_SIGNING_SECRET, or the body changed".into()
         }
         WebhookError::TimestampTooOldError => {
-            "webhook-timestamp is more than 5 minutes old (replayed, or clocks differ)".into()
+            "webhook-timestamp is more than 5 minutes old: a replay, or the clocks differ".into()
         }
         WebhookError::FutureTimestampError => {
-            "webhook-timestamp is more than 5 minutes ahead (clocks differ)".into()
+            "webhook-timestamp is more than 5 minutes ahead: the clocks differ".into()
         }
         WebhookError::MissingHeader(name) => format!("missing webhook-{name} header"),
         WebhookError::InvalidHeader(name) => format!("malformed webhook-{name} header"),
