@@ -24,7 +24,7 @@ use uuid::Uuid;
 const EXIT_STATUS: &str = "\
 Exit status:
   0  done; nothing wrong found
-  1  a problem was found: verify (missing deliveries), doctor (a problem), show (no such delivery)
+  1  a problem was found: verify (missing or undatable), doctor (a problem), show (no such id)
   2  could not run: bad arguments, configuration, or the database could not be queried";
 
 /// Booking webhooks: operate the delivery engine. Configuration comes from the environment
@@ -167,7 +167,7 @@ enum Operation {
   webhooks verify
   webhooks verify --window 10m --json
 
-", "Exit status: 0 complete; 1 deliveries are missing; 2 could not run."))]
+", "Exit status: 0 complete; 1 deliveries are missing (or bookings cannot be dated); 2 could not run."))]
     Verify {
         /// Leave out bookings younger than this (their capture may be in flight), e.g. 1h.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
