@@ -55,8 +55,8 @@ NO_NEXTEST := echo "cargo-nextest is not installed, so cargo test runs the same 
 
 test: db tools ## run every test (unit + integration) but the fault suite, against a real Postgres, receivers, moto and cargo lambda
 	@# The Lambda smoke test runs these binaries under `cargo lambda watch` (built on their own,
-	@# with the features `cargo run` there gives them), and the ops and receiver tests run
-	@# `webhooks` itself: build them first.
+	@# with the features `cargo run` there gives them), and the ops, receiver and
+	@# migrate tests run `webhooks` itself: build them first.
 	@echo "test: building the Lambda binaries and the webhooks command"
 	cargo build -p dispatch -p retry-sweep
 	cargo build -p delivery --bins

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - `support`: per-test database schema, scripted HTTP receiver.
+//! - `migrate`: `webhooks migrate` in one transaction; incompatible `booking_requests` refused.
+//! - `adopt`: taking over a running deployment of the old pg_net system.
 //! - `capture`: triggers capture booking events transactionally.
 //! - `dispatch`: the immediate, signed delivery and its outcome classes.
 //! - `faults`: the fault suite (`make test-faults`): outages, restarts, kills, hostile
@@ -23,11 +25,13 @@
 
 mod support;
 
+mod adopt;
 mod capture;
 mod dispatch;
 mod faults;
 mod lambda;
 mod listen;
+mod migrate;
 mod ops;
 mod receiver;
 mod robustness;

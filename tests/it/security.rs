@@ -77,7 +77,7 @@ async fn supabase_like_db(before: &str) -> TestDb {
     let db = TestDb { schema, url, pool };
     let client = db.client().await;
     client.batch_execute(before).await.expect("the app's setup");
-    delivery::db::migrate(&db.pool)
+    delivery::schema::migrate_quietly(&db.pool)
         .await
         .expect("migrations apply");
     db

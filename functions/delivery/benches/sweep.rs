@@ -69,7 +69,7 @@ async fn run(base: &str, schema: &str, n: usize) -> Result<()> {
     })?;
     let concurrency = config.sweep_concurrency;
     let deps = Deps::new(config)?;
-    delivery::db::migrate(&DbConfig::new(url.clone()).pool()?).await?;
+    delivery::schema::migrate_quietly(&DbConfig::new(url.clone()).pool()?).await?;
 
     // Warm-up: connections to the receiver and the database.
     bare_http(&deps, 200, concurrency).await;

@@ -1,5 +1,5 @@
-//! Connections to Postgres, all made from one [`DbConfig`]: the pool the handlers share, the
-//! session connection `listen` holds, and the migrations.
+//! Connections to Postgres, all made from one [`DbConfig`]: the pool the handlers share (and
+//! `webhooks migrate` uses) and the session connection `listen` holds.
 //!
 //! A connection can die quietly: a Lambda is frozen for minutes between invocations, and a
 //! NAT, proxy or failover may drop it meanwhile. So a pooled connection is verified (an empty
@@ -12,9 +12,8 @@
 //! timeout.
 //!
 //! Statements run as unnamed, explicitly typed statements ([`query`]), so the pool works
-//! through PgBouncer in transaction mode, Supabase's pooler and RDS Proxy. Migrations are
-//! embedded from `migrations/` at compile time and applied by refinery into the first schema
-//! of the connection's `search_path` (tests put a schema of their own there).
+//! through PgBouncer in transaction mode, Supabase's pooler and RDS Proxy. Migrations:
+//! [`crate::schema`] (`webhooks migrate`), on a connection from the same pool.
 
 use std::future::Future;
 use std::str::FromStr;
@@ -27,10 +26,6 @@ use tokio_postgres::{AsyncMessage, Client, Row};
 
 use crate::config::DbConfig;
 use crate::{Error, Result};
-
-mod embedded {
-    refinery::embed_migrations!("../../migrations");
-}
 
 /// How long to wait for a new connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -142,26 +137,4 @@ where
         }
         other => other,
     }
-}
-
-/// Applies pending migrations; returns the names of those applied now (empty when current).
-pub async fn migrate(pool: &Pool) -> Result<Vec<String>> {
-    let mut object = pool.get().await?;
-    let client: &mut tokio_postgres::Client = &mut object;
-    let report = embedded::migrations::runner().run_async(client).await?;
-    Ok(report
-        .applied_migrations()
-        .iter()
-        .map(|m| m.to_string())
-        .collect())
-}
-
-/// The migrations this build embeds, as (version, name) in order: what `webhooks doctor`
-/// compares the database's history with.
-pub fn known_migrations() -> Vec<(i64, String)> {
-    embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| (i64::from(m.version()), m.name().to_owned()))
-        .collect()
 }

@@ -32,8 +32,11 @@ pub enum Error {
     #[error("database pool setup: {0}")]
     PoolSetup(String),
     /// Applying `migrations/` failed.
-    #[error("migration: {0}")]
+    #[error("migration: {}", chain(.0))]
     Migration(#[from] refinery::Error),
+    /// `webhooks migrate` refused or stopped (incompatible table, pg_net system found, …).
+    #[error(transparent)]
+    Schema(#[from] crate::schema::SchemaError),
     /// The HTTP client could not be built.
     #[error("HTTP client setup: {0}")]
     HttpSetup(String),
@@ -51,7 +54,7 @@ impl Error {
             | Error::PoolSetup(_)
             | Error::DatabaseTimeout(_)
             | Error::SessionRequired(_) => "DatabaseError",
-            Error::Migration(_) => "MigrationError",
+            Error::Migration(_) | Error::Schema(_) => "MigrationError",
             Error::HttpSetup(_) => "HttpSetupError",
         }
     }

@@ -16,7 +16,9 @@
 //! - [`engine`]: claim → send → record for a batch, and [`Deps`], what every handler needs.
 //! - [`claim`]: taking deliveries under a lease so exactly one worker sends each.
 //! - [`config`]: environment configuration, read and validated once at cold start.
-//! - [`db`]: connections (pool, LISTEN session) from one [`DbConfig`], and migrations.
+//! - [`db`]: connections (pool, LISTEN session) from one [`DbConfig`].
+//! - [`schema`]: `webhooks migrate` — checks, migrations (refinery, embedded from
+//!   `migrations/`) and adopting the old pg_net system, in one transaction.
 //! - [`sql`]: every SQL statement the engine runs, documented in one place.
 //! - [`backoff`]: retry schedule, jitter and `Retry-After` handling.
 //! - [`clock`], [`telemetry`], [`error`]: time source, JSON logs, the error type.
@@ -65,6 +67,7 @@ pub mod receiver;
 mod record;
 pub mod replay;
 pub mod retention;
+pub mod schema;
 mod send;
 mod sign;
 pub mod sql;

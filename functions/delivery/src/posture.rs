@@ -112,7 +112,7 @@ const OUTBOX_TABLES: [&str; 3] = [
 const API_ROLES: [&str; 3] = ["PUBLIC", "anon", "authenticated"];
 
 /// Runs every check at `now`. `known_migrations` are the (version, name) pairs this build
-/// embeds ([`crate::db::known_migrations`]).
+/// embeds ([`crate::schema::known_migrations`]).
 pub async fn check_posture(
     db: &Client,
     now: DateTime<Utc>,

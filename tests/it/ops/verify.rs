@@ -202,7 +202,7 @@ async fn undated_db() -> TestDb {
         )
         .await
         .expect("the app's table");
-    delivery::db::migrate(&db.pool)
+    delivery::schema::migrate_quietly(&db.pool)
         .await
         .expect("migrations apply");
     db
@@ -226,10 +226,13 @@ async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
     assert!(!check.bookings_dated && !check.is_complete(), "{check:?}");
     assert!(delivery::completeness::render_completeness(&check).starts_with("nothing checked"));
 
-    let posture =
-        delivery::posture::check_posture(&client, seed::now(), &delivery::db::known_migrations())
-            .await
-            .expect("doctor");
+    let posture = delivery::posture::check_posture(
+        &client,
+        seed::now(),
+        &delivery::schema::known_migrations(),
+    )
+    .await
+    .expect("doctor");
     let warning = posture
         .checks
         .iter()

@@ -53,7 +53,7 @@ impl TestDb {
         let mut config = DbConfig::new(url.clone());
         config.pool_size = 16;
         let pool = config.pool().expect("pool");
-        let applied = delivery::db::migrate(&pool)
+        let applied = delivery::schema::migrate_quietly(&pool)
             .await
             .expect("migrations apply");
         assert_eq!(
@@ -215,7 +215,7 @@ impl TestDatabase {
         let pool = DbConfig::new(with_database(&base_url(), &name))
             .pool()
             .expect("pool");
-        delivery::db::migrate(&pool)
+        delivery::schema::migrate_quietly(&pool)
             .await
             .expect("migrations apply");
         TestDatabase { name }

@@ -15,6 +15,7 @@ use delivery::backoff::parse_duration;
 use delivery::failures::FailureFilter;
 use delivery::listen::ListenOptions;
 use delivery::replay::Requeue;
+use delivery::schema::{self, MigrateOptions};
 use delivery::retention::Cleanup;
 use delivery::sweep::SweepOptions;
 use delivery::{Clock, DbConfig, Deps};
@@ -38,8 +39,19 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Apply the migrations to DATABASE_URL (only DATABASE_URL is needed).
-    Migrate,
+    /// Apply the migrations to DATABASE_URL (only DATABASE_URL is needed), in one transaction:
+    /// all of it or nothing. Refuses a database running the old pg_net system unless
+    /// --adopt-seed is given.
+    Migrate {
+        /// Take over the old pg_net system in the same transaction: its rows imported with
+        /// their ids, its triggers, functions and views replaced, its pg_cron job unscheduled
+        /// (docs/switching-from-pg-net.md). Prints each step and a rollback script.
+        #[arg(long)]
+        adopt_seed: bool,
+        /// Do everything and print it, then roll back: nothing changes.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Dispatch each delivery the moment its booking commits (LISTEN/NOTIFY), until Ctrl-C.
     /// Needs a session connection: not a transaction pooler (docs/connecting.md).
     Listen {
@@ -277,11 +289,15 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
             delivery::receiver::args::run(args).await?;
             return Ok(Verdict::Fine);
         }
-        Command::Migrate => {
-            let mut db = DbConfig::from_env()?;
-            db.pool_size = 1;
-            let applied = delivery::db::migrate(&db.pool()?).await?;
-            serde_json::json!({ "applied": applied })
+        Command::Migrate {
+            adopt_seed,
+            dry_run,
+        } => {
+            return migrate(MigrateOptions {
+                adopt_seed,
+                dry_run,
+            })
+            .await;
         }
         Command::Listen { sweep_every } => {
             let deps = Deps::from_env()?;
@@ -344,6 +360,31 @@ async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Erro
 }
 
 /// Runs an operator command: text for people, `--json` for scripts.
+/// `webhooks migrate`: each step as it completes, then the outcome and, when adopting, the
+/// rollback script.
+async fn migrate(options: MigrateOptions) -> Result<Verdict, Box<dyn std::error::Error>> {
+    let mut db = DbConfig::from_env()?;
+    db.pool_size = 1;
+    let pool = db.pool()?;
+    if options.dry_run {
+        println!("dry run: every step runs in a transaction that is rolled back at the end");
+    }
+    let report = schema::migrate(&pool, options, &mut |line| println!("{line}"))
+        .await
+        .map_err(|e| {
+            format!("{e}\nNothing was changed: `webhooks migrate` runs in one transaction.")
+        })?;
+    if report.committed {
+        println!("committed");
+    } else {
+        println!("dry run: rolled back, nothing was changed");
+    }
+    if let Some(script) = report.rollback_script {
+        println!("\n{script}");
+    }
+    Ok(Verdict::Fine)
+}
+
 async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Error>> {
     let print =
         |json: bool, value: serde_json::Value, text: String| -> Result<(), serde_json::Error> {
@@ -440,7 +481,7 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
             }
         }
         Operation::Doctor { json } => {
-            let known = delivery::db::known_migrations();
+            let known = delivery::schema::known_migrations();
             let posture = delivery::posture::check_posture(&db, now, &known).await?;
             print(
                 json,

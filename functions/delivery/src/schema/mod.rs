@@ -1,0 +1,304 @@
+//! `webhooks migrate`: the database schema, applied in ONE transaction end to end — checks,
+//! every pending refinery migration and, when asked, the adoption of the old pg_net system.
+//! A failure anywhere rolls back everything: nothing half-applied remains. `--dry-run` runs
+//! the same transaction and rolls it back.
+//!
+//! Migrations are embedded from `migrations/` at compile time and apply into the current
+//! schema (the first existing schema of the connection's `search_path`; tests use a schema
+//! of their own). The files are plain SQL and still apply in order with `psql -f`.
+//!
+//! # Layout
+//! - [`transaction`]: refinery over an already-open transaction.
+//! - [`columns`]: the columns the capture triggers need from `booking_requests`.
+//! - [`seed`]: finding and adopting the pg_net system.
+//! - [`email_logs`]: leaving the email service's `email_logs` table alone.
+//! - `sql/`: the statements, one file each, each saying why.
+
+mod columns;
+mod email_logs;
+mod seed;
+mod transaction;
+
+use deadpool_postgres::Pool;
+use tokio_postgres::Transaction;
+
+pub use columns::Mismatch;
+pub use seed::{ImportGroup, SeedSystem};
+
+use crate::{Error, Result};
+
+mod embedded {
+    refinery::embed_migrations!("../../migrations");
+}
+
+/// The migrations this build embeds, as (version, name) in order: what `webhooks doctor`
+/// compares the database's history with.
+pub fn known_migrations() -> Vec<(i64, String)> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| (i64::from(m.version()), m.name().to_owned()))
+        .collect()
+}
+
+/// See `sql/begin.sql`: lock timeout and one migration per schema at a time.
+const BEGIN: &str = include_str!("sql/begin.sql");
+/// The schema migrations apply to; NULL when no schema of `search_path` exists.
+const CURRENT_SCHEMA: &str = "SELECT current_schema()::text";
+/// Taken before adoption changes anything: no booking is inserted or updated meanwhile, and
+/// the lock order (bookings, then the old table their triggers write) cannot deadlock with
+/// an old trigger in flight. Reads go on.
+const LOCK_BOOKINGS: &str = "LOCK TABLE booking_requests IN SHARE ROW EXCLUSIVE MODE";
+
+/// What `webhooks migrate` is asked to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MigrateOptions {
+    /// Take over the pg_net system if it is there (otherwise its presence is an error).
+    pub adopt_seed: bool,
+    /// Do everything, then roll back.
+    pub dry_run: bool,
+}
+
+/// What a migration run did (or, for a dry run, would do).
+#[derive(Debug, Clone, Default)]
+pub struct MigrateReport {
+    /// The schema migrated.
+    pub schema: String,
+    /// Migrations applied by this run (`V1__booking_requests`, …); empty when current.
+    pub applied: Vec<String>,
+    /// True when the pg_net system was adopted.
+    pub adopted: bool,
+    /// How the old rows were imported.
+    pub imported: Vec<ImportGroup>,
+    /// The script that restores the old system (only when adopting).
+    pub rollback_script: Option<String>,
+    /// False for a dry run: everything was rolled back.
+    pub committed: bool,
+}
+
+/// Why `webhooks migrate` refused or stopped. Each message names what to fix; none contains
+/// an email address or a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// `search_path` names no schema that exists.
+    #[error("search_path names no existing schema: there is nowhere to migrate into")]
+    NoSchema,
+    /// `booking_requests` exists but the capture triggers could not work on it.
+    #[error("{}", incompatible_bookings(.0))]
+    IncompatibleBookings(Vec<Mismatch>),
+    /// The old pg_net system is there and adoption was not asked for.
+    #[error("{}", seed_found(.schema, .findings))]
+    SeedFound {
+        /// The schema holding it.
+        schema: String,
+        /// One line per object found.
+        findings: Vec<String>,
+    },
+    /// Adoption cannot be done as things are.
+    #[error("cannot adopt the pg_net system: {0}")]
+    NotAdoptable(String),
+    /// Importing the old rows failed.
+    #[error("importing the rows of webhook_failures failed: {0}")]
+    Import(String),
+    /// A migration failed.
+    #[error("{0}")]
+    Migration(String),
+    /// After adoption, part of the old system was still there.
+    #[error("adoption would leave part of the pg_net system in place:\n  - {}", .0.join("\n  - "))]
+    Incomplete(Vec<String>),
+}
+
+fn incompatible_bookings(mismatches: &[Mismatch]) -> String {
+    let lines: Vec<String> = mismatches.iter().map(|m| format!("  - {m}")).collect();
+    format!(
+        "booking_requests does not fit the capture triggers (they read NEW.id, NEW.tutor_email, \
+         NEW.student_email and NEW.status):\n{}\nChange the table (or migrate into another \
+         schema), then run again.",
+        lines.join("\n")
+    )
+}
+
+fn seed_found(schema: &str, findings: &[String]) -> String {
+    let lines: Vec<String> = findings.iter().map(|f| format!("  - {f}")).collect();
+    format!(
+        "schema {schema:?} runs the old pg_net webhook system:\n{}\n\
+         Migrating over it would fail half-way, and its retries would keep sending next to our \
+         sweep. To take it over in one transaction (old rows imported with their ids, old \
+         triggers, functions and views replaced, the cron job unscheduled), look at the plan \
+         and save the rollback script with\n    webhooks migrate --adopt-seed --dry-run\n\
+         then run\n    webhooks migrate --adopt-seed\n\
+         See docs/switching-from-pg-net.md.",
+        lines.join("\n")
+    )
+}
+
+/// A server error as the operator should see it: message, detail and hint — except the
+/// detail of an integrity violation, which quotes the failing row (email addresses).
+pub(crate) fn describe_db_error(err: &tokio_postgres::Error) -> String {
+    let Some(db) = err.as_db_error() else {
+        return crate::error::chain(err);
+    };
+    let mut out = format!("{}: {}", db.severity(), db.message());
+    if let Some(detail) = db.detail().filter(|_| !db.code().code().starts_with("23")) {
+        out.push_str("\nDETAIL: ");
+        out.push_str(detail);
+    }
+    if let Some(hint) = db.hint() {
+        out.push_str("\nHINT: ");
+        out.push_str(hint);
+    }
+    out
+}
+
+/// Applies the schema in one transaction: checks `booking_requests`, looks for the pg_net
+/// system (an error unless `options.adopt_seed`), adopts it if asked, applies the pending
+/// migrations, then commits — or rolls back for a dry run or on any error. Each step is
+/// reported to `say` as it completes.
+pub async fn migrate(
+    pool: &Pool,
+    options: MigrateOptions,
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<MigrateReport> {
+    let mut object = pool.get().await?;
+    let client: &mut tokio_postgres::Client = &mut object;
+    let tx = client.transaction().await?;
+    match run(&tx, options, say).await {
+        Ok(mut report) if !options.dry_run => {
+            tx.commit().await?;
+            report.committed = true;
+            Ok(report)
+        }
+        Ok(report) => {
+            tx.rollback().await?;
+            Ok(report)
+        }
+        Err(err) => {
+            // Explicit, so the connection goes back to the pool clean; dropping would too.
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+/// [`migrate`] with the defaults and no progress output; returns the migrations applied.
+pub async fn migrate_quietly(pool: &Pool) -> Result<Vec<String>> {
+    Ok(migrate(pool, MigrateOptions::default(), &mut |_| {})
+        .await?
+        .applied)
+}
+
+async fn run(
+    tx: &Transaction<'_>,
+    options: MigrateOptions,
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<MigrateReport> {
+    tx.batch_execute(BEGIN).await?;
+    let schema: Option<String> = tx.query_one(CURRENT_SCHEMA, &[]).await?.try_get(0)?;
+    let schema = schema.ok_or(SchemaError::NoSchema)?;
+    let mismatches = columns::mismatches(tx, "booking_requests", columns::BOOKING_COLUMNS).await?;
+    if !mismatches.is_empty() {
+        return Err(SchemaError::IncompatibleBookings(mismatches).into());
+    }
+
+    let found = seed::detect(tx).await?;
+    let adopting = !found.is_empty();
+    if adopting && !options.adopt_seed {
+        return Err(SchemaError::SeedFound {
+            schema,
+            findings: found.findings(),
+        }
+        .into());
+    }
+    let mut report = MigrateReport {
+        schema: schema.clone(),
+        adopted: adopting,
+        ..MigrateReport::default()
+    };
+    if options.adopt_seed && !adopting {
+        say(&format!(
+            "no pg_net system in schema {schema:?}: nothing to adopt"
+        ));
+    }
+    if adopting {
+        seed::check_adoptable(tx, &found).await?;
+        say(&format!(
+            "adopting the pg_net system in schema {schema:?}, in one transaction; found:"
+        ));
+        for line in found.findings() {
+            say(&format!("  - {line}"));
+        }
+        for note in found.notes() {
+            say(&format!("note: {note}"));
+        }
+        report.rollback_script = Some(seed::rollback_script(tx, &found).await?);
+        tx.batch_execute(LOCK_BOOKINGS).await?;
+        seed::remove_old(tx, &found, say).await?;
+    }
+
+    report.applied = apply_migrations(tx, say).await?;
+
+    if adopting {
+        report.imported = seed::import(tx, &found, say).await?;
+        seed::unschedule(tx, &found, say).await?;
+        let left = seed::detect(tx).await?;
+        if !left.is_empty() {
+            return Err(SchemaError::Incomplete(left.findings()).into());
+        }
+        say(
+            "checked: no trigger on booking_requests calls net.http_post; no old retry \
+             function, view, table or cron job is left",
+        );
+    }
+    Ok(report)
+}
+
+/// Applies the pending migrations inside `tx`, the email service's `email_logs` set aside
+/// meanwhile.
+async fn apply_migrations(
+    tx: &Transaction<'_>,
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<Vec<String>> {
+    let runner = embedded::migrations::runner();
+    let pending = transaction::pending(tx, &runner).await?;
+    if pending.is_empty() {
+        say(&format!(
+            "schema is current: all {} migrations applied, nothing to do",
+            runner.get_migrations().len()
+        ));
+        return Ok(Vec::new());
+    }
+    let aside = email_logs::put_aside(tx).await?;
+    let report = runner
+        .run_async(&mut transaction::InTransaction::new(tx))
+        .await
+        .map_err(describe_migration_error)?;
+    let applied: Vec<String> = report
+        .applied_migrations()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for name in &applied {
+        say(&format!("applied migration {name}"));
+    }
+    if aside {
+        email_logs::restore(tx).await?;
+        say(
+            "email_logs is not ours (the email service's table): left untouched; our view of \
+             delivered notifications is webhook_email_logs here",
+        );
+    }
+    Ok(applied)
+}
+
+/// refinery's error with the server's message, detail and hint spelled out.
+fn describe_migration_error(err: refinery::Error) -> Error {
+    if let refinery::error::Kind::Connection(what, source) = err.kind() {
+        if let Some(transaction::HistoryError::Db(db)) = source.downcast_ref() {
+            return SchemaError::Migration(format!("{what}: {}", describe_db_error(db))).into();
+        }
+        if let Some(inner) = source.source() {
+            return SchemaError::Migration(format!("{what}: {inner}")).into();
+        }
+    }
+    Error::Migration(err)
+}
