@@ -341,3 +341,23 @@ async fn an_email_logs_table_of_the_email_service_is_left_alone() {
     let again = webhooks(&db.url, &["migrate"]).await;
     assert!(again.stdout.contains("schema is current"), "{again:?}");
 }
+
+#[tokio::test]
+async fn json_output_reports_the_applied_migrations_and_the_steps_go_to_stderr() {
+    let schema = Schema::new("").await;
+
+    let run = webhooks(&schema.url, &["migrate", "--json"]).await;
+
+    assert_eq!(run.code, 0, "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON object");
+    assert_eq!(
+        report["applied"].as_array().map(Vec::len),
+        Some(crate::support::db::migration_files().len())
+    );
+    assert_eq!(report["committed"], true);
+    assert_eq!(report["adopted"], false);
+    assert!(
+        run.stderr
+            .contains("applied migration V1__booking_requests")
+    );
+}

@@ -194,7 +194,7 @@ async fn set_up(sweep_via: &str, show: &Show, stage: &mut Stage) -> anyhow::Resu
 
     let migrate = env
         .command(&env.webhooks)
-        .arg("migrate")
+        .args(["migrate", "--json"])
         .stderr(env.log("migrate")?)
         .output()
         .await?;

@@ -15,8 +15,8 @@ use delivery::backoff::parse_duration;
 use delivery::failures::FailureFilter;
 use delivery::listen::ListenOptions;
 use delivery::replay::Requeue;
-use delivery::schema::{self, MigrateOptions};
 use delivery::retention::Cleanup;
+use delivery::schema::{self, MigrateOptions};
 use delivery::sweep::SweepOptions;
 use delivery::{Clock, DbConfig, Deps};
 use uuid::Uuid;
@@ -51,6 +51,10 @@ enum Command {
         /// Do everything and print it, then roll back: nothing changes.
         #[arg(long)]
         dry_run: bool,
+        /// Print the report as one JSON object (applied migrations, import counts, rollback
+        /// script); the steps go to stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Dispatch each delivery the moment its booking commits (LISTEN/NOTIFY), until Ctrl-C.
     /// Needs a session connection: not a transaction pooler (docs/connecting.md).
@@ -292,12 +296,13 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
         Command::Migrate {
             adopt_seed,
             dry_run,
+            json,
         } => {
-            return migrate(MigrateOptions {
+            let options = MigrateOptions {
                 adopt_seed,
                 dry_run,
-            })
-            .await;
+            };
+            return migrate(options, json).await;
         }
         Command::Listen { sweep_every } => {
             let deps = Deps::from_env()?;
@@ -361,19 +366,33 @@ async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Erro
 
 /// Runs an operator command: text for people, `--json` for scripts.
 /// `webhooks migrate`: each step as it completes, then the outcome and, when adopting, the
-/// rollback script.
-async fn migrate(options: MigrateOptions) -> Result<Verdict, Box<dyn std::error::Error>> {
+/// rollback script; with `json`, the steps on stderr and the report as JSON on stdout.
+async fn migrate(
+    options: MigrateOptions,
+    json: bool,
+) -> Result<Verdict, Box<dyn std::error::Error>> {
     let mut db = DbConfig::from_env()?;
     db.pool_size = 1;
     let pool = db.pool()?;
+    let say = |line: &str| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     if options.dry_run {
-        println!("dry run: every step runs in a transaction that is rolled back at the end");
+        say("dry run: every step runs in a transaction that is rolled back at the end");
     }
-    let report = schema::migrate(&pool, options, &mut |line| println!("{line}"))
+    let report = schema::migrate(&pool, options, &mut |line| say(line))
         .await
         .map_err(|e| {
             format!("{e}\nNothing was changed: `webhooks migrate` runs in one transaction.")
         })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(Verdict::Fine);
+    }
     if report.committed {
         println!("committed");
     } else {

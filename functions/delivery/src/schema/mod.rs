@@ -60,7 +60,8 @@ pub struct MigrateOptions {
 }
 
 /// What a migration run did (or, for a dry run, would do).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MigrateReport {
     /// The schema migrated.
     pub schema: String,

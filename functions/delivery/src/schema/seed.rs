@@ -259,7 +259,8 @@ pub(crate) async fn remove_old(
 }
 
 /// One group of old rows imported (or not) alike.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImportGroup {
     /// The old `status` (`NULL` when it had none).
     pub old_status: String,
