@@ -145,8 +145,24 @@ async fn adopt_seed_imports_every_row_with_its_id_and_state() {
         .filter(|l| l.contains("app.email_logs"))
         .collect();
 
+    // A booking the old trigger handed to pg_net just before the switch: pg_net still sends it.
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO booking_requests (tutor_email) VALUES ('last-one@example.com')",
+            &[],
+        )
+        .await
+        .expect("insert");
+
     let run = adopt(&db).await;
     assert!(run.stdout.contains("committed"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("note: 1 request(s) are still queued in pg_net (net.http_request_queue)"),
+        "{}",
+        run.stdout
+    );
 
     let client = db.client().await;
     // (fixture row, status, attempt_count, max_retries) after import.

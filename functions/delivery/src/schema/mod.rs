@@ -47,7 +47,8 @@ const BEGIN: &str = include_str!("sql/begin.sql");
 const CURRENT_SCHEMA: &str = "SELECT current_schema()::text";
 /// Taken before adoption changes anything: no booking is inserted or updated meanwhile, and
 /// the lock order (bookings, then the old table their triggers write) cannot deadlock with
-/// an old trigger in flight. Reads go on.
+/// an old trigger in flight. Reads go on until the old triggers are dropped (DROP TRIGGER
+/// takes an exclusive lock), then wait for the commit too.
 const LOCK_BOOKINGS: &str = "LOCK TABLE booking_requests IN SHARE ROW EXCLUSIVE MODE";
 
 /// What `webhooks migrate` is asked to do.

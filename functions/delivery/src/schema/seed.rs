@@ -90,8 +90,6 @@ pub struct SeedSystem {
     /// Triggers, functions and views, in the order adoption removes them.
     objects: Vec<OldObject>,
     cron_jobs: Vec<CronJob>,
-    /// Requests pg_net has queued but not sent (it still sends them after the switch).
-    pg_net_queued: Option<i64>,
     /// A `webhook_failures_seed` already exists (a previous adoption's history).
     history_exists: bool,
     /// Facts worth telling the operator that need no action.
@@ -159,8 +157,8 @@ pub(crate) async fn detect(tx: &Transaction<'_>) -> Result<SeedSystem> {
         }
     }
     if tx.query_one(PG_NET_READABLE, &[]).await?.try_get(0)? {
+        // Requests pg_net has queued but not sent: it still sends them after the switch.
         let queued: i64 = tx.query_one(PG_NET_QUEUE, &[]).await?.try_get(0)?;
-        found.pg_net_queued = Some(queued);
         if queued > 0 && !found.is_empty() {
             found.notes.push(format!(
                 "{queued} request(s) are still queued in pg_net (net.http_request_queue): pg_net \
