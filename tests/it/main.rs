@@ -15,6 +15,8 @@
 //! - `ops`: the operator commands (stats, failures, show, cleanup, verify, doctor) and metrics.
 //! - `receiver`: `webhooks receiver` against the real signer: checks, dedupe, misbehaviour.
 //! - `robustness`: bad rows, repeated recording, schema invariants, the database clock, deadlines.
+//! - `superseded`: a replaced status notification is never sent; order with supersede off;
+//!   replay; the claim protocol under two workers (issue 15).
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
@@ -37,5 +39,6 @@ mod receiver;
 mod robustness;
 mod schedule;
 mod security;
+mod superseded;
 mod sweep;
 mod tls;

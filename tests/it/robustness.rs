@@ -76,7 +76,8 @@ async fn recording_the_same_outcomes_twice_stores_them_once() {
     let (_, id) = db.booking_with_delivery().await;
     let client = db.pool.get().await.expect("connection");
     let now = Utc::now();
-    let claimed = delivery::claim::claim_ids(&client, &[id], Some(now), Duration::from_secs(60))
+    let claimed =
+        delivery::claim::claim_ids(&client, &[id], Some(now), Duration::from_secs(60), true)
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);

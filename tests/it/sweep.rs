@@ -238,7 +238,7 @@ async fn a_worker_that_overran_its_lease_cannot_overwrite_the_new_owner() {
     let now = Utc::now();
     let lease = Duration::from_secs(60);
     let client = db.pool.get().await.expect("connection");
-    let stale = delivery::claim::claim_ids(&client, &[id], Some(now), lease)
+    let stale = delivery::claim::claim_ids(&client, &[id], Some(now), lease, true)
         .await
         .expect("claim");
     assert_eq!(stale.len(), 1);
@@ -460,6 +460,7 @@ async fn requeue_by_id_gives_a_fresh_budget_and_the_next_sweep_sends_it() {
         ids: Some(vec![ids[1]]),
         since: None,
         max_retries: 3,
+        include_replaced: false,
     };
     let report = requeue(&deps.pool, &what, Clock::Fixed(t0 + minutes(30)))
         .await
@@ -502,6 +503,7 @@ async fn requeue_all_and_since_a_time() {
         ids: None,
         since: Some(t0 + minutes(10)),
         max_retries: 3,
+        include_replaced: false,
     };
     let report = requeue(&deps.pool, &since, Clock::Fixed(t0 + minutes(30)))
         .await

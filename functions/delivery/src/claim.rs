@@ -1,5 +1,8 @@
 //! Taking deliveries under a lease, so exactly one worker sends each (protocol in
-//! [`crate::sql`]), and sizing each claim to what can be sent before the deadline.
+//! [`crate::sql`]), and sizing each claim to what can be sent before the deadline. A claim
+//! also decides, for each status notification it takes, whether a later one of the same
+//! booking superseded it (then it is ended `superseded` instead of leased) and whether its
+//! turn has come (otherwise it is not taken).
 
 use std::time::{Duration, Instant};
 
@@ -39,18 +42,75 @@ pub struct Claimed {
     pub(crate) claimed_at: DateTime<Utc>,
 }
 
-impl Claimed {
-    fn from_row(row: &Row) -> Result<Self> {
-        Ok(Claimed {
-            id: row.try_get(0)?,
-            webhook_type: row.try_get(1)?,
-            payload: row.try_get(2)?,
-            attempt_count: row.try_get(3)?,
-            max_retries: row.try_get(4)?,
-            lease: row.try_get(5)?,
-            reclaimed: row.try_get(6)?,
-            claimed_at: row.try_get(7)?,
-        })
+/// A delivery a claim ended `superseded`: never to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superseded {
+    /// Delivery id.
+    pub id: Uuid,
+    /// The newest status notification of the same booking, which replaced it.
+    pub by: Uuid,
+    pub(crate) webhook_type: String,
+    /// True when it was taken over from a worker whose lease had expired (that worker's
+    /// attempt may have reached the receiver; none will again).
+    pub reclaimed: bool,
+}
+
+/// What one claim took: deliveries to send, and deliveries it ended `superseded`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// Ours until their leases end.
+    pub(crate) to_send: Vec<Claimed>,
+    /// Final already; reported, never sent.
+    pub(crate) superseded: Vec<Superseded>,
+    /// When the claim ran, on the database's clock (`None` when it took nothing).
+    pub(crate) claimed_at: Option<DateTime<Utc>>,
+}
+
+impl Claim {
+    fn from_rows(rows: &[Row]) -> Result<Self> {
+        let mut claim = Claim::default();
+        for row in rows {
+            claim.claimed_at = Some(row.try_get(7)?);
+            match row.try_get::<_, Option<Uuid>>(8)? {
+                Some(by) => claim.superseded.push(Superseded {
+                    id: row.try_get(0)?,
+                    by,
+                    webhook_type: row.try_get(1)?,
+                    reclaimed: row.try_get(6)?,
+                }),
+                None => claim.to_send.push(Claimed {
+                    id: row.try_get(0)?,
+                    webhook_type: row.try_get(1)?,
+                    payload: row.try_get(2)?,
+                    attempt_count: row.try_get(3)?,
+                    max_retries: row.try_get(4)?,
+                    lease: row.try_get(5)?,
+                    reclaimed: row.try_get(6)?,
+                    claimed_at: row.try_get(7)?,
+                }),
+            }
+        }
+        Ok(claim)
+    }
+
+    /// Deliveries taken, to send or superseded.
+    pub fn len(&self) -> usize {
+        self.to_send.len() + self.superseded.len()
+    }
+
+    /// True when the claim took nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ids leased to this worker, to send.
+    pub fn to_send(&self) -> Vec<Uuid> {
+        self.to_send.iter().map(|c| c.id).collect()
+    }
+
+    /// The deliveries this claim ended `superseded`.
+    pub fn superseded(&self) -> &[Superseded] {
+        &self.superseded
     }
 }
 
@@ -94,14 +154,16 @@ fn count(n: usize) -> i64 {
 }
 
 /// Claims up to `limit` deliveries due by `cutoff` (default: the claim's own time) whose lease
-/// is free at `now` (`None`: the database's clock) for the sweep.
+/// is free at `now` (`None`: the database's clock) for the sweep, superseding replaced status
+/// notifications when `supersede` is on.
 pub(crate) async fn claim_due(
     db: &Client,
     cutoff: Option<DateTime<Utc>>,
     now: Option<DateTime<Utc>>,
     lease: Duration,
     limit: usize,
-) -> Result<Vec<Claimed>> {
+    supersede: bool,
+) -> Result<Claim> {
     let rows = query(
         db,
         sql::DUE_CLAIM,
@@ -110,20 +172,22 @@ pub(crate) async fn claim_due(
             (&now, Type::TIMESTAMPTZ),
             (&millis(lease), Type::INT8),
             (&count(limit), Type::INT8),
+            (&supersede, Type::BOOL),
         ],
     )
     .await?;
-    rows.iter().map(Claimed::from_row).collect()
+    Claim::from_rows(&rows)
 }
 
 /// Claims the given ids if they are claimable at `now` (`None`: the database's clock), for
-/// dispatch.
+/// dispatch, superseding replaced status notifications when `supersede` is on.
 pub async fn claim_ids(
     db: &Client,
     ids: &[Uuid],
     now: Option<DateTime<Utc>>,
     lease: Duration,
-) -> Result<Vec<Claimed>> {
+    supersede: bool,
+) -> Result<Claim> {
     let rows = query(
         db,
         sql::IDS_CLAIM,
@@ -131,10 +195,11 @@ pub async fn claim_ids(
             (&ids, Type::UUID_ARRAY),
             (&now, Type::TIMESTAMPTZ),
             (&millis(lease), Type::INT8),
+            (&supersede, Type::BOOL),
         ],
     )
     .await?;
-    rows.iter().map(Claimed::from_row).collect()
+    Claim::from_rows(&rows)
 }
 
 /// Claims up to `limit` never-attempted deliveries, oldest first (dispatch `{"limit": N}`).
@@ -143,7 +208,8 @@ pub(crate) async fn claim_fresh(
     now: Option<DateTime<Utc>>,
     lease: Duration,
     limit: usize,
-) -> Result<Vec<Claimed>> {
+    supersede: bool,
+) -> Result<Claim> {
     let rows = query(
         db,
         sql::FRESH_CLAIM,
@@ -151,10 +217,36 @@ pub(crate) async fn claim_fresh(
             (&count(limit), Type::INT8),
             (&now, Type::TIMESTAMPTZ),
             (&millis(lease), Type::INT8),
+            (&supersede, Type::BOOL),
         ],
     )
     .await?;
-    rows.iter().map(Claimed::from_row).collect()
+    Claim::from_rows(&rows)
+}
+
+/// Claims up to `limit` status notifications that waited for the just recorded deliveries
+/// `recorded` and whose turn has now come (the hand-off, [`sql::FOLLOWER_CLAIM`]).
+pub(crate) async fn claim_followers(
+    db: &Client,
+    recorded: &[Uuid],
+    now: Option<DateTime<Utc>>,
+    lease: Duration,
+    limit: usize,
+    supersede: bool,
+) -> Result<Claim> {
+    let rows = query(
+        db,
+        sql::FOLLOWER_CLAIM,
+        &[
+            (&recorded, Type::UUID_ARRAY),
+            (&now, Type::TIMESTAMPTZ),
+            (&millis(lease), Type::INT8),
+            (&count(limit), Type::INT8),
+            (&supersede, Type::BOOL),
+        ],
+    )
+    .await?;
+    Claim::from_rows(&rows)
 }
 
 /// Why a delivery was not claimed.
@@ -167,40 +259,68 @@ pub enum NotClaimed {
     AlreadyFailed,
     /// Never to be sent: no recipient.
     Skipped,
+    /// Never to be sent: a later status notification of the same booking replaced it.
+    Superseded,
     /// Another worker holds its lease.
     InFlight,
+    /// An earlier status notification of the same booking is in flight (with
+    /// `WEBHOOK_SUPERSEDE=off`: not final yet); this one follows it, handed on by the worker
+    /// that records the earlier one, or by the sweep.
+    WaitingForEarlier,
     /// A retry is scheduled for later; the sweep will send it.
     NotDue,
 }
 
+/// Where a delivery that was not claimed stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unclaimed {
+    pub(crate) id: Uuid,
+    /// Why it was not claimed — `None` if it looks claimable: it became visible (its
+    /// transaction committed) after the claim ran, or another worker's claim held the row lock
+    /// this instant.
+    pub(crate) reason: Option<NotClaimed>,
+    /// For a superseded delivery, the one that replaced it.
+    pub(crate) superseded_by: Option<Uuid>,
+}
+
 /// For each id in `ids` that exists, why it is not claimable at `now` (`None`: the
-/// database's clock) — or `None` if it looks claimable: it became visible (its transaction
-/// committed) after the claim ran, or another worker's claim holds the row lock this instant.
+/// database's clock), judged as the claims would with `supersede`.
 pub(crate) async fn explain(
     db: &Client,
     ids: &[Uuid],
     now: Option<DateTime<Utc>>,
-) -> Result<Vec<(Uuid, Option<NotClaimed>)>> {
+    supersede: bool,
+) -> Result<Vec<Unclaimed>> {
     let rows = query(
         db,
         sql::DELIVERY_STATES,
-        &[(&ids, Type::UUID_ARRAY), (&now, Type::TIMESTAMPTZ)],
+        &[
+            (&ids, Type::UUID_ARRAY),
+            (&now, Type::TIMESTAMPTZ),
+            (&supersede, Type::BOOL),
+        ],
     )
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let id: Uuid = row.try_get(0)?;
         let status: String = row.try_get(1)?;
-        let (in_flight, not_due): (bool, bool) = (row.try_get(2)?, row.try_get(3)?);
+        let (in_flight, not_due, waiting): (bool, bool, bool) =
+            (row.try_get(3)?, row.try_get(4)?, row.try_get(5)?);
         let reason = match DeliveryStatus::parse(&status) {
             Some(DeliveryStatus::Succeeded) => Some(NotClaimed::AlreadySucceeded),
             Some(DeliveryStatus::Failed) => Some(NotClaimed::AlreadyFailed),
             Some(DeliveryStatus::Skipped) => Some(NotClaimed::Skipped),
+            Some(DeliveryStatus::Superseded) => Some(NotClaimed::Superseded),
             _ if in_flight => Some(NotClaimed::InFlight),
+            _ if waiting => Some(NotClaimed::WaitingForEarlier),
             Some(DeliveryStatus::Retrying) if not_due => Some(NotClaimed::NotDue),
             _ => None,
         };
-        out.push((id, reason));
+        out.push(Unclaimed {
+            id: row.try_get(0)?,
+            reason,
+            superseded_by: row.try_get(2)?,
+        });
     }
     Ok(out)
 }

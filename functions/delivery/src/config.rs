@@ -20,6 +20,7 @@
 //! | `WEBHOOK_SWEEP_BATCH` | `100` | deliveries claimed per batch |
 //! | `WEBHOOK_SWEEP_CONCURRENCY` | `16` | HTTP requests in flight at once |
 //! | `WEBHOOK_SWEEP_BUDGET_MS` | `60000` | a sweep stops claiming new batches after this |
+//! | `WEBHOOK_SUPERSEDE` | `on` | `on`: a status notification that a later one of the same booking replaced before it was sent ends `superseded`, unsent; `off`: every one is sent, in capture order (docs/superseded.md). Set it alike on every worker |
 //! | `WEBHOOK_DB_POOL_SIZE` | `4` | Postgres connections per process |
 //! | `WEBHOOK_DB_CA_FILE` | unset | PEM bundle to verify the database's certificate and host name (see [`crate::tls`]) |
 //! | `WEBHOOK_RETENTION` | unset (off) | the retry sweep deletes resolved deliveries older than this, e.g. `30d` (at least `1d`; see [`crate::retention`]) |
@@ -154,6 +155,9 @@ pub struct Config {
     pub sweep_budget: Duration,
     /// The retry sweep removes resolved deliveries older than this (`None`: never).
     pub retention: Option<Duration>,
+    /// Whether a status notification replaced by a later one before it was sent ends
+    /// `superseded` (on) or is sent before the later one (off).
+    pub supersede: bool,
 }
 
 impl Config {
@@ -254,6 +258,7 @@ impl Config {
                 900_000,
             )?),
             retention: retention(get("WEBHOOK_RETENTION"))?,
+            supersede: on_off(&get, "WEBHOOK_SUPERSEDE", true)?,
         })
     }
 
@@ -304,6 +309,20 @@ fn retention(text: Option<String>) -> Result<Option<Duration>, ConfigError> {
         ));
     }
     Ok(Some(age))
+}
+
+/// A switch: `on`/`1`/`true` or `off`/`0`/`false`, `default` when unset.
+fn on_off(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("on" | "1" | "true") => Ok(true),
+        Some("off" | "0" | "false") => Ok(false),
+        Some(_) => Err(invalid(var, "must be on or off")),
+    }
 }
 
 fn invalid(var: &'static str, problem: &str) -> ConfigError {
@@ -463,6 +482,21 @@ mod tests {
             Some("WEBHOOK_RETENTION: must be at least 1d (or off), got \"2h\"".into())
         );
         assert!(Config::from_lookup(lookup(&[("WEBHOOK_RETENTION", "a month")])).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn supersede_is_on_unless_turned_off() -> Result<(), ConfigError> {
+        assert!(Config::from_lookup(lookup(&[]))?.supersede);
+        for (value, on) in [("off", false), ("OFF", false), ("0", false), ("on", true)] {
+            let config = Config::from_lookup(lookup(&[("WEBHOOK_SUPERSEDE", value)]))?;
+            assert_eq!(config.supersede, on, "{value}");
+        }
+        let err = Config::from_lookup(lookup(&[("WEBHOOK_SUPERSEDE", "sometimes")])).err();
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("WEBHOOK_SUPERSEDE: must be on or off".into())
+        );
         Ok(())
     }
 

@@ -12,7 +12,10 @@
 //!   `Authorization: Bearer …` matches `WEBHOOK_DISPATCH_TOKEN` (the Supabase pg_net path).
 //!
 //! An unknown id or a delivery that is already final is not an error: it is reported. A
-//! malformed event is an [`crate::Error::InvalidEvent`] naming what is wrong.
+//! malformed event is an [`crate::Error::InvalidEvent`] naming what is wrong. A status
+//! notification that a later one of its booking replaced is reported `superseded` with the id
+//! of the one that replaced it, never sent; one whose turn has not come (an earlier one of its
+//! booking is in flight) is reported `waiting_for_earlier` and follows that one.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -22,12 +25,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::claim::{
-    Claimed, DEADLINE_HEADROOM, NotClaimed, claim_fresh, claim_ids, explain, lease_for,
+    Claim, DEADLINE_HEADROOM, NotClaimed, Unclaimed, claim_fresh, claim_ids, explain, lease_for,
     rows_that_fit,
 };
 use crate::clock::instant_of;
 use crate::db::with_retry;
-use crate::engine::{DeliveryOutcome, Recorded, deliver};
+use crate::engine::{DeliveryOutcome, Recorded, deliver_until};
 pub use crate::event::DispatchEvent;
 use crate::status::DeliveryStatus;
 use crate::{Clock, Deps, Result};
@@ -44,10 +47,22 @@ pub struct DispatchCounts {
     pub failed: usize,
     /// Has no recipient; never sent.
     pub skipped: usize,
+    /// Replaced by a later status notification of the same booking; never sent.
+    pub superseded: usize,
     /// Not visible (unknown, or not committed within the wait); left to the sweep.
     pub not_found: usize,
     /// Exists but was not sent now (final, in flight elsewhere, or not due).
     pub unchanged: usize,
+}
+
+/// A delivery that a later status notification of the same booking replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replaced {
+    /// Delivery id.
+    pub id: Uuid,
+    /// The newest status notification of the booking, which replaced it.
+    pub superseded_by: Uuid,
 }
 
 /// A delivery that was not sent, and why.
@@ -73,6 +88,8 @@ pub struct DispatchReport {
     pub failed: Vec<Uuid>,
     /// Has no recipient; never sent.
     pub skipped: Vec<Uuid>,
+    /// Replaced by a later status notification (now, or before); never sent.
+    pub superseded: Vec<Replaced>,
     /// Not visible; left to the sweep.
     pub not_found: Vec<Uuid>,
     /// Exists but not sent now.
@@ -83,21 +100,29 @@ impl DispatchReport {
     fn add_delivered(&mut self, d: &DeliveryOutcome) {
         match d.recorded {
             Recorded::Yes => {}
-            Recorded::LeaseLost => return self.add_unchanged(d.id, NotClaimed::InFlight),
+            Recorded::LeaseLost => return self.add_unchanged(d.id, NotClaimed::InFlight, None),
             // Refused: the row went away while it was being sent.
             Recorded::Refused => return self.add_not_found(d.id),
         }
-        match d.status {
-            DeliveryStatus::Succeeded => self.succeeded.push(d.id),
-            DeliveryStatus::Failed => self.failed.push(d.id),
+        match (d.status, d.superseded_by) {
+            (DeliveryStatus::Succeeded, _) => self.succeeded.push(d.id),
+            (DeliveryStatus::Failed, _) => self.failed.push(d.id),
+            (DeliveryStatus::Superseded, Some(by)) => self.superseded.push(Replaced {
+                id: d.id,
+                superseded_by: by,
+            }),
             _ => self.retrying.push(d.id),
         }
         self.tally();
     }
 
-    fn add_unchanged(&mut self, id: Uuid, reason: NotClaimed) {
-        match reason {
-            NotClaimed::Skipped => self.skipped.push(id),
+    fn add_unchanged(&mut self, id: Uuid, reason: NotClaimed, superseded_by: Option<Uuid>) {
+        match (reason, superseded_by) {
+            (NotClaimed::Skipped, _) => self.skipped.push(id),
+            (NotClaimed::Superseded, Some(by)) => self.superseded.push(Replaced {
+                id,
+                superseded_by: by,
+            }),
             _ => self.unchanged.push(Unchanged { id, reason }),
         }
         self.tally();
@@ -114,6 +139,7 @@ impl DispatchReport {
             retrying: self.retrying.len(),
             failed: self.failed.len(),
             skipped: self.skipped.len(),
+            superseded: self.superseded.len(),
             not_found: self.not_found.len(),
             unchanged: self.unchanged.len(),
         };
@@ -151,7 +177,7 @@ async fn run(
                     .saturating_sub(deps.config.timeout + DEADLINE_HEADROOM)
                     .min(deps.config.dispatch_wait),
             };
-            dispatch_ids(deps, &[id], clock, wait).await?
+            dispatch_ids_until(deps, &[id], clock, wait, deadline.and_then(instant_of)).await?
         }
         DispatchEvent::Fresh { limit } => dispatch_fresh(deps, limit, clock, deadline).await?,
     };
@@ -172,6 +198,17 @@ pub async fn dispatch_ids(
     clock: Clock,
     wait: Duration,
 ) -> Result<DispatchReport> {
+    dispatch_ids_until(deps, ids, clock, wait, None).await
+}
+
+/// [`dispatch_ids`], handing on to waiting notifications only while `deadline` leaves time.
+async fn dispatch_ids_until(
+    deps: &Deps,
+    ids: &[Uuid],
+    clock: Clock,
+    wait: Duration,
+    deadline: Option<Instant>,
+) -> Result<DispatchReport> {
     let mut report = DispatchReport::default();
     let mut seen = HashSet::new();
     let mut wanted: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
@@ -179,10 +216,10 @@ pub async fn dispatch_ids(
     let mut races = 0;
     while !wanted.is_empty() {
         let round = claim_round(deps, &wanted, clock).await?;
-        for (id, reason) in round.unchanged {
-            report.add_unchanged(id, reason);
+        for (id, reason, superseded_by) in round.unchanged {
+            report.add_unchanged(id, reason, superseded_by);
         }
-        for outcome in deliver(deps, round.claimed, clock).await? {
+        for outcome in deliver_until(deps, round.claimed, clock, deadline).await? {
             report.add_delivered(&outcome);
         }
         wanted = round.absent;
@@ -192,7 +229,7 @@ pub async fn dispatch_ids(
             continue;
         }
         for id in round.racing {
-            report.add_unchanged(id, NotClaimed::InFlight);
+            report.add_unchanged(id, NotClaimed::InFlight, None);
         }
         if wanted.is_empty() || !pauses.pause().await {
             break;
@@ -208,10 +245,10 @@ pub async fn dispatch_ids(
 /// One claim of some ids, and what became of those it did not take.
 #[derive(Default)]
 struct Round {
-    /// Ours now.
-    claimed: Vec<Claimed>,
-    /// Exist, and are not to be sent now.
-    unchanged: Vec<(Uuid, NotClaimed)>,
+    /// Ours now (to send, or superseded by this claim).
+    claimed: Claim,
+    /// Exist, and are not to be sent now (with what superseded them, if that is why).
+    unchanged: Vec<(Uuid, NotClaimed, Option<Uuid>)>,
     /// Exist and look claimable: worth claiming again at once.
     racing: Vec<Uuid>,
     /// Not visible: unknown, or not committed yet.
@@ -222,26 +259,30 @@ async fn claim_round(deps: &Deps, ids: &[Uuid], clock: Clock) -> Result<Round> {
     let now = clock.sql_now();
     let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
     let lease = lease_for(ids.len(), concurrency, timeout);
+    let supersede = deps.config.supersede;
     let claimed = with_retry(&deps.pool, |db| async move {
-        claim_ids(&db, ids, now, lease).await
+        claim_ids(&db, ids, now, lease, supersede).await
     })
     .await?;
-    let taken: HashSet<Uuid> = claimed.iter().map(|c| c.id).collect();
+    let taken: HashSet<Uuid> = claimed
+        .to_send()
+        .into_iter()
+        .chain(claimed.superseded().iter().map(|s| s.id))
+        .collect();
     let rest: Vec<Uuid> = ids
         .iter()
         .copied()
         .filter(|id| !taken.contains(id))
         .collect();
     let rest = rest.as_slice();
-    let found: HashMap<Uuid, Option<NotClaimed>> = if rest.is_empty() {
+    let found: HashMap<Uuid, Unclaimed> = if rest.is_empty() {
         HashMap::new()
     } else {
-        let states = with_retry(
-            &deps.pool,
-            |db| async move { explain(&db, rest, now).await },
-        )
+        let states = with_retry(&deps.pool, |db| async move {
+            explain(&db, rest, now, supersede).await
+        })
         .await?;
-        states.into_iter().collect()
+        states.into_iter().map(|state| (state.id, state)).collect()
     };
     let mut round = Round {
         claimed,
@@ -249,8 +290,12 @@ async fn claim_round(deps: &Deps, ids: &[Uuid], clock: Clock) -> Result<Round> {
     };
     for &id in rest {
         match found.get(&id) {
-            Some(Some(reason)) => round.unchanged.push((id, *reason)),
-            Some(None) => round.racing.push(id),
+            Some(Unclaimed {
+                reason: Some(reason),
+                superseded_by,
+                ..
+            }) => round.unchanged.push((id, *reason, *superseded_by)),
+            Some(Unclaimed { reason: None, .. }) => round.racing.push(id),
             None => round.absent.push(id),
         }
     }
@@ -303,15 +348,16 @@ pub async fn dispatch_fresh(
         }
         let lease = lease_for(n, concurrency, timeout);
         let now = clock.sql_now();
+        let supersede = deps.config.supersede;
         let claimed = with_retry(&deps.pool, |db| async move {
-            claim_fresh(&db, now, lease, n).await
+            claim_fresh(&db, now, lease, n, supersede).await
         })
         .await?;
         if claimed.is_empty() {
             break;
         }
-        remaining -= claimed.len();
-        for outcome in deliver(deps, claimed, clock).await? {
+        remaining = remaining.saturating_sub(claimed.len());
+        for outcome in deliver_until(deps, claimed, clock, deadline).await? {
             report.add_delivered(&outcome);
         }
     }

@@ -12,6 +12,12 @@
 //! was deleted mid-send), the group is written row by row: the bad row is logged and skipped,
 //! the others are recorded. If the connection fails (after one retry on a fresh one), no
 //! further request is started and the error is returned.
+//!
+//! Deliveries the claim ended `superseded` are reported (and logged), never sent. And a status
+//! notification whose turn had not come when it was claimed for — an earlier one of its
+//! booking was in flight here — is handed on: once the batch is recorded, the worker claims
+//! and sends the later notifications of the bookings it just recorded ([`HAND_OFF_ROUNDS`] at
+//! most, and only as many as the deadline leaves time for). The sweep remains the safety net.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +26,7 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::claim::Claimed;
+use crate::claim::{Claim, Claimed, Superseded, claim_followers, lease_for, rows_that_fit};
 use crate::clock::BatchClock;
 use crate::db::with_retry;
 use crate::outcome::decide;
@@ -33,6 +39,9 @@ use crate::{Clock, Config, Result};
 pub(crate) const RECORD_EVERY: usize = 50;
 /// ...or this long after the oldest of them completed.
 pub(crate) const RECORD_AFTER: Duration = Duration::from_millis(200);
+/// Hand-offs after one batch, at most: each takes only notifications captured later than the
+/// ones just recorded, so the chain ends by itself; this bounds it anyway.
+pub(crate) const HAND_OFF_ROUNDS: usize = 8;
 
 /// What a handler needs, built once per process (Lambda cold start) and shared by reference.
 #[derive(Debug, Clone)]
@@ -75,7 +84,8 @@ pub enum Recorded {
     Refused,
 }
 
-/// What became of one claimed delivery: its attempt made and its outcome recorded.
+/// What became of one claimed delivery: its attempt made and its outcome recorded — or, for
+/// one the claim ended `superseded`, that and what replaced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryOutcome {
     /// Delivery id.
@@ -86,13 +96,83 @@ pub struct DeliveryOutcome {
     pub reclaimed: bool,
     /// Whether the outcome was written.
     pub recorded: Recorded,
+    /// For a superseded delivery: the one that replaced it.
+    pub superseded_by: Option<Uuid>,
+    /// A later status notification of its booking was unresolved when this was recorded.
+    followed: bool,
 }
 
-/// Sends every delivery in `batch` (at most `config.sweep_concurrency` at a time) and records
-/// the outcomes as they complete (see the module documentation). Fails only if the database
+impl DeliveryOutcome {
+    fn superseded(s: &Superseded) -> Self {
+        tracing::info!(
+            delivery_id = %s.id, webhook_type = s.webhook_type, superseded_by = %s.by,
+            reclaimed = s.reclaimed,
+            "superseded by a later notification of the same booking; not sent"
+        );
+        DeliveryOutcome {
+            id: s.id,
+            status: DeliveryStatus::Superseded,
+            reclaimed: s.reclaimed,
+            recorded: Recorded::Yes,
+            superseded_by: Some(s.by),
+            followed: false,
+        }
+    }
+
+    /// Whether a notification that waited for this one may now have its turn: this worker
+    /// recorded it, a later one is unresolved, and it is no longer in flight (supersede on) or
+    /// final (off: strict order).
+    fn hands_on(&self, supersede: bool) -> bool {
+        self.recorded == Recorded::Yes && self.followed && (supersede || self.status.is_final())
+    }
+}
+
+/// Sends every delivery `claim` leased (at most `config.sweep_concurrency` at a time),
+/// records the outcomes as they complete, reports the ones it superseded, and hands on to
+/// notifications that waited (see the module documentation). Fails only if the database
 /// cannot be reached to record them; the unrecorded leases then expire and a later sweep
 /// sends those deliveries again under the same `webhook-id`.
-pub async fn deliver(
+pub async fn deliver(deps: &Deps, claim: Claim, clock: Clock) -> Result<Vec<DeliveryOutcome>> {
+    deliver_until(deps, claim, clock, None).await
+}
+
+/// [`deliver`], handing on only as long as `deadline` leaves time for a whole wave.
+pub(crate) async fn deliver_until(
+    deps: &Deps,
+    mut claim: Claim,
+    clock: Clock,
+    deadline: Option<Instant>,
+) -> Result<Vec<DeliveryOutcome>> {
+    let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
+    let supersede = deps.config.supersede;
+    let mut outcomes: Vec<DeliveryOutcome> = Vec::new();
+    for round in 0..=HAND_OFF_ROUNDS {
+        outcomes.extend(claim.superseded.iter().map(DeliveryOutcome::superseded));
+        let sent = send_and_record(deps, claim.to_send, clock).await?;
+        let recorded: Vec<Uuid> = sent
+            .iter()
+            .filter(|o| o.hands_on(supersede))
+            .map(|o| o.id)
+            .collect();
+        outcomes.extend(sent);
+        let limit = rows_that_fit(deadline, deps.config.sweep_batch, concurrency, timeout);
+        if recorded.is_empty() || round == HAND_OFF_ROUNDS || limit == 0 {
+            break;
+        }
+        let (lease, now, recorded) = (lease_for(limit, concurrency, timeout), clock.sql_now(), &recorded);
+        claim = with_retry(&deps.pool, |db| async move {
+            claim_followers(&db, recorded, now, lease, limit, supersede).await
+        })
+        .await?;
+        if claim.is_empty() {
+            break;
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Sends `batch` and records the outcomes as they complete.
+async fn send_and_record(
     deps: &Deps,
     batch: Vec<Claimed>,
     clock: Clock,
@@ -177,11 +257,14 @@ async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>
             let mut each = Vec::with_capacity(group.len());
             for attempted in group {
                 each.push(match write(deps, std::slice::from_ref(attempted)).await {
-                    Ok(recorded) => recorded.into_iter().next().unwrap_or(Recorded::Refused),
+                    Ok(recorded) => recorded
+                        .into_iter()
+                        .next()
+                        .unwrap_or((Recorded::Refused, false)),
                     Err(err) if err.is_connection() => return Err(err),
                     Err(err) => {
                         tracing::error!(delivery_id = %attempted.claimed.id, error = %err, "outcome could not be recorded; skipped");
-                        Recorded::Refused
+                        (Recorded::Refused, false)
                     }
                 });
             }
@@ -191,7 +274,7 @@ async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>
     Ok(group
         .iter()
         .zip(recorded)
-        .map(|(attempted, recorded)| {
+        .map(|(attempted, (recorded, followed))| {
             log(attempted, recorded);
             crate::metrics::observe(
                 &attempted.claimed.webhook_type,
@@ -205,13 +288,16 @@ async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>
                 status: attempted.transition.status,
                 reclaimed: attempted.claimed.reclaimed,
                 recorded,
+                superseded_by: None,
+                followed,
             }
         })
         .collect())
 }
 
 /// One statement for `group`, retried once on a fresh connection if the connection broke.
-async fn write(deps: &Deps, group: &[Attempted]) -> Result<Vec<Recorded>> {
+/// With each outcome, whether a later notification of its booking is unresolved.
+async fn write(deps: &Deps, group: &[Attempted]) -> Result<Vec<(Recorded, bool)>> {
     let updated = with_retry(
         &deps.pool,
         |db| async move { record_outcomes(&db, group).await },
@@ -219,12 +305,9 @@ async fn write(deps: &Deps, group: &[Attempted]) -> Result<Vec<Recorded>> {
     .await?;
     Ok(group
         .iter()
-        .map(|a| {
-            if updated.contains(&a.claimed.id) {
-                Recorded::Yes
-            } else {
-                Recorded::LeaseLost
-            }
+        .map(|a| match updated.get(&a.claimed.id) {
+            Some(&followed) => (Recorded::Yes, followed),
+            None => (Recorded::LeaseLost, false),
         })
         .collect())
 }

@@ -1,7 +1,7 @@
 //! Writing what happened: one `webhook_attempts` row per attempt and the delivery's new state,
 //! for a whole batch in one statement ([`crate::sql::OUTCOME_RECORDING`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
@@ -27,12 +27,17 @@ pub(crate) struct Attempted {
     pub(crate) finished_at: DateTime<Utc>,
 }
 
-/// Records `outcomes` in one statement. Returns the ids whose state was updated; an id that is
-/// missing lost its lease to another worker while in flight (its attempt row is still kept).
-/// Safe to repeat with the same outcomes (see [`sql::OUTCOME_RECORDING`]).
-pub(crate) async fn record_outcomes(db: &Client, outcomes: &[Attempted]) -> Result<HashSet<Uuid>> {
+/// Records `outcomes` in one statement. Returns the ids whose state was updated, each with
+/// whether a later status notification of its booking is unresolved (it may have waited for
+/// this one); an id that is missing lost its lease to another worker while in flight (its
+/// attempt row is still kept). Safe to repeat with the same outcomes (see
+/// [`sql::OUTCOME_RECORDING`]).
+pub(crate) async fn record_outcomes(
+    db: &Client,
+    outcomes: &[Attempted],
+) -> Result<HashMap<Uuid, bool>> {
     if outcomes.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     let n = outcomes.len();
     let mut ids = Vec::with_capacity(n);
@@ -85,6 +90,6 @@ pub(crate) async fn record_outcomes(db: &Client, outcomes: &[Attempted]) -> Resu
     )
     .await?;
     rows.iter()
-        .map(|row| Ok(row.try_get::<_, Uuid>(0)?))
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
 }

@@ -1,5 +1,10 @@
 //! Requeueing failed deliveries by hand (`webhooks replay`, or SQL `retry_failed_webhooks()`).
 //! A requeued delivery is due at once with a fresh retry budget; the next sweep sends it.
+//!
+//! Never a superseded delivery (only failed ones are requeued), and not a failed status
+//! notification that a later one of its booking has replaced — sending it now would tell the
+//! student an old decision after the current one — unless asked explicitly
+//! ([`Requeue::include_replaced`]); those are counted in [`RequeueReport::replaced`].
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -19,6 +24,9 @@ pub struct Requeue {
     pub since: Option<DateTime<Utc>>,
     /// Retries granted after the immediate attempt (3, like a new delivery).
     pub max_retries: i32,
+    /// Also requeue failed status notifications that a later one of the same booking replaced;
+    /// they are then sent, and only notifications captured after this replay supersede them.
+    pub include_replaced: bool,
 }
 
 /// The counts `retry_failed_webhooks()` returns.
@@ -29,8 +37,11 @@ pub struct RequeueReport {
     pub requeued: i32,
     /// Deliveries due now (what the next sweep will take).
     pub due_now: i32,
-    /// Deliveries still failed (not selected).
+    /// Deliveries still failed (not selected, or replaced).
     pub still_failed: i32,
+    /// Selected, but left failed: a later status notification of the same booking replaced
+    /// them (requeue them with `include_replaced`).
+    pub replaced: i32,
 }
 
 /// Requeues failed deliveries matching `what`, due now on `clock`.
@@ -45,6 +56,7 @@ pub async fn requeue(pool: &Pool, what: &Requeue, clock: Clock) -> Result<Requeu
                 (&what.since, Type::TIMESTAMPTZ),
                 (&what.max_retries, Type::INT4),
                 (&now, Type::TIMESTAMPTZ),
+                (&what.include_replaced, Type::BOOL),
             ],
         )
         .await
@@ -56,6 +68,7 @@ pub async fn requeue(pool: &Pool, what: &Requeue, clock: Clock) -> Result<Requeu
             requeued: row.try_get(0)?,
             due_now: row.try_get(1)?,
             still_failed: row.try_get(2)?,
+            replaced: row.try_get(3)?,
         };
     }
     Ok(report)

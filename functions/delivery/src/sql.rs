@@ -18,6 +18,23 @@
 //! (claim in progress) or leased (send in progress), so exactly one sends. Recording an
 //! outcome clears the lease — but only if the lease is still the one the worker took, so a
 //! worker that overran its lease cannot overwrite the state written by whoever reclaimed it.
+//!
+//! **Superseded notifications** (`WEBHOOK_SUPERSEDE`, the claims' last parameter; see
+//! `docs/superseded.md`). Every claim decides, per status notification (`approved`/`rejected`)
+//! it takes, with probes of the partial index `webhook_deliveries_decisions_idx` (new_request
+//! rows never touch it):
+//! - *Superseded* (on only): a later status notification of the same booking exists (any
+//!   state; captured after `replayed_over_seq` for an explicit replay). The claim ends the row
+//!   `superseded`, naming the newest one in `superseded_by`, and returns it without a lease:
+//!   it is never sent.
+//! - *Its turn*: otherwise the row is sent only when no earlier status notification of the
+//!   booking could still reach the receiver after it. On: no earlier unresolved one is in
+//!   flight — leased, or row-locked by a claim this instant (the earlier ones are locked
+//!   `FOR SHARE SKIP LOCKED` and counted: a lock held elsewhere, or a lease committed since this
+//!   statement's snapshot, which Postgres re-reads for a locked row, makes the counts differ).
+//!   Off: every earlier one is final, so all are sent in capture order. A row whose turn has
+//!   not come is not taken and keeps its place; the worker that records the earlier one hands
+//!   it on ([`FOLLOWER_CLAIM`]).
 
 /// The NOTIFY channel the capture triggers send delivery ids on (see `V3__capture_triggers`).
 pub const CAPTURE_CHANNEL: &str = "webhook_delivery";
@@ -40,84 +57,296 @@ pub const SESSION_PROBE: &str = "SELECT pg_notify('webhook_session_probe', $1)";
 
 /// The sweep's claim: unresolved deliveries due by `$1` (default: now) whose lease is free or
 /// expired at `$2` (NULL: the database's now), oldest due first, at most `$4`, leased for `$3`
-/// milliseconds. Returns them in the column order of [`crate::claim::Claimed`], with
-/// `reclaimed` set where an expired lease was taken over (its worker died mid-flight) and the
-/// time the claim used. Served by the partial index `webhook_deliveries_due_idx`.
+/// milliseconds; `$5`: supersede (`WEBHOOK_SUPERSEDE`). Only status notifications whose turn
+/// has come are taken; those with a later one are ended `superseded` (see the module
+/// documentation). Returns them in the column order of [`crate::claim::Claimed`], with
+/// `reclaimed` set where an expired lease was taken over (its worker died mid-flight), the
+/// time the claim used, and `superseded_by` (then without a lease: not to be sent). Served by
+/// the partial index `webhook_deliveries_due_idx`.
 pub const DUE_CLAIM: &str = "
 WITH due AS (
-    SELECT id, locked_until
-      FROM webhook_deliveries
-     WHERE status IN ('pending', 'retrying')
-       AND next_retry_at <= coalesce($1, $2, now())
-       AND (locked_until IS NULL OR locked_until <= coalesce($2, now()))
-     ORDER BY next_retry_at
+    SELECT d.id, d.locked_until, newer.id AS superseded_by
+      FROM webhook_deliveries d
+      LEFT JOIN LATERAL (
+            SELECT n.id
+              FROM webhook_deliveries n
+             WHERE $5
+               AND d.webhook_type <> 'new_request'
+               AND n.booking_id = d.booking_id
+               AND n.webhook_type IN ('approved', 'rejected')
+               AND n.capture_seq > coalesce(d.replayed_over_seq, d.capture_seq)
+             ORDER BY n.capture_seq DESC
+             LIMIT 1
+           ) newer ON true
+     WHERE d.status IN ('pending', 'retrying')
+       AND d.next_retry_at <= coalesce($1, $2, now())
+       AND (d.locked_until IS NULL OR d.locked_until <= coalesce($2, now()))
+       AND (d.webhook_type = 'new_request'
+            OR newer.id IS NOT NULL
+            OR NOT EXISTS (SELECT 1
+                             FROM webhook_deliveries e
+                            WHERE e.booking_id = d.booking_id
+                              AND e.webhook_type IN ('approved', 'rejected')
+                              AND e.capture_seq < d.capture_seq
+                              AND e.status IN ('pending', 'retrying'))
+            OR ($5 AND (SELECT count(*)
+                           FROM webhook_deliveries e
+                          WHERE e.booking_id = d.booking_id
+                            AND e.webhook_type IN ('approved', 'rejected')
+                            AND e.capture_seq < d.capture_seq
+                            AND e.status IN ('pending', 'retrying'))
+                      = (SELECT count(*)
+                           FROM (SELECT 1
+                                   FROM webhook_deliveries e
+                                  WHERE e.booking_id = d.booking_id
+                                    AND e.webhook_type IN ('approved', 'rejected')
+                                    AND e.capture_seq < d.capture_seq
+                                    AND e.status IN ('pending', 'retrying')
+                                    AND (e.locked_until IS NULL OR e.locked_until <= coalesce($2, now()))
+                                    FOR SHARE SKIP LOCKED) idle)))
+     ORDER BY d.next_retry_at
      LIMIT $4
-       FOR UPDATE SKIP LOCKED
+       FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE webhook_deliveries d
-   SET locked_until = coalesce($2, now()) + $3::bigint * interval '1 millisecond'
+   SET status        = CASE WHEN due.superseded_by IS NULL THEN d.status ELSE 'superseded' END,
+       superseded_by = due.superseded_by,
+       next_retry_at = CASE WHEN due.superseded_by IS NULL THEN d.next_retry_at END,
+       resolved_at   = CASE WHEN due.superseded_by IS NULL THEN d.resolved_at
+                            ELSE coalesce($2, now()) END,
+       locked_until  = CASE WHEN due.superseded_by IS NULL
+                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
   FROM due
  WHERE d.id = due.id
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
-          due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at";
+          due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
+          d.superseded_by";
 
 /// Dispatch's claim of the given ids `$1` at `$2` (NULL: the database's now), leased for `$3`
-/// milliseconds, returned like [`DUE_CLAIM`]. Takes a delivery that is due, and a
-/// never-attempted (`pending`) one even if it is not due yet: the immediate send must not
-/// wait for the sweep over clock skew between the database and whoever captured the row.
+/// milliseconds, superseding as `$4` says; decided and returned like [`DUE_CLAIM`]. Takes a
+/// delivery that is due, and a never-attempted (`pending`) one even if it is not due yet: the
+/// immediate send must not wait for the sweep over clock skew between the database and
+/// whoever captured the row.
 pub const IDS_CLAIM: &str = "
 WITH due AS (
-    SELECT id, locked_until
-      FROM webhook_deliveries
-     WHERE id = ANY($1)
-       AND status IN ('pending', 'retrying')
-       AND (locked_until IS NULL OR locked_until <= coalesce($2, now()))
-       AND (status = 'pending' OR next_retry_at <= coalesce($2, now()))
-       FOR UPDATE SKIP LOCKED
+    SELECT d.id, d.locked_until, newer.id AS superseded_by
+      FROM webhook_deliveries d
+      LEFT JOIN LATERAL (
+            SELECT n.id
+              FROM webhook_deliveries n
+             WHERE $4
+               AND d.webhook_type <> 'new_request'
+               AND n.booking_id = d.booking_id
+               AND n.webhook_type IN ('approved', 'rejected')
+               AND n.capture_seq > coalesce(d.replayed_over_seq, d.capture_seq)
+             ORDER BY n.capture_seq DESC
+             LIMIT 1
+           ) newer ON true
+     WHERE d.id = ANY($1)
+       AND d.status IN ('pending', 'retrying')
+       AND (d.locked_until IS NULL OR d.locked_until <= coalesce($2, now()))
+       AND (d.status = 'pending' OR d.next_retry_at <= coalesce($2, now()))
+       AND (d.webhook_type = 'new_request'
+            OR newer.id IS NOT NULL
+            OR NOT EXISTS (SELECT 1
+                             FROM webhook_deliveries e
+                            WHERE e.booking_id = d.booking_id
+                              AND e.webhook_type IN ('approved', 'rejected')
+                              AND e.capture_seq < d.capture_seq
+                              AND e.status IN ('pending', 'retrying'))
+            OR ($4 AND (SELECT count(*)
+                           FROM webhook_deliveries e
+                          WHERE e.booking_id = d.booking_id
+                            AND e.webhook_type IN ('approved', 'rejected')
+                            AND e.capture_seq < d.capture_seq
+                            AND e.status IN ('pending', 'retrying'))
+                      = (SELECT count(*)
+                           FROM (SELECT 1
+                                   FROM webhook_deliveries e
+                                  WHERE e.booking_id = d.booking_id
+                                    AND e.webhook_type IN ('approved', 'rejected')
+                                    AND e.capture_seq < d.capture_seq
+                                    AND e.status IN ('pending', 'retrying')
+                                    AND (e.locked_until IS NULL OR e.locked_until <= coalesce($2, now()))
+                                    FOR SHARE SKIP LOCKED) idle)))
+       FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE webhook_deliveries d
-   SET locked_until = coalesce($2, now()) + $3::bigint * interval '1 millisecond'
+   SET status        = CASE WHEN due.superseded_by IS NULL THEN d.status ELSE 'superseded' END,
+       superseded_by = due.superseded_by,
+       next_retry_at = CASE WHEN due.superseded_by IS NULL THEN d.next_retry_at END,
+       resolved_at   = CASE WHEN due.superseded_by IS NULL THEN d.resolved_at
+                            ELSE coalesce($2, now()) END,
+       locked_until  = CASE WHEN due.superseded_by IS NULL
+                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
   FROM due
  WHERE d.id = due.id
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
-          due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at";
+          due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
+          d.superseded_by";
 
 /// Dispatch's claim of up to `$1` never-attempted deliveries (`pending`; requeued ones are
 /// `retrying`), oldest first, whose lease is free at `$2` (NULL: the database's now); leased
-/// for `$3` milliseconds, returned like [`DUE_CLAIM`]. For pending rows `next_retry_at` is
-/// the capture time, so this ordering uses the due index.
+/// for `$3` milliseconds, superseding as `$4` says; decided and returned like [`DUE_CLAIM`].
+/// For pending rows `next_retry_at` is the capture time, so this ordering uses the due index.
 pub const FRESH_CLAIM: &str = "
 WITH due AS (
-    SELECT id, locked_until
-      FROM webhook_deliveries
-     WHERE status = 'pending'
-       AND (locked_until IS NULL OR locked_until <= coalesce($2, now()))
-     ORDER BY next_retry_at
+    SELECT d.id, d.locked_until, newer.id AS superseded_by
+      FROM webhook_deliveries d
+      LEFT JOIN LATERAL (
+            SELECT n.id
+              FROM webhook_deliveries n
+             WHERE $4
+               AND d.webhook_type <> 'new_request'
+               AND n.booking_id = d.booking_id
+               AND n.webhook_type IN ('approved', 'rejected')
+               AND n.capture_seq > coalesce(d.replayed_over_seq, d.capture_seq)
+             ORDER BY n.capture_seq DESC
+             LIMIT 1
+           ) newer ON true
+     WHERE d.status = 'pending'
+       AND (d.locked_until IS NULL OR d.locked_until <= coalesce($2, now()))
+       AND (d.webhook_type = 'new_request'
+            OR newer.id IS NOT NULL
+            OR NOT EXISTS (SELECT 1
+                             FROM webhook_deliveries e
+                            WHERE e.booking_id = d.booking_id
+                              AND e.webhook_type IN ('approved', 'rejected')
+                              AND e.capture_seq < d.capture_seq
+                              AND e.status IN ('pending', 'retrying'))
+            OR ($4 AND (SELECT count(*)
+                           FROM webhook_deliveries e
+                          WHERE e.booking_id = d.booking_id
+                            AND e.webhook_type IN ('approved', 'rejected')
+                            AND e.capture_seq < d.capture_seq
+                            AND e.status IN ('pending', 'retrying'))
+                      = (SELECT count(*)
+                           FROM (SELECT 1
+                                   FROM webhook_deliveries e
+                                  WHERE e.booking_id = d.booking_id
+                                    AND e.webhook_type IN ('approved', 'rejected')
+                                    AND e.capture_seq < d.capture_seq
+                                    AND e.status IN ('pending', 'retrying')
+                                    AND (e.locked_until IS NULL OR e.locked_until <= coalesce($2, now()))
+                                    FOR SHARE SKIP LOCKED) idle)))
+     ORDER BY d.next_retry_at
      LIMIT $1
-       FOR UPDATE SKIP LOCKED
+       FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE webhook_deliveries d
-   SET locked_until = coalesce($2, now()) + $3::bigint * interval '1 millisecond'
+   SET status        = CASE WHEN due.superseded_by IS NULL THEN d.status ELSE 'superseded' END,
+       superseded_by = due.superseded_by,
+       next_retry_at = CASE WHEN due.superseded_by IS NULL THEN d.next_retry_at END,
+       resolved_at   = CASE WHEN due.superseded_by IS NULL THEN d.resolved_at
+                            ELSE coalesce($2, now()) END,
+       locked_until  = CASE WHEN due.superseded_by IS NULL
+                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
   FROM due
  WHERE d.id = due.id
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
-          due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at";
+          due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
+          d.superseded_by";
+
+/// The hand-off: status notifications of the bookings of the deliveries `$1` (just recorded)
+/// captured after the earliest of them, that are pending or due at `$2` (NULL: the
+/// database's now) and whose turn has now come, in capture order, at most `$4`, leased for
+/// `$3` milliseconds, superseding as `$5` says; decided and returned like [`DUE_CLAIM`]. So a
+/// rejection captured while the approval was in flight is sent the moment the approval's
+/// outcome is recorded, by the worker that recorded it. Always later in capture order than
+/// what was recorded, so handing on ends.
+pub const FOLLOWER_CLAIM: &str = "
+WITH due AS (
+    SELECT d.id, d.locked_until, newer.id AS superseded_by
+      FROM webhook_deliveries d
+      LEFT JOIN LATERAL (
+            SELECT n.id
+              FROM webhook_deliveries n
+             WHERE $5
+               AND d.webhook_type <> 'new_request'
+               AND n.booking_id = d.booking_id
+               AND n.webhook_type IN ('approved', 'rejected')
+               AND n.capture_seq > coalesce(d.replayed_over_seq, d.capture_seq)
+             ORDER BY n.capture_seq DESC
+             LIMIT 1
+           ) newer ON true
+     WHERE d.booking_id IN (SELECT r.booking_id FROM webhook_deliveries r WHERE r.id = ANY($1))
+       AND d.webhook_type IN ('approved', 'rejected')
+       AND d.capture_seq > (SELECT min(r.capture_seq)
+                              FROM webhook_deliveries r
+                             WHERE r.id = ANY($1)
+                               AND r.booking_id = d.booking_id)
+       AND d.status IN ('pending', 'retrying')
+       AND (d.locked_until IS NULL OR d.locked_until <= coalesce($2, now()))
+       AND (d.status = 'pending' OR d.next_retry_at <= coalesce($2, now()))
+       AND (d.webhook_type = 'new_request'
+            OR newer.id IS NOT NULL
+            OR NOT EXISTS (SELECT 1
+                             FROM webhook_deliveries e
+                            WHERE e.booking_id = d.booking_id
+                              AND e.webhook_type IN ('approved', 'rejected')
+                              AND e.capture_seq < d.capture_seq
+                              AND e.status IN ('pending', 'retrying'))
+            OR ($5 AND (SELECT count(*)
+                           FROM webhook_deliveries e
+                          WHERE e.booking_id = d.booking_id
+                            AND e.webhook_type IN ('approved', 'rejected')
+                            AND e.capture_seq < d.capture_seq
+                            AND e.status IN ('pending', 'retrying'))
+                      = (SELECT count(*)
+                           FROM (SELECT 1
+                                   FROM webhook_deliveries e
+                                  WHERE e.booking_id = d.booking_id
+                                    AND e.webhook_type IN ('approved', 'rejected')
+                                    AND e.capture_seq < d.capture_seq
+                                    AND e.status IN ('pending', 'retrying')
+                                    AND (e.locked_until IS NULL OR e.locked_until <= coalesce($2, now()))
+                                    FOR SHARE SKIP LOCKED) idle)))
+     ORDER BY d.capture_seq
+     LIMIT $4
+       FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+   SET status        = CASE WHEN due.superseded_by IS NULL THEN d.status ELSE 'superseded' END,
+       superseded_by = due.superseded_by,
+       next_retry_at = CASE WHEN due.superseded_by IS NULL THEN d.next_retry_at END,
+       resolved_at   = CASE WHEN due.superseded_by IS NULL THEN d.resolved_at
+                            ELSE coalesce($2, now()) END,
+       locked_until  = CASE WHEN due.superseded_by IS NULL
+                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
+  FROM due
+ WHERE d.id = due.id
+RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
+          due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
+          d.superseded_by";
 
 /// State of the given ids `$1` at `$2` (NULL: the database's now), to explain why a dispatch
-/// did not claim them: status, whether a live lease holds it, whether its retry is not due.
+/// did not claim them: status, the delivery that superseded it, whether a live lease holds
+/// it, whether its retry is not due, and whether its turn has not come: an earlier status
+/// notification of its booking is in flight (`$3`, supersede, on) or not final yet (off).
 pub const DELIVERY_STATES: &str = "
-SELECT id, status,
-       coalesce(locked_until > coalesce($2, now()), false) AS in_flight,
-       coalesce(next_retry_at > coalesce($2, now()), false) AS not_due
-  FROM webhook_deliveries
- WHERE id = ANY($1)";
+SELECT d.id, d.status, d.superseded_by,
+       coalesce(d.locked_until > coalesce($2, now()), false) AS in_flight,
+       coalesce(d.next_retry_at > coalesce($2, now()), false) AS not_due,
+       d.webhook_type <> 'new_request'
+       AND d.status IN ('pending', 'retrying')
+       AND EXISTS (SELECT 1
+                     FROM webhook_deliveries e
+                    WHERE e.booking_id = d.booking_id
+                      AND e.webhook_type IN ('approved', 'rejected')
+                      AND e.capture_seq < d.capture_seq
+                      AND e.status IN ('pending', 'retrying')
+                      AND (NOT $3 OR e.locked_until > coalesce($2, now()))) AS waiting
+  FROM webhook_deliveries d
+ WHERE d.id = ANY($1)";
 
 /// Records a batch of attempts in one statement (atomic without an explicit transaction):
 /// inserts one `webhook_attempts` row per element and moves each delivery to its new state,
 /// releasing the lease — only where the lease `$2` is still ours. Returns the ids updated.
 /// Idempotent, so a batch whose connection broke before the answer arrived can be recorded
 /// again: an attempt already stored (same delivery, number and start) is not inserted twice,
-/// and a delivery that already holds this very outcome is returned as updated.
+/// and a delivery that already holds this very outcome is returned as updated. With each id,
+/// whether a later status notification of its booking is still unresolved: one that may have
+/// waited for this one ([`FOLLOWER_CLAIM`] hands it on).
 /// Parallel arrays, one element per attempt:
 /// `$1` id, `$2` lease, `$3` attempt, `$4` started_at, `$5` duration_ms, `$6` status_code,
 /// `$7` error_kind, `$8` error, `$9` status, `$10` next_retry_at, `$11` resolved_at,
@@ -156,7 +385,14 @@ UPDATE webhook_deliveries d
         OR (d.locked_until IS NULL
             AND d.attempt_count = o.attempt
             AND d.last_attempt_at = o.finished_at))
-RETURNING d.id";
+RETURNING d.id,
+          d.webhook_type <> 'new_request'
+          AND EXISTS (SELECT 1
+                        FROM webhook_deliveries n
+                       WHERE n.booking_id = d.booking_id
+                         AND n.webhook_type IN ('approved', 'rejected')
+                         AND n.capture_seq > d.capture_seq
+                         AND n.status IN ('pending', 'retrying')) AS followed";
 
 /// Unresolved deliveries due by `$1` (NULL: the database's now): what a sweep left behind.
 pub const DUE_COUNT: &str = "
@@ -166,17 +402,18 @@ SELECT count(*)
    AND next_retry_at <= coalesce($1, now())";
 
 /// Requeues failed deliveries (all, the ids in `$1`, or those failed since `$2`) with a fresh
-/// budget of `$3` retries, due at `$4` (NULL: the database's now); see
-/// `retry_failed_webhooks()` in the migrations.
+/// budget of `$3` retries, due at `$4` (NULL: the database's now) — but not those a later
+/// status notification replaced unless `$5`; see `retry_failed_webhooks()` in the migrations.
 pub const FAILED_REQUEUE: &str = "
-SELECT requeued, due_now, still_failed
-  FROM retry_failed_webhooks($1::uuid[], $2::timestamptz, $3::int, $4::timestamptz)";
+SELECT requeued, due_now, still_failed, replaced
+  FROM retry_failed_webhooks($1::uuid[], $2::timestamptz, $3::int, $4::timestamptz, $5::boolean)";
 
 /// Every statement above, for the test that prepares them all against the migrated schema.
 pub const ALL: &[(&str, &str)] = &[
     ("DUE_CLAIM", DUE_CLAIM),
     ("IDS_CLAIM", IDS_CLAIM),
     ("FRESH_CLAIM", FRESH_CLAIM),
+    ("FOLLOWER_CLAIM", FOLLOWER_CLAIM),
     ("DELIVERY_STATES", DELIVERY_STATES),
     ("OUTCOME_RECORDING", OUTCOME_RECORDING),
     ("DUE_COUNT", DUE_COUNT),

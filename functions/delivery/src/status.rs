@@ -14,6 +14,9 @@ pub enum DeliveryStatus {
     Failed,
     /// Never sent: the booking had no recipient address.
     Skipped,
+    /// Never sent (again): a later status notification of the same booking replaced it
+    /// before its turn came (`superseded_by` names the newest one).
+    Superseded,
 }
 
 impl DeliveryStatus {
@@ -25,6 +28,7 @@ impl DeliveryStatus {
             DeliveryStatus::Succeeded => "succeeded",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Skipped => "skipped",
+            DeliveryStatus::Superseded => "superseded",
         }
     }
 
@@ -36,7 +40,34 @@ impl DeliveryStatus {
             "succeeded" => DeliveryStatus::Succeeded,
             "failed" => DeliveryStatus::Failed,
             "skipped" => DeliveryStatus::Skipped,
+            "superseded" => DeliveryStatus::Superseded,
             _ => return None,
         })
+    }
+
+    /// True for the states a delivery never leaves (an operator's replay aside).
+    pub fn is_final(self) -> bool {
+        !matches!(self, DeliveryStatus::Pending | DeliveryStatus::Retrying)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_round_trips_through_its_stored_name() {
+        for status in [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Retrying,
+            DeliveryStatus::Succeeded,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Skipped,
+            DeliveryStatus::Superseded,
+        ] {
+            assert_eq!(DeliveryStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(DeliveryStatus::parse("sent"), None);
+        assert!(DeliveryStatus::Superseded.is_final() && !DeliveryStatus::Retrying.is_final());
     }
 }

@@ -6,6 +6,9 @@
 //! keeps going until nothing due is left or its time is up. It only takes rows that were due
 //! when it started, so a receiver answering `Retry-After: 0` cannot keep it busy.
 //!
+//! Status notifications that a later one of the same booking replaced are ended `superseded`
+//! by the claim and counted, never sent (`WEBHOOK_SUPERSEDE`, see [`crate::sql`]).
+//!
 //! Time: no batch is claimed after `WEBHOOK_SWEEP_BUDGET_MS` (default 60 s), and each claim is
 //! sized so that all of it can be sent and recorded before the Lambda deadline: whole waves of
 //! `WEBHOOK_SWEEP_CONCURRENCY` requests of at most `WEBHOOK_TIMEOUT_MS` each, keeping 5 s
@@ -24,7 +27,7 @@ use tokio_postgres::types::Type;
 use crate::claim::{claim_due, lease_for, rows_that_fit};
 use crate::clock::instant_of;
 use crate::db::{query, with_retry};
-use crate::engine::{Recorded, deliver};
+use crate::engine::{Recorded, deliver_until};
 use crate::event::SweepEvent;
 use crate::status::DeliveryStatus;
 use crate::{Clock, Deps, Result, sql};
@@ -52,6 +55,9 @@ pub struct SweepReport {
     pub retrying: usize,
     /// Failed for good.
     pub failed: usize,
+    /// Not sent: a later status notification of the same booking replaced them (not counted
+    /// in `processed`).
+    pub superseded: usize,
     /// Taken over from a worker whose lease had expired.
     pub reclaimed: usize,
     /// Attempted, but another worker took them over in flight (state left to it).
@@ -140,18 +146,23 @@ pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<S
         }
         let lease = lease_for(limit, concurrency, timeout);
         let now = clock.sql_now();
+        let supersede = deps.config.supersede;
         let batch = with_retry(&deps.pool, |db| async move {
-            claim_due(&db, cutoff, now, lease, limit).await
+            claim_due(&db, cutoff, now, lease, limit, supersede).await
         })
         .await?;
-        let Some(first) = batch.first() else {
+        let Some(claimed_at) = batch.claimed_at else {
             break;
         };
-        cutoff.get_or_insert(first.claimed_at);
+        cutoff.get_or_insert(claimed_at);
         report.batches += 1;
-        for d in deliver(deps, batch, clock).await? {
-            report.processed += 1;
+        for d in deliver_until(deps, batch, clock, deadline).await? {
             report.reclaimed += usize::from(d.reclaimed);
+            if d.status == DeliveryStatus::Superseded {
+                report.superseded += 1;
+                continue;
+            }
+            report.processed += 1;
             match (d.recorded, d.status) {
                 (Recorded::LeaseLost, _) => report.lease_lost += 1,
                 (Recorded::Refused, _) => report.unrecorded += 1,

@@ -87,6 +87,7 @@ async fn the_lifecycle_works_through_pgbouncer_in_transaction_mode() {
         ids: Some(vec![id]),
         since: None,
         max_retries: 3,
+        include_replaced: false,
     };
     let requeued = requeue(&deps.pool, &what, Clock::System)
         .await

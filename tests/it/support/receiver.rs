@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct Reply {
     pub body: String,
     /// Hold the response this long first (a slow receiver).
     pub delay: Option<Duration>,
+    /// Hold the response until the test adds a permit (a request kept in flight).
+    pub gate: Option<Arc<Semaphore>>,
 }
 
 impl Reply {
@@ -33,6 +35,7 @@ impl Reply {
             headers: Vec::new(),
             body: String::new(),
             delay: None,
+            gate: None,
         }
     }
     /// Adds a header.
@@ -48,6 +51,12 @@ impl Reply {
     /// Answers only after `delay`.
     pub fn slow(mut self, delay: Duration) -> Reply {
         self.delay = Some(delay);
+        self
+    }
+    /// Answers only once `gate` has a permit for it (`gate.add_permits(1)`), so a test decides
+    /// when the request ends without waiting for time.
+    pub fn held(mut self, gate: Arc<Semaphore>) -> Reply {
+        self.gate = Some(gate);
         self
     }
 }
@@ -175,6 +184,9 @@ async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     inner.arrived.notify_waiters();
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;
+    }
+    if let Some(gate) = &reply.gate {
+        let _ = gate.acquire().await.map(|permit| permit.forget());
     }
     let mut response = (
         StatusCode::from_u16(reply.status).expect("valid status"),

@@ -94,6 +94,11 @@ enum Command {
         /// Retries granted after the immediate attempt, 0 to 100.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=100))]
         max_retries: i32,
+        /// Also requeue failed approved/rejected notifications that a later one of the same
+        /// booking replaced (left failed and counted as `replaced` otherwise): the student then
+        /// gets the old decision after the current one.
+        #[arg(long)]
+        include_replaced: bool,
     },
     /// Run a local notification service that verifies what is sent (see --help).
     ///
@@ -342,12 +347,14 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
             failed,
             since,
             max_retries,
+            include_replaced,
         } => {
             let deps = Deps::from_env()?;
             let what = Requeue {
                 ids: (!failed).then_some(ids),
                 since: since.map(|s| s.at(Utc::now())).transpose()?,
                 max_retries,
+                include_replaced,
             };
             serde_json::to_value(delivery::replay::requeue(&deps.pool, &what, clock).await?)?
         }
