@@ -78,8 +78,8 @@ async fn recording_the_same_outcomes_twice_stores_them_once() {
     let now = Utc::now();
     let claimed =
         delivery::claim::claim_ids(&client, &[id], Some(now), Duration::from_secs(60), true)
-        .await
-        .expect("claim");
+            .await
+            .expect("claim");
     assert_eq!(claimed.len(), 1);
     let lease: DateTime<Utc> = client
         .query_one(

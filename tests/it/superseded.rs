@@ -96,7 +96,10 @@ fn seen(requests: &[Received]) -> Vec<(Uuid, String)> {
 }
 
 fn ids_seen(receiver: &Receiver) -> Vec<Uuid> {
-    seen(&receiver.requests()).into_iter().map(|(id, _)| id).collect()
+    seen(&receiver.requests())
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
 }
 
 #[tokio::test]
@@ -115,13 +118,17 @@ async fn a_rejection_captured_while_the_approval_retries_supersedes_it() {
     );
     let approved = decide(&db, booking, "approved").await;
     assert_eq!(
-        dispatch_at(&down, &[approved], t0 + minutes(1)).await.retrying,
+        dispatch_at(&down, &[approved], t0 + minutes(1))
+            .await
+            .retrying,
         vec![approved]
     );
     // Rejected while "approved" waits for its retry (due at +6 min).
     let rejected = decide(&db, booking, "rejected").await;
     assert_eq!(
-        dispatch_at(&down, &[rejected], t0 + minutes(3)).await.retrying,
+        dispatch_at(&down, &[rejected], t0 + minutes(3))
+            .await
+            .retrying,
         vec![rejected]
     );
 
@@ -194,9 +201,7 @@ async fn the_rejection_is_sent_at_once_and_the_stale_approval_is_superseded_at_i
     let up = deps(&db, &receiver.url);
     let down = deps(&db, &refusing_url().await);
     let t0 = Utc::now();
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let approved = decide(&db, booking, "approved").await;
     dispatch_at(&down, &[approved], t0).await;
 
@@ -221,9 +226,7 @@ async fn a_rejection_captured_while_the_approval_is_in_flight_follows_it() {
     let worker = deps(&db, &receiver.url);
     let other = deps(&db, &receiver.url);
     let t0 = Utc::now();
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let approved = decide(&db, booking, "approved").await;
 
     // One worker sends the approval; the receiver holds the request (leased, in flight).
@@ -252,7 +255,10 @@ async fn a_rejection_captured_while_the_approval_is_in_flight_follows_it() {
         ]
     );
     let row = db.delivery(approved).await;
-    assert_eq!(row.status, "succeeded", "a notification already sent is history");
+    assert_eq!(
+        row.status, "succeeded",
+        "a notification already sent is history"
+    );
     assert_eq!(superseded_by(&db, approved).await, None);
     assert_eq!(db.delivery(rejected).await.status, "succeeded");
 }
@@ -263,9 +269,7 @@ async fn approve_reject_approve_sends_only_the_last() {
     let receiver = Receiver::start(Reply::status(200)).await;
     let up = deps(&db, &receiver.url);
     let t0 = Utc::now();
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let first = decide(&db, booking, "approved").await;
     let rejected = decide(&db, booking, "rejected").await;
     let last = decide(&db, booking, "approved").await;
@@ -282,7 +286,10 @@ async fn approve_reject_approve_sends_only_the_last() {
     let mut expected = vec![(first, last), (rejected, last)];
     expected.sort();
     assert_eq!(superseded, expected, "both name the newest decision");
-    assert_eq!(seen(&receiver.requests()), vec![(last, "approved".to_owned())]);
+    assert_eq!(
+        seen(&receiver.requests()),
+        vec![(last, "approved".to_owned())]
+    );
     for id in [first, rejected] {
         let row = db.delivery(id).await;
         assert_eq!((row.status.as_str(), row.attempt_count), ("superseded", 0));
@@ -298,9 +305,7 @@ async fn approve_reject_approve_through_the_sweep_sends_only_the_last() {
     let up = deps(&db, &receiver.url);
     let down = deps(&db, &refusing_url().await);
     let t0 = Utc::now();
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let mut decisions = Vec::new();
     for (i, status) in ["approved", "rejected", "approved"].into_iter().enumerate() {
         let id = decide(&db, booking, status).await;
@@ -323,9 +328,7 @@ async fn with_supersede_off_both_are_sent_in_order() {
     let up = deps_with(&db, &receiver.url, &off);
     let down = deps_with(&db, &refusing_url().await, &off);
     let t0 = Utc::now();
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let approved = decide(&db, booking, "approved").await;
     dispatch_at(&down, &[approved], t0).await;
 
@@ -359,9 +362,7 @@ async fn with_supersede_off_a_later_notification_waits_until_the_earlier_one_is_
     let up = deps_with(&db, &receiver.url, &off);
     let down = deps_with(&db, &refusing_url().await, &off);
     let t0 = Utc::now();
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let approved = decide(&db, booking, "approved").await;
     let rejected = decide(&db, booking, "rejected").await;
     // Attempts 1-4 of the approval at +0, +5, +20, +65 all refused; nothing else is sent
@@ -394,9 +395,7 @@ async fn replay_skips_superseded_and_replaced_deliveries_unless_asked() {
 
     // Booking 1: the approval superseded while retrying.
     let down = deps(&db, &refusing_url().await);
-    let one = db
-        .insert_booking(None, Some("one@example.com"))
-        .await;
+    let one = db.insert_booking(None, Some("one@example.com")).await;
     let superseded = decide(&db, one, "approved").await;
     dispatch_at(&down, &[superseded], t0).await;
     let replacement = decide(&db, one, "rejected").await;
@@ -406,9 +405,7 @@ async fn replay_skips_superseded_and_replaced_deliveries_unless_asked() {
 
     // Booking 2: the approval failed for good (404), then the booking was rejected.
     receiver.script([Reply::status(404)]);
-    let two = db
-        .insert_booking(None, Some("two@example.com"))
-        .await;
+    let two = db.insert_booking(None, Some("two@example.com")).await;
     let failed = decide(&db, two, "approved").await;
     assert_eq!(dispatch_at(&up, &[failed], t0).await.failed, vec![failed]);
     let current = decide(&db, two, "rejected").await;
@@ -416,9 +413,7 @@ async fn replay_skips_superseded_and_replaced_deliveries_unless_asked() {
 
     // Booking 3: an ordinary failure, nothing replaced it.
     receiver.script([Reply::status(404)]);
-    let three = db
-        .insert_booking(None, Some("three@example.com"))
-        .await;
+    let three = db.insert_booking(None, Some("three@example.com")).await;
     let plain = decide(&db, three, "approved").await;
     assert_eq!(dispatch_at(&up, &[plain], t0).await.failed, vec![plain]);
     let before = receiver.requests().len();
@@ -450,9 +445,10 @@ async fn replay_skips_superseded_and_replaced_deliveries_unless_asked() {
     // The seed's call reports the same through SQL.
     let client = up.pool.get().await.expect("connection");
     let row = client
-        .query_one("SELECT * FROM retry_failed_webhooks(p_ids => $1)", &[&vec![
-            failed,
-        ]])
+        .query_one(
+            "SELECT * FROM retry_failed_webhooks(p_ids => $1)",
+            &[&vec![failed]],
+        )
         .await
         .expect("seed call");
     assert_eq!(
@@ -490,9 +486,7 @@ async fn an_explicitly_replayed_delivery_is_still_superseded_by_a_newer_decision
     let down = deps(&db, &refusing_url().await);
     let t0 = Utc::now();
     receiver.script([Reply::status(404)]);
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let failed = decide(&db, booking, "approved").await;
     dispatch_at(&up, &[failed], t0).await;
     let rejected = decide(&db, booking, "rejected").await;
@@ -527,9 +521,7 @@ async fn skipped_notifications_supersede_but_are_never_superseded() {
 
     // Approved while the service is down; then the student's address is removed and the
     // booking rejected. The rejection cannot be sent, and the approval is no longer true.
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let approved = decide(&db, booking, "approved").await;
     dispatch_at(&down, &[approved], t0).await;
     client
@@ -568,9 +560,7 @@ async fn skipped_notifications_supersede_but_are_never_superseded() {
 #[tokio::test]
 async fn a_claim_in_progress_on_the_approval_holds_back_the_rejection() {
     let db = TestDb::new().await;
-    let booking = db
-        .insert_booking(None, Some("student@example.com"))
-        .await;
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
     let approved = decide(&db, booking, "approved").await;
     let now = Utc::now();
     let lease = Duration::from_secs(60);
@@ -591,7 +581,10 @@ async fn a_claim_in_progress_on_the_approval_holds_back_the_rejection() {
     // schema from being dropped).
     one.batch_execute("COMMIT").await.expect("commit");
     let early = early.expect("claim");
-    assert!(early.is_empty(), "the approval's claim holds its row: {early:?}");
+    assert!(
+        early.is_empty(),
+        "the approval's claim holds its row: {early:?}"
+    );
 
     // The approval is leased, in flight: still not the rejection's turn.
     let leased = delivery::claim::claim_ids(&two, &[rejected], Some(now), lease, true)
@@ -625,7 +618,10 @@ async fn a_claim_in_progress_on_the_approval_holds_back_the_rejection() {
     let late = delivery::claim::claim_ids(&two, &[rejected, three], Some(now), lease, true)
         .await
         .expect("claim");
-    assert!(late.is_empty(), "the rejection is leased now, and the approval waits for it");
+    assert!(
+        late.is_empty(),
+        "the rejection is leased now, and the approval waits for it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -637,9 +633,7 @@ async fn two_workers_racing_over_both_notifications_of_each_booking_never_reorde
     let mut bookings = Vec::new();
     let mut approvals = Vec::new();
     for _ in 0..BOOKINGS {
-        let booking = db
-            .insert_booking(None, Some("student@example.com"))
-            .await;
+        let booking = db.insert_booking(None, Some("student@example.com")).await;
         approvals.push(decide(&db, booking, "approved").await);
         bookings.push(booking);
     }
@@ -713,7 +707,11 @@ async fn two_workers_racing_over_both_notifications_of_each_booking_never_reorde
             .filter(|id| id == approved || *id == rejected)
             .collect();
         // The rejection is the last thing the receiver hears, exactly once.
-        assert_eq!(order.last(), Some(&rejected), "booking {booking}: {order:?}");
+        assert_eq!(
+            order.last(),
+            Some(&rejected),
+            "booking {booking}: {order:?}"
+        );
         assert_eq!(order.iter().filter(|id| **id == rejected).count(), 1);
         let status: String = client
             .query_one(

@@ -159,7 +159,11 @@ pub(crate) async fn deliver_until(
         if recorded.is_empty() || round == HAND_OFF_ROUNDS || limit == 0 {
             break;
         }
-        let (lease, now, recorded) = (lease_for(limit, concurrency, timeout), clock.sql_now(), &recorded);
+        let (lease, now, recorded) = (
+            lease_for(limit, concurrency, timeout),
+            clock.sql_now(),
+            &recorded,
+        );
         claim = with_retry(&deps.pool, |db| async move {
             claim_followers(&db, recorded, now, lease, limit, supersede).await
         })
