@@ -13,9 +13,9 @@
 //! - `cli`: the built `webhooks` binary: output, `--json`, exit codes.
 
 mod cleanup;
-mod cli;
+pub(crate) mod cli;
 mod doctor;
-mod metrics;
+pub(crate) mod metrics;
 mod reads;
 mod seed;
 mod verify;

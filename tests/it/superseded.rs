@@ -829,3 +829,126 @@ async fn v8_numbers_existing_deliveries_in_creation_order() {
         .await
         .expect("drop");
 }
+
+#[tokio::test]
+async fn metrics_and_the_cli_show_what_superseded_what() {
+    use crate::ops::cli::{code, json, text, webhooks};
+    use crate::ops::metrics::{aggregate, parse_emf};
+
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let up = deps(&db, &receiver.url);
+    let down = deps(&db, &refusing_url().await);
+    let t0 = Utc::now();
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
+    let approved = decide(&db, booking, "approved").await;
+    dispatch_at(&down, &[approved], t0).await;
+    let rejected = decide(&db, booking, "rejected").await;
+    dispatch_at(&down, &[rejected], t0).await;
+
+    // The retry sweep counts it in its EMF record (DeliveriesSuperseded).
+    let (report, lines) = delivery::metrics::capture(delivery::sweep::handle(
+        serde_json::json!({}),
+        &up,
+        Clock::Fixed(t0 + minutes(10)),
+        None,
+    ))
+    .await;
+    assert_eq!(report.expect("sweep").superseded, 1);
+    let docs: Vec<serde_json::Value> = lines.iter().map(|l| parse_emf(l)).collect();
+    let sweep = aggregate(&docs);
+    assert_eq!(
+        (
+            &sweep["DeliveriesSuperseded"],
+            &sweep["DeliveriesSucceeded"],
+            &sweep["Function"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!("retry-sweep")
+        )
+    );
+    let latencies = match &sweep["AttemptLatency"] {
+        serde_json::Value::Array(values) => values.len(),
+        serde_json::Value::Number(_) => 1,
+        _ => 0,
+    };
+    assert_eq!(
+        latencies, 1,
+        "a superseded delivery makes no attempt: {sweep}"
+    );
+
+    // So does dispatch: a third decision, and the wake-up of the rejection after it.
+    let newest = decide(&db, booking, "approved").await;
+    let stale = db.insert_booking(None, Some("other@example.com")).await;
+    let stale_approval = decide(&db, stale, "approved").await;
+    decide(&db, stale, "rejected").await;
+    let (_, lines) = delivery::metrics::capture(delivery::dispatch::handle(
+        serde_json::json!({ "deliveryId": stale_approval }),
+        &up,
+        Clock::Fixed(t0 + minutes(11)),
+        None,
+    ))
+    .await;
+    let docs: Vec<serde_json::Value> = lines.iter().map(|l| parse_emf(l)).collect();
+    assert_eq!(
+        aggregate(&docs)["DeliveriesSuperseded"],
+        serde_json::json!(1)
+    );
+
+    // The CLI: show, failures --status superseded, stats.
+    let url = db.url.clone();
+    let args: Vec<String> = vec!["show".into(), approved.to_string()];
+    let cli = move |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                webhooks(&url, &args)
+            })
+            .await
+            .expect("command task")
+        }
+    };
+    let show = cli(args).await;
+    assert_eq!(code(&show), Some(0), "{}", text(&show.stderr));
+    let shown = text(&show.stdout);
+    assert!(
+        shown.contains("superseded") && shown.contains(&format!("superseded by     {rejected}")),
+        "{shown}"
+    );
+    let show = cli(vec!["show".into(), approved.to_string(), "--json".into()]).await;
+    assert_eq!(
+        json(&show)["delivery"]["superseded_by"],
+        serde_json::json!(rejected)
+    );
+    let failures = cli(vec![
+        "failures".into(),
+        "--status".into(),
+        "superseded".into(),
+        "--json".into(),
+    ])
+    .await;
+    assert_eq!(code(&failures), Some(0), "{}", text(&failures.stderr));
+    let listed = json(&failures);
+    assert_eq!(listed["matching"], serde_json::json!(2));
+    let table = cli(vec![
+        "failures".into(),
+        "--status".into(),
+        "superseded".into(),
+    ])
+    .await;
+    assert!(
+        text(&table.stdout).contains(&format!("superseded by {rejected}")),
+        "{}",
+        text(&table.stdout)
+    );
+    let stats = cli(vec!["stats".into(), "--json".into()]).await;
+    let all = json(&stats)
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["webhook_type"] == "all").cloned())
+        .expect("the overall row");
+    assert_eq!(all["superseded"], serde_json::json!(2));
+    assert_eq!(superseded_by(&db, newest).await, None);
+}

@@ -109,6 +109,7 @@ impl DeliveryOutcome {
             reclaimed = s.reclaimed,
             "superseded by a later notification of the same booking; not sent"
         );
+        crate::metrics::observe_superseded(s.reclaimed);
         DeliveryOutcome {
             id: s.id,
             status: DeliveryStatus::Superseded,

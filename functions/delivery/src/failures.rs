@@ -41,7 +41,7 @@ pub struct Failure {
     pub booking_id: Uuid,
     /// `new_request`, `approved` or `rejected`.
     pub webhook_type: String,
-    /// `failed` or `retrying`.
+    /// `failed` or `retrying` (or `superseded` when asked for).
     pub status: String,
     /// Attempts made.
     pub attempt_count: i32,
@@ -55,6 +55,8 @@ pub struct Failure {
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// When the next attempt is due (`None` once failed).
     pub next_retry_at: Option<DateTime<Utc>>,
+    /// For a superseded delivery: the later status notification that replaced it.
+    pub superseded_by: Option<Uuid>,
 }
 
 /// A page of failures and how many match in all.
@@ -93,6 +95,7 @@ pub async fn list_failures(db: &Client, filter: &FailureFilter) -> Result<Failur
             last_error: r.try_get(7)?,
             last_attempt_at: r.try_get(8)?,
             next_retry_at: r.try_get(9)?,
+            superseded_by: r.try_get(11)?,
         });
     }
     Ok(Failures {
@@ -127,7 +130,10 @@ pub fn render_failures(f: &Failures) -> String {
             or_dash(d.last_status_code),
             instant(d.last_attempt_at),
             instant(d.next_retry_at),
-            clip(d.last_error.as_deref().unwrap_or("-"), 60),
+            match d.superseded_by {
+                Some(by) => format!("superseded by {by}"),
+                None => clip(d.last_error.as_deref().unwrap_or("-"), 60),
+            },
         ]);
     }
     let mut out = t.render();

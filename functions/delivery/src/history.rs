@@ -42,6 +42,9 @@ pub struct DeliveryState {
     pub created_at: DateTime<Utc>,
     /// When it became final.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// For a superseded delivery: the later status notification of the booking that replaced
+    /// it (`webhooks show` that one to follow the chain).
+    pub superseded_by: Option<Uuid>,
 }
 
 /// One recorded HTTP attempt.
@@ -93,6 +96,7 @@ pub async fn read_history(db: &Client, id: Uuid) -> Result<Option<DeliveryHistor
         locked_until: r.try_get(11)?,
         created_at: r.try_get(12)?,
         resolved_at: r.try_get(13)?,
+        superseded_by: r.try_get(14)?,
     };
     let attempts = query(db, sql::ATTEMPTS, &[(&id, Type::UUID)])
         .await?
@@ -139,6 +143,7 @@ pub fn render_history(h: &DeliveryHistory) -> String {
         ("last attempt", instant(d.last_attempt_at)),
         ("next retry", instant(d.next_retry_at)),
         ("resolved", instant(d.resolved_at)),
+        ("superseded by", or_dash(d.superseded_by)),
         ("leased until", instant(d.locked_until)),
         ("last status code", or_dash(d.last_status_code)),
         ("last error", or_dash(d.last_error.clone())),

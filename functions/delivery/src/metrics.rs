@@ -296,6 +296,16 @@ pub fn observe(
     });
 }
 
+/// Counts one delivery a claim ended `superseded` towards the current invocation: no attempt,
+/// so no latency; `reclaimed` when its expired lease was taken over.
+pub fn observe_superseded(reclaimed: bool) {
+    let _ = TALLY.try_with(|tally| {
+        let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+        tally.superseded += 1;
+        tally.reclaimed += u64::from(reclaimed);
+    });
+}
+
 /// Writes the invocation's EMF lines to stdout (or to the sink of [`capture`]). Metrics must
 /// never fail an invocation: a record that cannot be built is logged and dropped.
 pub fn emit(invocation: &Invocation, at: DateTime<Utc>) {

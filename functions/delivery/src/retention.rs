@@ -1,6 +1,6 @@
 //! Retention (`webhooks cleanup`, and the retry sweep when `WEBHOOK_RETENTION` is set):
-//! deletes resolved deliveries — succeeded, failed, skipped (any status but `pending` and
-//! `retrying`) — resolved before a cut-off, with their attempts.
+//! deletes resolved deliveries — succeeded, failed, skipped, superseded (any status but
+//! `pending` and `retrying`) — resolved before a cut-off, with their attempts.
 //!
 //! It works in bounded batches, each its own short transaction ([`crate::sql::CLEANUP_BATCH`]),
 //! so locks and WAL stay small and the capture triggers never wait long. It never touches a

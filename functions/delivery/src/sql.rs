@@ -437,10 +437,11 @@ SELECT webhook_type, total, succeeded, pending, retrying, failed, skipped, super
   FROM webhook_stats";
 
 /// Deliveries in trouble: status in `$1` (e.g. `{failed,retrying}`), last attempted at or
-/// after `$2` (NULL: any time), most recent first, at most `$3`; `matching` counts them all.
+/// after `$2` (NULL: any time), most recent first, at most `$3`; `matching` counts them all;
+/// `superseded_by` names what replaced a superseded one.
 pub const FAILURES: &str = "
 SELECT id, booking_id, webhook_type, status, attempt_count, max_retries, last_status_code,
-       last_error, last_attempt_at, next_retry_at, count(*) OVER () AS matching
+       last_error, last_attempt_at, next_retry_at, count(*) OVER () AS matching, superseded_by
   FROM webhook_deliveries
  WHERE status = ANY($1::text[])
    AND ($2::timestamptz IS NULL OR last_attempt_at >= $2)
@@ -451,7 +452,7 @@ SELECT id, booking_id, webhook_type, status, attempt_count, max_retries, last_st
 pub const DELIVERY: &str = "
 SELECT id, booking_id, webhook_type, status, recipient_email, attempt_count, max_retries,
        next_retry_at, last_error, last_status_code, last_attempt_at, locked_until, created_at,
-       resolved_at
+       resolved_at, superseded_by
   FROM webhook_deliveries
  WHERE id = $1";
 

@@ -30,7 +30,7 @@ fn binary() -> PathBuf {
 }
 
 /// Runs `webhooks args…` against `database_url` with nothing else configured.
-fn webhooks(database_url: &str, args: &[&str]) -> Output {
+pub(crate) fn webhooks(database_url: &str, args: &[&str]) -> Output {
     Command::new(binary())
         .args(args)
         .env_clear()
@@ -40,15 +40,15 @@ fn webhooks(database_url: &str, args: &[&str]) -> Output {
         .expect("run webhooks")
 }
 
-fn code(out: &Output) -> Option<i32> {
+pub(crate) fn code(out: &Output) -> Option<i32> {
     out.status.code()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
 }

@@ -44,7 +44,7 @@ const UNITS: &[&str] = &[
 /// each at most 30 string keys naming string members of the root) and `Metrics` (at most 100
 /// definitions with a `Name` naming a root member that is a number or an array of at most
 /// 100 numbers, and a valid `Unit`).
-fn parse_emf(line: &str) -> Value {
+pub(crate) fn parse_emf(line: &str) -> Value {
     assert!(!line.contains('\n'), "one document per line: {line}");
     let doc: Value =
         serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -105,7 +105,7 @@ fn parse_emf(line: &str) -> Value {
     doc
 }
 
-fn aggregate(docs: &[Value]) -> &Value {
+pub(crate) fn aggregate(docs: &[Value]) -> &Value {
     let found: Vec<&Value> = docs
         .iter()
         .filter(|d| d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == json!([[], ["Function"]]))

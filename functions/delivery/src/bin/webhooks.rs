@@ -160,8 +160,9 @@ enum Operation {
         #[arg(long)]
         json: bool,
     },
-    /// Retention: delete resolved deliveries (succeeded, failed, skipped) resolved longer ago
-    /// than --older-than, with their attempts, in batches. Never touches pending or retrying.
+    /// Retention: delete resolved deliveries (succeeded, failed, skipped, superseded) resolved
+    /// longer ago than --older-than, with their attempts, in batches. Never touches pending or
+    /// retrying.
     #[command(after_help = concat!("Examples:
   webhooks cleanup --older-than 30d --dry-run
   webhooks cleanup --older-than 30d
@@ -221,6 +222,8 @@ enum TroubleStatus {
     Failed,
     /// Failed at least once, another attempt scheduled.
     Retrying,
+    /// Never sent: a later approved/rejected notification of the booking replaced it.
+    Superseded,
 }
 
 /// What a command that ran found.
@@ -445,6 +448,7 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
                     None => FailureFilter::default().statuses,
                     Some(TroubleStatus::Failed) => vec!["failed".into()],
                     Some(TroubleStatus::Retrying) => vec!["retrying".into()],
+                    Some(TroubleStatus::Superseded) => vec!["superseded".into()],
                 },
                 since: since.map(|s| s.at(now)).transpose()?,
                 limit,
