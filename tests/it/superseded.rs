@@ -952,3 +952,157 @@ async fn metrics_and_the_cli_show_what_superseded_what() {
     assert_eq!(all["superseded"], serde_json::json!(2));
     assert_eq!(superseded_by(&db, newest).await, None);
 }
+
+/// A fixture id of `tests/it/fixtures/seed_system.sql` (`a03`, `b3`, …).
+fn seed_id(name: &str) -> Uuid {
+    let tail = match name.len() {
+        3 => format!("000000000{name}"),
+        _ => format!("0000000000{name}"),
+    };
+    Uuid::parse_str(&format!("00000000-0000-4000-8000-{tail}")).expect("fixture id")
+}
+
+/// Adopting the old pg_net system (`webhooks migrate --adopt-seed`): its rows come before
+/// anything captured here, so a decision captured after the switch supersedes an imported one
+/// still retrying; and the rollback script hands nothing outdated back to the old system.
+#[tokio::test]
+async fn imported_notifications_are_superseded_by_later_decisions_and_never_handed_back() {
+    use crate::support::scratch::{ScratchDb, webhooks as migrate};
+
+    let db = ScratchDb::with_seed_system().await;
+    let dir = std::env::temp_dir().join(format!("supersede-{}", db.name));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plan = migrate(&db.url, &["migrate", "--adopt-seed", "--dry-run"]).await;
+    std::fs::write(dir.join("adoption-plan.txt"), &plan.stdout).expect("write plan");
+    let adopted = migrate(&db.url, &["migrate", "--adopt-seed"]).await;
+    assert_eq!(adopted.code, 0, "{adopted:?}");
+
+    let client = db.client().await;
+    let seq = |id: Uuid| {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT capture_seq FROM webhook_deliveries WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .expect("delivery")
+                .get::<_, i64>(0)
+        }
+    };
+    // Imported in the old system's order: a02 (created 30 min ago) before a03 (25 min ago).
+    assert!(seq(seed_id("a02")).await < seq(seed_id("a03")).await);
+    let set = |booking: &str, status: &str| {
+        let client = &client;
+        let (booking, status) = (seed_id(booking), status.to_owned());
+        async move {
+            client
+                .execute(
+                    "UPDATE booking_requests SET status = $2 WHERE id = $1",
+                    &[&booking, &status],
+                )
+                .await
+                .expect("status change");
+            client
+                .query_one(
+                    "SELECT id FROM webhook_deliveries
+                      WHERE booking_id = $1 AND webhook_type IN ('approved', 'rejected')
+                      ORDER BY capture_seq DESC LIMIT 1",
+                    &[&booking],
+                )
+                .await
+                .expect("captured")
+                .get::<_, Uuid>(0)
+        }
+    };
+    // b2's imported approval (a02) is due; b2 is rejected after the switch.
+    let rejected_b2 = set("b2", "rejected").await;
+    assert!(seq(rejected_b2).await > seq(seed_id("a02")).await);
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let deps = crate::support::deps_for_url(&db.url, &receiver.url, &[]);
+    let report = sweep(
+        &deps,
+        SweepOptions {
+            batch_size: 50,
+            budget: Duration::from_secs(60),
+            deadline: None,
+        },
+        Clock::Fixed(Utc::now()),
+    )
+    .await
+    .expect("sweep");
+    assert!(report.superseded >= 1, "{report:?}");
+    let a02 = client
+        .query_one(
+            "SELECT status, superseded_by FROM webhook_deliveries WHERE id = $1",
+            &[&seed_id("a02")],
+        )
+        .await
+        .expect("a02");
+    assert_eq!(
+        (a02.get::<_, String>(0), a02.get::<_, Option<Uuid>>(1)),
+        ("superseded".to_owned(), Some(rejected_b2))
+    );
+    let sent = ids_seen(&receiver);
+    assert!(sent.contains(&rejected_b2) && !sent.contains(&seed_id("a02")));
+
+    // b3's imported rejection (a03) is not due yet when b3 is approved again; b4 is approved
+    // and rejected after the switch, neither sent yet. Then the operator rolls back.
+    let approved_b3 = set("b3", "approved").await;
+    let approved_b4 = set("b4", "approved").await;
+    let rejected_b4 = set("b4", "rejected").await;
+    let (url, workdir) = (db.url.clone(), dir.clone());
+    let rollback = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(
+                "sed -n '/^-- Rollback to the pg_net system/,$p' adoption-plan.txt > rollback.sql \
+                 && psql \"$DATABASE_URL\" -q -v ON_ERROR_STOP=1 -f rollback.sql",
+            )
+            .current_dir(workdir)
+            .env("DATABASE_URL", url)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("sh runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        rollback.status.success(),
+        "rollback script: {}",
+        String::from_utf8_lossy(&rollback.stderr)
+    );
+    let old = |id: Uuid| {
+        let client = &client;
+        async move {
+            client
+                .query_opt(
+                    "SELECT status, last_error FROM webhook_failures WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .expect("old table")
+                .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1)))
+        }
+    };
+    // Superseded with us: failed there (the old retry never resends a failed row).
+    let (status, error) = old(seed_id("a02")).await.expect("a02 stays");
+    assert_eq!(status, "failed");
+    assert!(error.is_some_and(|e| e.starts_with("superseded")));
+    // Still retrying with us, but replaced by b3's approval: failed there too.
+    assert_eq!(
+        old(seed_id("a03")).await.map(|(status, _)| status),
+        Some("failed".to_owned())
+    );
+    // Of ours, only the current decisions go back.
+    assert_eq!(
+        old(approved_b3).await.map(|(status, _)| status),
+        Some("pending".to_owned())
+    );
+    assert_eq!(
+        old(rejected_b4).await.map(|(status, _)| status),
+        Some("pending".to_owned())
+    );
+    assert_eq!(old(approved_b4).await, None, "replaced: not handed back");
+}

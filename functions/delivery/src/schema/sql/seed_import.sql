@@ -21,6 +21,9 @@
 -- creation, now()); attempt_count and max_retries are clamped to the range our CHECKs allow.
 -- The old row's last_error is kept (500 characters at most; the full text stays in the
 -- history table); rows without one say so, so our webhook_failures view lists them.
+-- Capture order (capture_seq, V8): the old system's rows come before everything captured here,
+-- among themselves by creation time, so a decision captured by us always counts as later than
+-- an imported one (docs/superseded.md).
 -- Returns one row per group of rows treated alike: old status, new status (NULL: not
 -- imported), the notes that applied, how many, and up to 20 of their ids.
 WITH src AS (
@@ -99,7 +102,7 @@ mapped AS (
 inserted AS (
     INSERT INTO webhook_deliveries
         (id, booking_id, webhook_type, recipient_email, payload, status, attempt_count, max_retries,
-         next_retry_at, last_error, last_attempt_at, created_at, resolved_at)
+         next_retry_at, last_error, last_attempt_at, created_at, resolved_at, capture_seq)
     SELECT id,
            booking_id,
            webhook_type,
@@ -118,7 +121,10 @@ inserted AS (
            last_attempt_at,
            coalesce(created_at, last_attempt_at, resolved_at, now()),
            CASE WHEN new_status IN ('pending', 'retrying') THEN NULL
-                ELSE coalesce(resolved_at, last_attempt_at, created_at, now()) END
+                ELSE coalesce(resolved_at, last_attempt_at, created_at, now()) END,
+           (SELECT coalesce(min(capture_seq), 1) FROM webhook_deliveries)
+           - row_number() OVER (ORDER BY coalesce(created_at, last_attempt_at, resolved_at, now()) DESC,
+                                         id DESC)
       FROM mapped
      WHERE new_status IS NOT NULL
     RETURNING id
