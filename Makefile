@@ -8,7 +8,7 @@ VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate demo test test-faults pgbouncer bench lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule
+.PHONY: help db migrate demo test test-faults pgbouncer bench lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms
 
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
@@ -115,6 +115,7 @@ LAMBDA_ENV_FILE ?= .env.deploy
 DEPLOY_FLAGS    ?=
 DISPATCH_FLAGS  ?=
 SCHEDULE_FLAGS  ?=
+ALARMS_FLAGS    ?=
 
 build: tools ## build both functions for Lambda (provided.al2023, x86-64) into target/lambda/
 	cargo lambda build --release --x86-64 -p dispatch -p retry-sweep
@@ -127,6 +128,9 @@ deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then 
 
 schedule: ## create or update the EventBridge schedule of retry-sweep (SCHEDULE_FLAGS=--dry-run previews)
 	cargo run -q -p infra -- schedule apply $(SCHEDULE_FLAGS)
+
+alarms: ## create or update the CloudWatch alarms (ALARMS_FLAGS=--dry-run previews; WEBHOOK_ALARM_TOPIC_ARN notifies)
+	cargo run -q -p infra -- alarms apply $(ALARMS_FLAGS)
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check

@@ -13,6 +13,8 @@ pub struct Clients {
     pub scheduler: aws_sdk_scheduler::Client,
     /// IAM, for the scheduler's execution role.
     pub iam: aws_sdk_iam::Client,
+    /// CloudWatch, for the alarms.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The region; every ARN built here names it.
     pub region: String,
 }
@@ -29,6 +31,7 @@ impl Clients {
         Ok(Self {
             scheduler: aws_sdk_scheduler::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             region: region.to_string(),
         })
     }

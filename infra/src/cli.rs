@@ -1,16 +1,19 @@
-//! The command line: `infra schedule apply | show | delete`. The arguments of each command
-//! are the inputs of the function it runs ([`SweepSchedule`], [`DeleteOptions`]), so they
-//! are described once, for `--help` and rustdoc alike.
+//! The command line: `infra schedule apply | show | delete` and `infra alarms apply | show |
+//! delete`. The arguments of each command are the inputs of the function it runs
+//! ([`SweepSchedule`], [`DeleteOptions`], [`AlarmSet`], …), so they are described once, for
+//! `--help` and rustdoc alike.
 
 use anyhow::Context as _;
 use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
+use serde_json::Value;
 
+use crate::alarms::{self, AlarmDelete, AlarmNames, AlarmSet};
 use crate::aws::Clients;
 use crate::schedule::{self, DeleteOptions, ScheduleId, SweepSchedule};
 
 /// Deploy-time tool of the booking webhooks: the EventBridge Scheduler schedule that runs
-/// the retry sweep.
+/// the retry sweep, and the CloudWatch alarms that say when something is wrong.
 #[derive(Debug, Parser)]
 #[command(name = "infra", version, about, long_about = None)]
 pub struct Cli {
@@ -31,6 +34,10 @@ pub enum Command {
     /// The EventBridge Scheduler schedule that invokes the retry-sweep function.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// The CloudWatch alarms on failed deliveries, backlog age, sweep and scheduler errors,
+    /// and missing deliveries.
+    #[command(subcommand)]
+    Alarms(AlarmsCommand),
 }
 
 /// `infra schedule …`
@@ -45,10 +52,21 @@ pub enum ScheduleCommand {
     Delete(DeleteOptions),
 }
 
+/// `infra alarms …`
+#[derive(Debug, Subcommand)]
+pub enum AlarmsCommand {
+    /// Create or update the five alarms; report what changed (created / updated / unchanged).
+    Apply(AlarmSet),
+    /// Print the alarms that exist as JSON, with their state and the API's field names.
+    Show(AlarmNames),
+    /// Delete the five alarms (absent ones are fine).
+    Delete(AlarmDelete),
+}
+
 /// Runs `cli` against the AWS APIs `config` points at and returns what to print.
 ///
 /// Fails on invalid inputs (before any call), on AWS errors, and for `show` when the
-/// schedule does not exist.
+/// schedule (or every alarm) does not exist.
 pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
     let clients = Clients::new(config)?;
     Ok(match &cli.command {
@@ -62,6 +80,25 @@ pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
         }
         Command::Schedule(ScheduleCommand::Delete(options)) => {
             schedule::delete(&clients, options).await?.to_string()
+        }
+        Command::Alarms(AlarmsCommand::Apply(wanted)) => {
+            alarms::apply(&clients, wanted).await?.to_string()
+        }
+        Command::Alarms(AlarmsCommand::Show(names)) => {
+            let mut existing = alarms::get(&clients, names).await?;
+            let shown: Vec<_> = (names.all().iter())
+                .filter_map(|name| existing.remove(name))
+                .map(|alarm| alarms::to_json(&alarm))
+                .collect();
+            anyhow::ensure!(
+                !shown.is_empty(),
+                "no alarm {}-… exists: run `infra alarms apply`",
+                names.prefix
+            );
+            format!("{:#}\n", Value::from(shown))
+        }
+        Command::Alarms(AlarmsCommand::Delete(options)) => {
+            alarms::delete(&clients, options).await?.to_string()
         }
     })
 }

@@ -1,23 +1,27 @@
 //! `infra`: deploy-time code of the booking webhooks. It creates and keeps in line the
 //! EventBridge Scheduler schedule that invokes the `retry-sweep` Lambda function every ten
-//! minutes — in the cloud nothing runs the sweep unless this schedule exists.
+//! minutes — in the cloud nothing runs the sweep unless this schedule exists — and the
+//! CloudWatch alarms that say when deliveries fail or stall.
 //!
-//! `infra schedule apply` is idempotent: it reads first, creates what is missing, updates
-//! only what differs, and reports each resource as created, updated or unchanged
-//! (`--dry-run` reports without writing). AWS access uses the standard credential chain and
-//! honours `AWS_ENDPOINT_URL`, so the integration tests run it against moto.
+//! `infra schedule apply` and `infra alarms apply` are idempotent: each reads first, creates
+//! what is missing, updates only what differs, and reports each resource as created,
+//! updated (with the fields that changed) or unchanged (`--dry-run` reports without writing).
+//! AWS access uses the standard credential chain and honours `AWS_ENDPOINT_URL`, so the
+//! integration tests run it against moto.
 //!
 //! # Layout
 //! - [`cli`]: the `infra` command line; flags with `WEBHOOK_…`/`AWS_…` fallbacks.
 //! - [`schedule`]: the wanted schedule, built in the SDK's types; apply/show/delete.
 //! - [`group`]: the schedule group, created when missing, purged only when empty.
 //! - [`role`]: the IAM execution role Scheduler assumes (trust + least-privilege policy).
+//! - [`alarms`]: the CloudWatch alarms on the functions' metrics and on AWS's own.
 //! - [`change`]: created / updated (which fields) / unchanged, deleted / absent / kept.
 //! - [`aws`]: SDK configuration, clients, and SDK errors as messages.
 //!
 //! The optional SQL that wakes `dispatch` from Postgres in the cloud lives in `infra/sql/`,
 //! apart from the default migrations; docs/deploy.md explains it.
 
+pub mod alarms;
 pub mod aws;
 pub mod change;
 pub mod cli;

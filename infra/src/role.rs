@@ -86,7 +86,14 @@ pub fn trust_policy(partition: &str, account: &str, region: &str, group: &str) -
 
 /// The inline permissions policy: invoke `function`, send to `dead_letter_queue` if any.
 pub fn permissions_policy(function: &str, dead_letter_queue: Option<&str>) -> String {
-    let allow = |sid, action, resource| json!({ "Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource });
+    let allow = |sid, action, resource| {
+        json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Action": action,
+            "Resource": resource,
+        })
+    };
     let mut statements = vec![allow("InvokeRetrySweep", "lambda:InvokeFunction", function)];
     if let Some(queue) = dead_letter_queue {
         statements.push(allow("SendDeadLetters", "sqs:SendMessage", queue));

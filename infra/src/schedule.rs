@@ -155,23 +155,24 @@ impl SweepSchedule {
                 format!("arn:aws:lambda:{region}:{account}:function:{name}")
             }
             (None, None) => bail!(
-                "which function? set WEBHOOK_SWEEP_FUNCTION_ARN (--function-arn), or AWS_ACCOUNT_ID \
-                 (--account-id) with WEBHOOK_SWEEP_FUNCTION_NAME (--function-name, default retry-sweep)"
+                "which function? set WEBHOOK_SWEEP_FUNCTION_ARN (--function-arn), or \
+                 AWS_ACCOUNT_ID (--account-id) with WEBHOOK_SWEEP_FUNCTION_NAME \
+                 (--function-name, default retry-sweep)"
             ),
         };
         let part = |i| arn.split(':').nth(i).unwrap_or_default().to_owned();
         let (partition, in_region, account) = (part(1), part(3), part(4));
         if [part(0), part(2), part(5)] != ["arn", "lambda", "function"] || part(6).is_empty() {
-            bail!(
-                "invalid Lambda function ARN {arn:?}: expected arn:aws:lambda:<region>:<account>:function:<name>"
-            );
+            let expected = "arn:aws:lambda:<region>:<account>:function:<name>";
+            bail!("invalid Lambda function ARN {arn:?}: expected {expected}");
         }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             bail!("invalid Lambda function ARN {arn:?}: the account part must be 12 digits");
         }
         if in_region != region {
             bail!(
-                "invalid Lambda function ARN {arn:?}: the function is in {in_region} but the schedule would be in {region}"
+                "invalid Lambda function ARN {arn:?}: the function is in {in_region} but the \
+                 schedule would be in {region}"
             );
         }
         if let Some(queue) = self.dead_letter_queue().filter(|q| q.ends_with(".fifo")) {

@@ -20,6 +20,7 @@
 //! - `sweep`: retries on schedule, reclaiming, overlapping sweeps, budget, requeue.
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
+//! - `alarms`: `infra alarms apply | show | delete` against moto.
 //! - `security`: what a hostile role, receiver or input could do (issue 8).
 
 // Test code may panic on setup failures: a clear `expect` message is the report.
@@ -28,6 +29,7 @@
 mod support;
 
 mod adopt;
+mod alarms;
 mod capture;
 mod dispatch;
 mod faults;
