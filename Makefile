@@ -45,7 +45,9 @@ DEMO_TOOLS := $(if $(shell command -v cargo-lambda),,$(if $(shell python3 -c 'im
 demo: db $(DEMO_TOOLS) ## the whole story, live: fresh database, receiver, dispatcher, outage, retries, replay (seconds after the build)
 	@echo "demo: building the webhooks command, the demo and the retry-sweep function (the first build takes minutes)"
 	cargo build --bin webhooks --example demo
-	cargo build -p retry-sweep
+	@# Exactly the build `cargo lambda watch` runs (`cargo run --bin retry-sweep` at the root, so
+	@# features unified over the workspace), or its first invocation would compile instead.
+	cargo build --bin retry-sweep
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo run -q --example demo -- $(DEMO_FLAGS)
 
 # cargo-nextest when installed (a process per test, clearer output); else cargo test runs the
@@ -54,12 +56,11 @@ NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 NO_NEXTEST := echo "cargo-nextest is not installed, so cargo test runs the same tests (install it: cargo install cargo-nextest --locked)"
 
 test: db tools ## run every test (unit + integration) but the fault suite, against a real Postgres, receivers, moto and cargo lambda
-	@# The Lambda smoke test runs these binaries under `cargo lambda watch` (built on their own,
-	@# with the features `cargo run` there gives them), and the ops, receiver and
-	@# migrate tests run `webhooks` itself: build them first.
+	@# The Lambda smoke test runs these binaries under `cargo lambda watch`, which builds them as
+	@# `cargo run --bin <name>` at the root does (features unified over the workspace), and the
+	@# ops, receiver and migrate tests run `webhooks` itself: build exactly those first.
 	@echo "test: building the Lambda binaries and the webhooks command"
-	cargo build -p dispatch -p retry-sweep
-	cargo build -p delivery --bins
+	cargo build --bin dispatch --bin retry-sweep --bin webhooks
 	@echo "test: building and running the suite (the first build takes minutes)"
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; \
 	if [ -n "$(NEXTEST)" ]; then \

@@ -64,8 +64,11 @@ impl Env {
 pub struct Proc {
     name: &'static str,
     child: Option<Child>,
-    /// True when the child leads its own process group (cargo lambda watch runs the function
-    /// as a grandchild; the group takes both).
+    /// Kept apart from `child`, which forgets its id once it has been waited for.
+    pid: Option<u32>,
+    /// True when the child leads its own process group, so a terminal's Ctrl-C reaches only
+    /// the demo (which then stops everything in order), and a signal reaches whatever the
+    /// child started in its group.
     group: bool,
 }
 
@@ -80,6 +83,7 @@ impl Proc {
             .with_context(|| format!("cannot start the {name}"))?;
         Ok(Proc {
             name,
+            pid: child.id(),
             child: Some(child),
             group,
         })
@@ -101,15 +105,15 @@ impl Proc {
             return Ok(());
         };
         if child.try_wait()?.is_none() {
-            signal(&child, self.group, "TERM");
+            signal(self.pid, self.group, "TERM");
             if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
-                signal(&child, self.group, "KILL");
+                signal(self.pid, self.group, "KILL");
                 child.wait().await?;
             }
         }
         if self.group {
-            // The function instance cargo lambda started may outlive its parent.
-            signal(&child, true, "KILL");
+            // Anything the child started in its group and left behind.
+            signal(self.pid, true, "KILL");
         }
         Ok(())
     }
@@ -117,16 +121,16 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Some(child) = self.child.take() {
-            signal(&child, self.group, "KILL");
+        if self.child.take().is_some() {
+            signal(self.pid, self.group, "KILL");
         }
     }
 }
 
 /// Sends a signal with `kill(1)` (the crate forbids `unsafe`, so no libc): to the process,
 /// or to its whole group.
-fn signal(child: &Child, group: bool, name: &str) {
-    let Some(pid) = child.id() else { return };
+fn signal(pid: Option<u32>, group: bool, name: &str) {
+    let Some(pid) = pid else { return };
     let target = if group {
         format!("-{pid}")
     } else {
@@ -224,9 +228,7 @@ impl ReceiverProc {
     /// Stops it and checks that it saw no request the story did not take (a duplicate send
     /// or a stray retry would show up here).
     pub async fn stop(mut self) -> anyhow::Result<Tally> {
-        if let Some(child) = self.proc.child.as_ref() {
-            signal(child, false, "TERM");
-        }
+        signal(self.proc.pid, false, "TERM");
         let mut tally = None;
         while let Ok(Some(event)) = tokio::time::timeout(GRACE, self.events.recv()).await {
             if let ReceiverEvent::Stopped { tally: t } = event {

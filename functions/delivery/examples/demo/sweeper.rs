@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 
 use crate::procs::{Env, Proc, free_port, wait_for_port};
 
+/// How long an invocation may take: a safety net, not a timing assumption.
+const INVOKE_PATIENCE: Duration = Duration::from_secs(300);
+
 /// How each sweep runs.
 pub enum Sweeper {
     /// `cargo lambda invoke retry-sweep` against `cargo lambda watch` on `port`.
@@ -85,8 +88,9 @@ impl Sweeper {
             Sweeper::Lambda { watch, port, path } => {
                 watch.ensure_running()?;
                 let output = tokio::time::timeout(
-                    // The first invocation starts the function (cargo run of the built binary).
-                    Duration::from_secs(120),
+                    // The first invocation starts the function: `cargo run` of the binary that
+                    // `make demo` built, or a whole build if that one does not match.
+                    INVOKE_PATIENCE,
                     tokio::process::Command::new("cargo")
                         .args([
                             "lambda",
@@ -100,7 +104,7 @@ impl Sweeper {
                         .output(),
                 )
                 .await
-                .context("cargo lambda invoke did not answer within 120 s")??;
+                .context("the retry-sweep function did not answer within 300 s (cargo lambda watch builds it on first use if needed: see target/demo/lambda.log)")??;
                 if !output.status.success() {
                     bail!(
                         "cargo lambda invoke retry-sweep failed: {}{}",
