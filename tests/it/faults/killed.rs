@@ -31,9 +31,14 @@ async fn a_sweep_killed_mid_batch_loses_only_its_requests_in_flight() {
     let db = TestDb::new().await;
     let receiver = Receiver::start(Reply::status(200).slow(Duration::from_millis(200))).await;
     db.backlog(DELIVERIES).await;
+    // A name of its own, so the test can see when the dead process's sessions are gone.
+    let name = format!("{}_killed", db.schema);
     let mut child = Command::new(webhooks_binary())
         .arg("sweep")
-        .env("DATABASE_URL", &db.url)
+        .env(
+            "DATABASE_URL",
+            format!("{}&application_name={name}", db.url),
+        )
         .env("WEBHOOK_URL", &receiver.url)
         .env("WEBHOOK_AUTH_TOKEN", TOKEN)
         .env("WEBHOOK_SIGNING_SECRET", SIGNING_SECRET)
@@ -47,6 +52,14 @@ async fn a_sweep_killed_mid_batch_loses_only_its_requests_in_flight() {
     receiver.wait_for(100, Duration::from_secs(60)).await;
     child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
     let _ = child.wait();
+    // The process is gone, but not yet all it did: a recording statement it sent just before
+    // the kill may still commit, and a request it wrote may not have been read yet. Once its
+    // database sessions and its connections to the receiver are closed, nothing more changes.
+    db.wait_for_no_sessions(&name, Duration::from_secs(30))
+        .await;
+    receiver
+        .wait_for_no_connections(Duration::from_secs(30))
+        .await;
     let sent_before = receiver.requests().len();
     let recorded = db
         .count("SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'")

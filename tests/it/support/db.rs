@@ -75,6 +75,33 @@ impl TestDb {
         client.query_one(sql, &[]).await.expect(sql).get(0)
     }
 
+    /// Waits until the server has no session named `application_name` left. A client that
+    /// was killed leaves its backends running until each finishes its statement (committing
+    /// or rolling back) and notices the closed socket; only then are the rows final. Polls
+    /// the server; panics after `limit` (a safety net, not a timing assumption).
+    pub async fn wait_for_no_sessions(&self, application_name: &str, limit: Duration) {
+        let client = self.pool.get().await.expect("pooled connection");
+        let waiting = async {
+            loop {
+                let left: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                        &[&application_name],
+                    )
+                    .await
+                    .expect("pg_stat_activity")
+                    .get(0);
+                if left == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(limit, waiting).await.is_err() {
+            panic!("sessions named {application_name} still open after {limit:?}");
+        }
+    }
+
     /// Inserts a booking and returns its id.
     pub async fn insert_booking(
         &self,

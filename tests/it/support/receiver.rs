@@ -2,14 +2,20 @@
 //! approach): it records every request and answers with scripted replies.
 
 use std::collections::VecDeque;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 
 /// How the receiver answers one request.
@@ -90,6 +96,9 @@ struct Inner {
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Reply>,
     arrived: Notify,
+    /// Connections accepted and not yet closed, and a signal on each close.
+    open: AtomicUsize,
+    closed: Notify,
 }
 
 /// The running receiver; stops when dropped.
@@ -108,14 +117,20 @@ impl Receiver {
             script: Mutex::new(VecDeque::new()),
             default: Mutex::new(default),
             arrived: Notify::new(),
+            open: AtomicUsize::new(0),
+            closed: Notify::new(),
         });
         let app = axum::Router::new()
             .fallback(axum::routing::any(record))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
         let addr: SocketAddr = listener.local_addr().expect("receiver address");
+        let listener = Counting {
+            listener,
+            inner: inner.clone(),
+        };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -160,6 +175,90 @@ impl Receiver {
             );
         }
         self.requests()
+    }
+
+    /// Waits until every connection made to the receiver so far is closed: after the sender
+    /// died, nothing it wrote is still on its way in, so [`Receiver::requests`] is final for
+    /// it. Panics after `limit` (a safety net, not a timing assumption).
+    pub async fn wait_for_no_connections(&self, limit: Duration) {
+        let waiting = async {
+            loop {
+                let closed = self.inner.closed.notified();
+                if self.inner.open.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        };
+        if tokio::time::timeout(limit, waiting).await.is_err() {
+            panic!(
+                "{} connections still open after {limit:?}",
+                self.inner.open.load(Ordering::SeqCst)
+            );
+        }
+    }
+}
+
+/// The receiver's listener: counts the connections it accepted that are still open.
+struct Counting {
+    listener: TcpListener,
+    inner: Arc<Inner>,
+}
+
+impl axum::serve::Listener for Counting {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+        self.inner.open.fetch_add(1, Ordering::SeqCst);
+        let inner = self.inner.clone();
+        (Counted { stream, inner }, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// An accepted connection; dropped (closed) once the server is done with it.
+struct Counted {
+    stream: TcpStream,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.inner.open.fetch_sub(1, Ordering::SeqCst);
+        self.inner.closed.notify_waiters();
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
