@@ -11,6 +11,7 @@
 //! - `doctor`: posture findings.
 //! - `metrics`: EMF lines from dispatch and sweep, validated against the specification.
 //! - `cli`: the built `webhooks` binary: output, `--json`, exit codes.
+//! - `unmigrated`: the commands where `webhooks migrate` never ran (or an older one did).
 
 mod cleanup;
 pub(crate) mod cli;
@@ -18,6 +19,7 @@ mod doctor;
 pub(crate) mod metrics;
 mod reads;
 mod seed;
+mod unmigrated;
 mod verify;
 
 #[tokio::test]

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::seed::{self, at};
 use crate::support::TestDb;
-use crate::support::db::{base_url, connect, url_with_schema};
 
 /// Bookings and their approvals while capture works; returns the booking ids.
 pub async fn captured_bookings(db: &TestDb) -> Vec<Uuid> {
@@ -183,15 +182,7 @@ async fn deliveries_deleted_by_hand_are_missing_but_retention_is_not() {
 
 /// An app table without `created_at` (V1 requires only the columns capture reads).
 async fn undated_db() -> TestDb {
-    let schema = format!("it_{}", Uuid::new_v4().simple());
-    let admin = connect(&base_url()).await;
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("schema");
-    let url = url_with_schema(&base_url(), &schema);
-    let pool = delivery::DbConfig::new(url.clone()).pool().expect("pool");
-    let db = TestDb { schema, url, pool };
+    let db = TestDb::unmigrated().await;
     db.client()
         .await
         .batch_execute(

@@ -43,6 +43,20 @@ pub struct TestDb {
 impl TestDb {
     /// Creates the schema and applies the migrations with refinery, like `webhooks migrate`.
     pub async fn new() -> TestDb {
+        let db = TestDb::unmigrated().await;
+        let applied = delivery::schema::migrate_quietly(&db.pool)
+            .await
+            .expect("migrations apply");
+        assert_eq!(
+            applied.len(),
+            migration_files().len(),
+            "every migration applied: {applied:?}"
+        );
+        db
+    }
+
+    /// An empty schema of its own: nothing migrated (yet).
+    pub async fn unmigrated() -> TestDb {
         let schema = format!("it_{}", Uuid::new_v4().simple());
         let admin = connect(&base_url()).await;
         admin
@@ -53,14 +67,6 @@ impl TestDb {
         let mut config = DbConfig::new(url.clone());
         config.pool_size = 16;
         let pool = config.pool().expect("pool");
-        let applied = delivery::schema::migrate_quietly(&pool)
-            .await
-            .expect("migrations apply");
-        assert_eq!(
-            applied.len(),
-            migration_files().len(),
-            "every migration applied: {applied:?}"
-        );
         TestDb { schema, url, pool }
     }
 

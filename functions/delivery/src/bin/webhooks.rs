@@ -26,7 +26,8 @@ const EXIT_STATUS: &str = "\
 Exit status:
   0  done; nothing wrong found
   1  a problem was found: verify (missing or undatable), doctor (a problem), show (no such id)
-  2  could not run: bad arguments, configuration, or the database could not be queried";
+  2  could not run: bad arguments, configuration, the database could not be queried or has
+     no schema yet (webhooks migrate)";
 
 /// Booking webhooks: operate the delivery engine. Configuration comes from the environment
 /// (see .env.example); the read and repair commands need only DATABASE_URL.
@@ -374,7 +375,6 @@ async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Erro
     Ok(db.pool()?.get().await.map_err(delivery::Error::from)?)
 }
 
-/// Runs an operator command: text for people, `--json` for scripts.
 /// `webhooks migrate`: each step as it completes, then the outcome and, when adopting, the
 /// rollback script; with `json`, the steps on stderr and the report as JSON on stdout.
 async fn migrate(
@@ -414,7 +414,28 @@ async fn migrate(
     Ok(Verdict::Fine)
 }
 
+/// Runs an operator command: text for people, `--json` for scripts.
 async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Error>> {
+    let db = connect().await?;
+    // Ages and cut-offs on the database's clock, like the engine's.
+    let now = Clock::System.now_on(&db).await?;
+    // Where `webhooks migrate` never ran, or ran an older build, say so and what to do
+    // instead of the server's "relation … does not exist".
+    schema::require_installed(&db).await?;
+    operate_on(&db, now, operation)
+        .await
+        .map_err(|err| match err.downcast::<delivery::Error>() {
+            Ok(err) => Box::new(schema::explain_missing(*err)),
+            Err(other) => other,
+        })
+}
+
+/// The command itself, on a database whose schema is installed.
+async fn operate_on(
+    db: &tokio_postgres::Client,
+    now: DateTime<Utc>,
+    operation: Operation,
+) -> Result<Verdict, Box<dyn std::error::Error>> {
     let print =
         |json: bool, value: serde_json::Value, text: String| -> Result<(), serde_json::Error> {
             if json {
@@ -424,12 +445,9 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
             }
             Ok(())
         };
-    let db = connect().await?;
-    // Ages and cut-offs on the database's clock, like the engine's.
-    let now = Clock::System.now_on(&db).await?;
     let verdict = match operation {
         Operation::Stats { json } => {
-            let rows = delivery::health::read_health(&db, now).await?;
+            let rows = delivery::health::read_health(db, now).await?;
             print(
                 json,
                 serde_json::to_value(&rows)?,
@@ -453,7 +471,7 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
                 since: since.map(|s| s.at(now)).transpose()?,
                 limit,
             };
-            let found = delivery::failures::list_failures(&db, &filter).await?;
+            let found = delivery::failures::list_failures(db, &filter).await?;
             print(
                 json,
                 serde_json::to_value(&found)?,
@@ -461,7 +479,7 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
             )?;
             Verdict::Fine
         }
-        Operation::Show { id, json } => match delivery::history::read_history(&db, id).await? {
+        Operation::Show { id, json } => match delivery::history::read_history(db, id).await? {
             Some(history) => {
                 print(
                     json,
@@ -485,7 +503,7 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
                 Cleanup::older_than(older_than, now).map_err(|e| format!("--older-than: {e}"))?;
             what.batch_size = batch_size;
             what.dry_run = dry_run;
-            let report = delivery::retention::clean_up(&db, &what).await?;
+            let report = delivery::retention::clean_up(db, &what).await?;
             print(
                 json,
                 serde_json::to_value(&report)?,
@@ -498,7 +516,7 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
             limit,
             json,
         } => {
-            let check = delivery::completeness::check_completeness(&db, now, window, limit).await?;
+            let check = delivery::completeness::check_completeness(db, now, window, limit).await?;
             print(
                 json,
                 serde_json::to_value(&check)?,
@@ -512,7 +530,7 @@ async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Er
         }
         Operation::Doctor { json } => {
             let known = delivery::schema::known_migrations();
-            let posture = delivery::posture::check_posture(&db, now, &known).await?;
+            let posture = delivery::posture::check_posture(db, now, &known).await?;
             print(
                 json,
                 serde_json::to_value(&posture)?,

@@ -12,10 +12,12 @@
 //! - [`columns`]: the columns the capture triggers need from `booking_requests`.
 //! - [`seed`]: finding and adopting the pg_net system.
 //! - [`email_logs`]: leaving the email service's `email_logs` table alone.
+//! - [`installed`]: whether the schema is there for the operator commands.
 //! - `sql/`: the statements, one file each, each saying why.
 
 mod columns;
 mod email_logs;
+mod installed;
 mod seed;
 mod transaction;
 
@@ -23,6 +25,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Transaction;
 
 pub use columns::Mismatch;
+pub use installed::{explain_missing, require_installed};
 pub use seed::{ImportGroup, SeedSystem};
 
 use crate::{Error, Result};
@@ -78,8 +81,8 @@ pub struct MigrateReport {
     pub committed: bool,
 }
 
-/// Why `webhooks migrate` refused or stopped. Each message names what to fix; none contains
-/// an email address or a secret.
+/// Why `webhooks migrate` refused or stopped, or why another command found no schema to work
+/// on. Each message names what to fix; none contains an email address or a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     /// `search_path` names no schema that exists.
@@ -108,6 +111,33 @@ pub enum SchemaError {
     /// After adoption, part of the old system was still there.
     #[error("adoption would leave part of the pg_net system in place:\n  - {}", .0.join("\n  - "))]
     Incomplete(Vec<String>),
+    /// `webhook_deliveries` is not on the connection's `search_path`: migrations never ran
+    /// here (or DATABASE_URL points at another database or schema).
+    #[error("{}", not_installed(.schema.as_deref()))]
+    NotInstalled {
+        /// The connection's current schema; `None` when no schema of `search_path` exists.
+        schema: Option<String>,
+    },
+    /// A statement named something the schema lacks (the server's message): the schema is
+    /// older than this build.
+    #[error(
+        "the database schema is older than this webhooks command ({0}): run `webhooks migrate` \
+         to apply the pending migrations (it needs only DATABASE_URL). If it finds nothing to \
+         apply, the schema was changed by hand: `webhooks doctor` lists what is wrong."
+    )]
+    OutOfDate(String),
+}
+
+fn not_installed(schema: Option<&str>) -> String {
+    let place = match schema {
+        Some(schema) => format!("in schema {schema:?}"),
+        None => "here (no schema of the connection's search_path exists)".to_owned(),
+    };
+    format!(
+        "the webhooks schema is not installed {place}: there is no webhook_deliveries table. \
+         Run `webhooks migrate` first (it needs only DATABASE_URL), or check that DATABASE_URL \
+         names the database (and search_path the schema) the functions use."
+    )
 }
 
 fn incompatible_bookings(mismatches: &[Mismatch]) -> String {
