@@ -19,7 +19,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::db::query;
-use crate::table::{Table, instant};
+use crate::table::{Table, instant, span};
 use crate::{Result, sql};
 
 /// Bookings younger than this are not reported by default.
@@ -60,6 +60,32 @@ impl Completeness {
     /// True when bookings could be checked and nothing is missing.
     pub fn is_complete(&self) -> bool {
         self.bookings_dated && self.missing == 0
+    }
+
+    /// Why no booking can be in range, when the window (made with `window`) reaches back
+    /// before the horizon — `checked_before` earlier than `checked_from`, as in the first hour
+    /// after installing with the default window — with what to do; `None` when there is a
+    /// range to check. Reporting such a check as complete would claim what was never checked.
+    pub fn empty_range(&self, window: Duration) -> Option<String> {
+        let from = self
+            .checked_from
+            .filter(|from| *from > self.checked_before)?;
+        let seconds = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let again = chrono::Duration::from_std(window)
+            .ok()
+            .and_then(|w| from.checked_add_signed(w))
+            .map_or_else(String::new, |at| {
+                format!(", or run it again after {}", instant(Some(at)))
+            });
+        Some(format!(
+            "nothing to check: --window {} leaves out bookings created after {}, and bookings \
+             created before {} are not checked ({}), so no booking is in range. Use a shorter \
+             --window (--window 0s checks every booking up to now){again}.",
+            span(seconds),
+            instant(Some(self.checked_before)),
+            instant(Some(from)),
+            self.horizon_reason.as_deref().unwrap_or("the horizon"),
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use delivery::completeness::{DEFAULT_WINDOW, check_completeness, count_missing};
 use uuid::Uuid;
 
+use super::cli::{code, text, webhooks};
 use super::seed::{self, at};
 use crate::support::TestDb;
 
@@ -253,4 +254,48 @@ async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
         (true, 1),
         "{check:?}"
     );
+}
+
+#[tokio::test]
+async fn a_window_reaching_back_before_the_horizon_is_an_error_not_a_pass() {
+    // Installed just now: with the default hour, the range checked would end before it starts.
+    let db = TestDb::new().await;
+    let client = db.pool.get().await.expect("connection");
+    let check = check_completeness(&client, seed::now(), DEFAULT_WINDOW, 100)
+        .await
+        .expect("verify");
+    let why = check.empty_range(DEFAULT_WINDOW).expect("an empty range");
+    assert!(
+        why.starts_with("nothing to check: --window 1h 0m leaves out bookings created after")
+            && why.contains("(capture installed)")
+            && why.contains("--window 0s checks every booking up to now")
+            && why.contains("or run it again after"),
+        "{why}"
+    );
+    let later = check_completeness(&client, at(seed::now(), 120), DEFAULT_WINDOW, 100)
+        .await
+        .expect("verify");
+    assert_eq!(later.empty_range(DEFAULT_WINDOW), None);
+
+    let run = |args: &'static [&'static str]| {
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || webhooks(&url, args))
+    };
+    for args in [
+        &["verify"][..],
+        &["verify", "--json"],
+        &["verify", "--window", "100000000d"],
+    ] {
+        let out = run(args).await.expect("run");
+        let stderr = text(&out.stderr);
+        assert_eq!(code(&out), Some(2), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+        assert!(
+            stderr.starts_with("error: nothing to check: --window")
+                && stderr.contains("--window 0s"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let everything = run(&["verify", "--window", "0s"]).await.expect("run");
+    assert_eq!(code(&everything), Some(0), "{}", text(&everything.stderr));
 }

@@ -27,7 +27,7 @@ Exit status:
   0  done; nothing wrong found
   1  a problem was found: verify (missing or undatable), doctor (a problem), show (no such id)
   2  could not run: bad arguments, configuration, the database could not be queried or has
-     no schema yet (webhooks migrate)";
+     no schema yet (webhooks migrate), verify's --window leaves no booking in range";
 
 /// Booking webhooks: operate the delivery engine. Configuration comes from the environment
 /// (see .env.example); the read and repair commands need only DATABASE_URL.
@@ -190,7 +190,8 @@ enum Operation {
   webhooks verify
   webhooks verify --window 10m --json
 
-", "Exit status: 0 complete; 1 deliveries are missing (or bookings cannot be dated); 2 could not run."))]
+", "Exit status: 0 complete; 1 deliveries are missing (or bookings cannot be dated); 2 could not run
+(also when --window reaches back before the horizon, so that no booking is in range)."))]
     Verify {
         /// Leave out bookings younger than this (their capture may be in flight), e.g. 1h.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
@@ -517,6 +518,10 @@ async fn operate_on(
             json,
         } => {
             let check = delivery::completeness::check_completeness(db, now, window, limit).await?;
+            // An undatable table is a problem whatever the window (exit 1, below).
+            if let Some(why) = check.empty_range(window).filter(|_| check.bookings_dated) {
+                return Err(why.into());
+            }
             print(
                 json,
                 serde_json::to_value(&check)?,
