@@ -6,7 +6,8 @@
 //! - a freshly created `booking_requests` and everything of ours is closed to the API roles;
 //! - hostile addresses are captured as `skipped`, and the stored payload is bounded;
 //! - `http://` to a remote host is refused at cold start;
-//! - no log line carries an address or the bearer token.
+//! - no log line carries an address or the bearer token;
+//! - `listen` never logs what a hostile NOTIFY carried.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use delivery::Clock;
+use delivery::listen::{ListenOptions, listen};
 use delivery::replay::{Requeue, requeue};
 use delivery::sweep::{SweepOptions, sweep};
 use serde_json::json;
@@ -621,6 +623,84 @@ async fn no_log_line_carries_an_address_or_the_token() {
         assert!(excerpt.contains(TUTOR), "the excerpt is kept: {excerpt}");
         assert!(!excerpt.contains(TOKEN), "token masked: {excerpt}");
         assert!(excerpt.contains("[redacted]"), "{excerpt}");
+    }
+    let _ = std::io::stderr().flush();
+}
+
+/// Any role that may NOTIFY on the capture channel controls the payload `webhooks listen`
+/// reads. A hostile one — forged log lines, terminal escape codes, the 8000-byte maximum — is
+/// counted in one bounded warning, its text never written, and listening goes on. The text
+/// format is used: the JSON one escapes control characters, the text one would not.
+#[tokio::test]
+async fn listen_never_logs_what_a_hostile_notify_carried() {
+    const MARKER: &str = "zq8-notify-inject";
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // This test's runtime is single-threaded: everything it runs logs through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let deps = deps(&db, &receiver.url);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listening = async {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let options = ListenOptions { sweep_every: None };
+        listen(&deps, Clock::System, options, shutdown).await
+    };
+    // Just under the server's 8000-byte limit for a payload.
+    let hostile = format!(
+        "\n2026-01-01T00:00:00Z  INFO delivered {MARKER}\n\u{1b}[2J\u{1b}]0;{MARKER}\u{7}{}",
+        MARKER.repeat(460)
+    );
+    let scenario = async {
+        // Captured before listening: the catch-up sends it once LISTEN is in place, so every
+        // NOTIFY from here on reaches the listener.
+        db.booking_with_delivery().await;
+        receiver.wait_for(1, Duration::from_secs(15)).await;
+        db.client()
+            .await
+            .execute(
+                "SELECT pg_notify('webhook_delivery', $1)",
+                &[&hostile.as_str()],
+            )
+            .await
+            .expect("hostile notify");
+        // Notified after the hostile one, so handled after (or with) it: still dispatched.
+        let (_, after) = db.booking_with_delivery().await;
+        let requests = receiver.wait_for(2, Duration::from_secs(15)).await;
+        assert_eq!(requests[1].header("webhook-id"), after.to_string());
+        let _ = stop.send(());
+    };
+    let (listened, ()) = tokio::join!(listening, scenario);
+    listened.expect("listen ends cleanly on shutdown");
+
+    let lines = captured.lines();
+    let warning: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("not delivery ids"))
+        .collect();
+    assert_eq!(warning.len(), 1, "{lines:#?}");
+    assert!(
+        warning[0].contains("ignored=1")
+            && warning[0].contains(&format!("longest_bytes={}", hostile.len())),
+        "{}",
+        warning[0]
+    );
+    assert!(warning[0].len() < 300, "{}", warning[0]);
+    for line in &lines {
+        assert!(!line.contains(MARKER), "payload text in a log line: {line}");
+        assert!(
+            !line.contains('\u{1b}'),
+            "an escape code in a log line: {line}"
+        );
     }
     let _ = std::io::stderr().flush();
 }

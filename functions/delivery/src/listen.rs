@@ -25,7 +25,6 @@ use uuid::Uuid;
 use crate::db::{query, with_retry};
 use crate::dispatch::{dispatch_fresh, dispatch_ids};
 use crate::sweep::{SweepOptions, sweep};
-use crate::text::truncate;
 use crate::{Clock, Deps, Error, Result, sql};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -127,18 +126,7 @@ async fn session(
                 while let Ok(more) = ids_rx.try_recv() {
                     payloads.push(more);
                 }
-                let ids: Vec<Uuid> = payloads
-                    .iter()
-                    .filter(|(channel, _)| channel == sql::CAPTURE_CHANNEL)
-                    .map(|(_, payload)| payload)
-                    .filter_map(|p| match Uuid::parse_str(p) {
-                        Ok(id) => Some(id),
-                        Err(_) => {
-                            tracing::warn!(payload = %truncate(p, 60), "ignoring a notification that is not a delivery id");
-                            None
-                        }
-                    })
-                    .collect();
+                let ids = delivery_ids(&payloads);
                 // The NOTIFY arrives after commit, so the rows are visible: no waiting.
                 let report = dispatch_ids(deps, &ids, clock, Duration::ZERO).await?;
                 tracing::info!(counts = ?report.counts, "dispatched on notify");
@@ -150,6 +138,30 @@ async fn session(
             }
         }
     }
+}
+
+/// The delivery ids among `payloads` (channel, payload). Any role that may NOTIFY can put
+/// anything up to 8000 bytes on the channel, so what is not an id is counted, never logged:
+/// its text could forge log lines (newlines), drive a terminal (escape codes) or flood.
+fn delivery_ids(payloads: &[(String, String)]) -> Vec<Uuid> {
+    let (mut ids, mut ignored, mut longest) = (Vec::new(), 0_usize, 0_usize);
+    for (_, payload) in payloads.iter().filter(|(c, _)| c == sql::CAPTURE_CHANNEL) {
+        match Uuid::parse_str(payload) {
+            Ok(id) => ids.push(id),
+            Err(_) => {
+                ignored += 1;
+                longest = longest.max(payload.len());
+            }
+        }
+    }
+    if ignored > 0 {
+        tracing::warn!(
+            ignored,
+            longest_bytes = longest,
+            "ignoring notifications that are not delivery ids (their text is not logged)"
+        );
+    }
+    ids
 }
 
 /// Sends everything captured while nobody was listening.
