@@ -13,8 +13,10 @@ export PATH := $(VENV_BIN):$(PATH)
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
 
-help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+help: ## list the targets (coloured only on a terminal, and never with NO_COLOR set)
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+	  | awk -F':.*## ' -v on="$$on" -v off="$$off" '{printf "  %s%-16s%s %s\n", on, $$1, off, $$2}'
 
 db: ## make sure a Postgres is reachable (DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster in target/)
 	@scripts/ensure-db.sh
@@ -121,11 +123,13 @@ ALARMS_FLAGS    ?=
 build: tools ## build both functions for Lambda (provided.al2023, x86-64) into target/lambda/
 	cargo lambda build --release --x86-64 -p dispatch -p retry-sweep
 
-deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule
+# A deployment without its alarms fails silently, so deploy applies them too (idempotent).
+deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule and the alarms
 	@test -f $(LAMBDA_ENV_FILE) || { echo "$(LAMBDA_ENV_FILE) missing: cp .env.example $(LAMBDA_ENV_FILE) and edit it" >&2; exit 1; }
 	cargo lambda deploy dispatch    --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS) $(DISPATCH_FLAGS)
 	cargo lambda deploy retry-sweep --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS)
 	$(MAKE) schedule
+	$(MAKE) alarms
 
 schedule: ## create or update the EventBridge schedule of retry-sweep (SCHEDULE_FLAGS=--dry-run previews)
 	cargo run -q -p infra -- schedule apply $(SCHEDULE_FLAGS)
