@@ -115,7 +115,7 @@ impl DemoDb {
         let row = db
             .query_opt(
                 "SELECT id, status, attempt_count, max_retries, last_status_code, last_error,
-                        next_retry_at, last_attempt_at
+                        next_retry_at, last_attempt_at, superseded_by
                    FROM webhook_deliveries WHERE booking_id = $1 AND webhook_type = $2",
                 &[&booking, &kind],
             )
@@ -293,6 +293,7 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub next_retry_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
+    pub superseded_by: Option<Uuid>,
 }
 
 impl Delivery {
@@ -306,6 +307,7 @@ impl Delivery {
             last_error: r.try_get(5)?,
             next_retry_at: r.try_get(6)?,
             last_attempt_at: r.try_get(7)?,
+            superseded_by: r.try_get(8)?,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The six steps. Each says what happens and why, does it through the real parts, shows the
+//! The seven steps. Each says what happens and why, does it through the real parts, shows the
 //! rows that matter and checks every claim; the first claim that does not hold ends the run.
 
 use std::collections::HashMap;
@@ -46,6 +46,20 @@ impl Stage {
     }
     fn sweeper(&mut self) -> anyhow::Result<&mut Sweeper> {
         self.sweeper.as_mut().ok_or_else(|| anyhow!("not set up"))
+    }
+
+    /// Shows the booking's INSERT, then runs it.
+    async fn book(&self, show: &Show, booking: &Booking) -> anyhow::Result<Uuid> {
+        show.run(&booking.sql());
+        self.db()?.book(booking).await
+    }
+
+    /// Shows the status change, then makes it.
+    async fn decide(&self, show: &Show, booking: Uuid, status: &str) -> anyhow::Result<()> {
+        show.run(&format!(
+            "UPDATE booking_requests SET status = '{status}' WHERE id = '{booking}';"
+        ));
+        self.db()?.set_status(booking, status).await
     }
 
     /// Stops the receiver, checking it got no request the story did not expect.
@@ -125,7 +139,8 @@ pub async fn run(sweep_via: &str, show: &Show, stage: &mut Stage) -> anyhow::Res
     step_3(show, stage).await?;
     step_4(show, stage).await?;
     step_5(show, stage).await?;
-    step_6(show, stage).await
+    step_6(show, stage).await?;
+    step_7(show, stage).await
 }
 
 const GRACE: Booking = Booking {
@@ -335,8 +350,7 @@ async fn expect_dispatched(
 async fn step_1(show: &Show, stage: &mut Stage) -> anyhow::Result<Uuid> {
     show.heading("1. Ada books a lesson with Grace → Grace hears about it");
     show.say("The insert fires a trigger that writes the notification into webhook_deliveries in the same transaction: a committed booking always has its notification, a rolled-back one never sends one. On commit Postgres NOTIFYs the dispatcher, which claims the row, signs the payload and POSTs it.");
-    show.run(&GRACE.sql());
-    let booking = stage.db()?.book(&GRACE).await?;
+    let booking = stage.book(show, &GRACE).await?;
     expect_dispatched(show, stage, booking, "new_request").await?;
     Ok(booking)
 }
@@ -344,10 +358,7 @@ async fn step_1(show: &Show, stage: &mut Stage) -> anyhow::Result<Uuid> {
 async fn step_2(show: &Show, stage: &mut Stage, grace: Uuid) -> anyhow::Result<()> {
     show.heading("2. Grace approves; another request is rejected → each student hears the answer");
     show.say("Only a real change of status into approved or rejected captures a notification, addressed to the student this time.");
-    show.run(&format!(
-        "UPDATE booking_requests SET status = 'approved' WHERE id = '{grace}';"
-    ));
-    stage.db()?.set_status(grace, "approved").await?;
+    stage.decide(show, grace, "approved").await?;
     expect_dispatched(show, stage, grace, "approved").await?;
 
     let linus = Booking {
@@ -356,13 +367,9 @@ async fn step_2(show: &Show, stage: &mut Stage, grace: Uuid) -> anyhow::Result<(
         subject: "Physics",
         ..GRACE
     };
-    show.run(&linus.sql());
-    let booking = stage.db()?.book(&linus).await?;
+    let booking = stage.book(show, &linus).await?;
     expect_dispatched(show, stage, booking, "new_request").await?;
-    show.run(&format!(
-        "UPDATE booking_requests SET status = 'rejected' WHERE id = '{booking}';"
-    ));
-    stage.db()?.set_status(booking, "rejected").await?;
+    stage.decide(show, booking, "rejected").await?;
     expect_dispatched(show, stage, booking, "rejected").await?;
     Ok(())
 }
@@ -377,9 +384,8 @@ async fn step_3(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
         tutor_email: None,
         subject: "Logic",
     };
-    show.run(&alan.sql());
+    let booking = stage.book(show, &alan).await?;
     let db = stage.db()?;
-    let booking = db.book(&alan).await?;
     show.check(
         db.booking_exists(booking).await?,
         "the booking committed",
@@ -416,8 +422,7 @@ async fn step_4(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
         subject: "Chemistry",
         ..GRACE
     };
-    show.run(&barbara.sql());
-    let booking = stage.db()?.book(&barbara).await?;
+    let booking = stage.book(show, &barbara).await?;
     let delivery = stage
         .db()?
         .delivery_after(booking, "new_request", "pending")
@@ -566,7 +571,91 @@ async fn sweep(show: &Show, stage: &mut Stage) -> anyhow::Result<Value> {
 
 async fn step_5(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
     show.heading(
-        "5. The receiver answers 400 → failed at once; after the fix, a replay delivers it",
+        "5. Approved, then rejected while the service is down → only the rejection is sent",
+    );
+    show.say("Katherine books with Grace and Grace hears about it. Then the service goes down: Grace approves, and the approval cannot be delivered; she changes her mind and rejects. Sent now, the approval would tell Katherine something no longer true, so the claim that would send it ends it superseded instead (WEBHOOK_SUPERSEDE, on by default: docs/superseded.md). Only the current decision is delivered.");
+    let katherine = Booking {
+        student: "Katherine",
+        student_email: Some("katherine@example.com"),
+        subject: "Astronomy",
+        ..GRACE
+    };
+    let booking = stage.book(show, &katherine).await?;
+    expect_dispatched(show, stage, booking, "new_request").await?;
+    let port = stage.receiver()?.port;
+    stage.stop_receiver().await?;
+    show.ok("receiver stopped");
+    let mut decisions = Vec::new();
+    for status in ["approved", "rejected"] {
+        stage.decide(show, booking, status).await?;
+        decisions.push(
+            stage
+                .db()?
+                .delivery_after(booking, status, "pending")
+                .await?,
+        );
+    }
+    let (approval, rejection) = (&decisions[0], &decisions[1]);
+    show.check(
+        decisions.iter().all(|d| {
+            d.status == "retrying"
+                && d.attempt_count == 1
+                && (5 * MINUTE..5 * MINUTE + Duration::from_secs(10)).contains(&gap(d))
+        }),
+        "each failed to connect on attempt 1 → both retrying, due in 5 minutes",
+        format!(
+            "approval {} after {}, rejection {} after {} attempts",
+            approval.status, approval.attempt_count, rejection.status, rejection.attempt_count
+        ),
+    )?;
+
+    show.say("The receiver comes back and five minutes pass: the sweep takes both retries.");
+    stage.start_receiver(port, &[]).await?;
+    show.ok("receiver running again");
+    let ids: Vec<Uuid> = decisions.iter().map(|d| d.id).collect();
+    stage.db()?.travel(&ids, 5 * MINUTE).await?;
+    let report = sweep(show, stage).await?;
+    let received = stage.receiver()?.next().await?;
+    let rejection = stage.db()?.delivery(booking, "rejected").await?;
+    let approval = stage.db()?.delivery(booking, "approved").await?;
+    show.check(
+        report["superseded"] == 1 && report["succeeded"] == 1,
+        "the sweep superseded one notification and delivered one",
+        summary(&report),
+    )?;
+    check_accepted(show, &received, &rejection, "rejected", booking)?;
+    show.check(
+        approval.status == "superseded"
+            && approval.superseded_by == Some(rejection.id)
+            && approval.attempt_count == 1,
+        &format!(
+            "the approval {} is superseded by the rejection {}: the receiver never gets it; its one refused attempt is kept",
+            short(approval.id),
+            short(rejection.id)
+        ),
+        format!(
+            "{} (superseded_by {}) after {} attempts",
+            approval.status,
+            cell(&approval.superseded_by),
+            approval.attempt_count
+        ),
+    )?;
+    show.run(&format!(
+        "SELECT webhook_type, status, superseded_by FROM webhook_deliveries WHERE booking_id = '{booking}' ORDER BY capture_seq;"
+    ));
+    let rows = stage
+        .db()?
+        .text_rows(&format!(
+            "SELECT webhook_type, status, coalesce(left(superseded_by::text, 8), '-') FROM webhook_deliveries WHERE booking_id = '{booking}' ORDER BY capture_seq"
+        ))
+        .await?;
+    show.table(&["webhook_type", "status", "superseded_by"], &rows);
+    Ok(())
+}
+
+async fn step_6(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
+    show.heading(
+        "6. The receiver answers 400 → failed at once; after the fix, a replay delivers it",
     );
     show.say("A receiver bug rejects every notification with 400. A 4xx other than 408, 425 and 429 will not get better by retrying, so the delivery fails at once, with the receiver's answer kept for the operator.");
     let port = stage.receiver()?.port;
@@ -579,8 +668,7 @@ async fn step_5(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
         subject: "Algorithms",
         ..GRACE
     };
-    show.run(&edsger.sql());
-    let booking = stage.db()?.book(&edsger).await?;
+    let booking = stage.book(show, &edsger).await?;
     let received = stage.receiver()?.next().await?;
     show.received(&received);
     let delivery = stage
@@ -647,13 +735,13 @@ async fn step_5(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
     )
 }
 
-async fn step_6(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
-    show.heading("6. The health view and the error patterns");
-    show.say("What an operator looks at: per notification type, the states and the success rate; and what has been going wrong lately, by class.");
-    show.run("SELECT webhook_type, total, succeeded, retrying, failed, skipped, success_rate_pct, avg_attempts_to_succeed FROM webhook_health_stats;");
+async fn step_7(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
+    show.heading("7. The health view and the error patterns");
+    show.say("What an operator looks at (`webhooks stats` reads the same view): per notification type, the states and the success rate; and what has been going wrong lately, by class.");
+    show.run("SELECT webhook_type, total, succeeded, retrying, failed, skipped, superseded, success_rate_pct, avg_attempts_to_succeed FROM webhook_stats;");
     let health = stage
         .db()?
-        .text_rows("SELECT webhook_type, total, succeeded, retrying, failed, skipped, success_rate_pct, avg_attempts_to_succeed FROM webhook_health_stats ORDER BY webhook_type")
+        .text_rows("SELECT webhook_type, total, succeeded, retrying, failed, skipped, superseded, success_rate_pct, avg_attempts_to_succeed FROM webhook_stats ORDER BY webhook_type = 'all', webhook_type")
         .await?;
     show.table(
         &[
@@ -663,6 +751,7 @@ async fn step_6(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
             "retrying",
             "failed",
             "skipped",
+            "superseded",
             "success_rate_pct",
             "avg_attempts_to_succeed",
         ],
@@ -670,16 +759,17 @@ async fn step_6(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
     );
     let counts: Vec<Vec<&str>> = health
         .iter()
-        .map(|r| r.iter().take(6).map(String::as_str).collect())
+        .map(|r| r.iter().take(7).map(String::as_str).collect())
         .collect();
     let expected = vec![
-        vec!["approved", "1", "1", "0", "0", "0"],
-        vec!["new_request", "5", "4", "0", "0", "1"],
-        vec!["rejected", "1", "1", "0", "0", "0"],
+        vec!["approved", "2", "1", "0", "0", "0", "1"],
+        vec!["new_request", "6", "5", "0", "0", "1", "0"],
+        vec!["rejected", "2", "2", "0", "0", "0", "0"],
+        vec!["all", "10", "8", "0", "0", "1", "1"],
     ];
     show.check(
         counts == expected,
-        "7 notifications: 6 delivered, 1 skipped, none retrying or failed",
+        "10 notifications: 8 delivered, 1 skipped, 1 superseded, none retrying or failed",
         format!("{counts:?}"),
     )?;
 
@@ -698,8 +788,8 @@ async fn step_6(show: &Show, stage: &mut Stage) -> anyhow::Result<()> {
         .map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str()))
         .collect();
     show.check(
-        kinds == [("connect", "-", "2"), ("http_4xx", "400", "1")],
-        "the outage (2 failed connects) and the receiver's 400 (1 attempt)",
+        kinds == [("connect", "-", "4"), ("http_4xx", "400", "1")],
+        "the outages (4 failed connects) and the receiver's 400 (1 attempt)",
         format!("{kinds:?}"),
     )?;
 

@@ -133,9 +133,13 @@ impl Sweeper {
 
 /// `{"processed": 1, "succeeded": 1, …}` → the counts that matter, as one line.
 pub fn summary(report: &Value) -> String {
-    ["processed", "succeeded", "retrying", "failed"]
+    let mut counts: Vec<String> = ["processed", "succeeded", "retrying", "failed"]
         .iter()
         .map(|k| format!("{k} {}", report[k]))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    // Not sent, so not in `processed`: shown when there are any.
+    if report["superseded"].as_u64().is_some_and(|n| n > 0) {
+        counts.push(format!("superseded {}", report["superseded"]));
+    }
+    counts.join(", ")
 }
