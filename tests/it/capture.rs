@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::TestDb;
-use crate::support::db::{Listener, connect, migration_files, url_with_schema};
+use crate::support::db::{Listener, connect, migration_files};
 
 /// All deliveries of a booking: (type, recipient, status, payload, last_error).
 async fn deliveries(
@@ -360,13 +360,9 @@ async fn migrations_run_twice_and_into_a_non_public_schema() {
     );
 
     // The files as plain SQL, in order, twice (what `psql -f` does), into another schema.
-    let admin = connect(&crate::support::db::base_url()).await;
-    let schema = format!("{}_psql", db.schema);
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("schema");
-    let client = connect(&url_with_schema(&crate::support::db::base_url(), &schema)).await;
+    let psql = TestDb::unmigrated().await;
+    let schema = &psql.schema;
+    let client = psql.client().await;
     for _ in 0..2 {
         for file in migration_files() {
             let text = std::fs::read_to_string(&file).expect("read migration");
@@ -390,7 +386,7 @@ async fn migrations_run_twice_and_into_a_non_public_schema() {
         .get(0);
     assert_eq!(captured, 1, "one trigger, not two, after running twice");
     // The definer functions are pinned to the schema they were created in.
-    let config: Vec<String> = admin
+    let config: Vec<String> = client
         .query_one(
             "SELECT proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
               WHERE n.nspname = $1 AND p.proname = 'notify_new_booking'",
@@ -400,10 +396,6 @@ async fn migrations_run_twice_and_into_a_non_public_schema() {
         .expect("function")
         .get(0);
     assert_eq!(config, vec![format!("search_path={schema}, pg_temp")]);
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .expect("drop");
 }
 
 #[tokio::test]

@@ -3,61 +3,27 @@
 //! dry run changes nothing, two runs at once serialize, and the email service's `email_logs`
 //! table is left alone. (Adopting the old pg_net system: `adopt.rs`.)
 
-use crate::support::db::{base_url, connect, url_with_schema};
+use crate::support::TestDb;
+use crate::support::db::connect;
 use crate::support::scratch::{ScratchDb, assert_same, snapshot, webhooks};
 
-/// A fresh, empty schema in the shared test database; dropped on drop.
-struct Schema {
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    async fn new(setup: &str) -> Schema {
-        let name = format!("it_{}", uuid::Uuid::new_v4().simple());
-        let admin = connect(&base_url()).await;
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
+/// A fresh schema in the shared test database with `setup` run in it, nothing migrated;
+/// dropped on drop.
+async fn schema_with(setup: &str) -> TestDb {
+    let db = TestDb::unmigrated().await;
+    if !setup.is_empty() {
+        db.client()
             .await
-            .expect("create schema");
-        let schema = Schema {
-            url: url_with_schema(&base_url(), &name),
-            name,
-        };
-        if !setup.is_empty() {
-            connect(&schema.url)
-                .await
-                .batch_execute(setup)
-                .await
-                .unwrap_or_else(|e| panic!("setup {setup}: {e:?}"));
-        }
-        schema
+            .batch_execute(setup)
+            .await
+            .unwrap_or_else(|e| panic!("setup {setup}: {e:?}"));
     }
-
-    async fn snapshot(&self) -> Vec<String> {
-        snapshot(&connect(&self.url).await, &[&self.name]).await
-    }
+    db
 }
 
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let admin = connect(&base_url()).await;
-                let _ = admin
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .await;
-            });
-        })
-        .join();
-    }
+/// The schema's catalog and data ([`snapshot`]).
+async fn catalog(db: &TestDb) -> Vec<String> {
+    snapshot(&db.client().await, &[&db.schema]).await
 }
 
 /// Each shape of `booking_requests` the capture triggers cannot work with, and the phrases the
@@ -110,8 +76,8 @@ const INCOMPATIBLE: &[(&str, &str, &[&str])] = &[
 #[tokio::test]
 async fn each_incompatible_booking_table_is_refused_and_nothing_is_applied() {
     for (shape, setup, phrases) in INCOMPATIBLE {
-        let schema = Schema::new(setup).await;
-        let before = schema.snapshot().await;
+        let schema = schema_with(setup).await;
+        let before = catalog(&schema).await;
 
         let run = webhooks(&schema.url, &["migrate"]).await;
 
@@ -130,13 +96,13 @@ async fn each_incompatible_booking_table_is_refused_and_nothing_is_applied() {
             );
         }
         assert!(run.stderr.contains("Nothing was changed"), "{shape}");
-        assert_same(&before, &schema.snapshot().await, shape);
+        assert_same(&before, &catalog(&schema).await, shape);
     }
 }
 
 #[tokio::test]
 async fn an_enum_status_with_the_needed_labels_is_captured() {
-    let schema = Schema::new(
+    let schema = schema_with(
         "CREATE TYPE booking_state AS ENUM ('pending', 'approved', 'rejected', 'cancelled');
          CREATE TABLE booking_requests (
              id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -171,7 +137,7 @@ async fn an_enum_status_with_the_needed_labels_is_captured() {
 
 #[tokio::test]
 async fn domains_varchar_and_char_columns_are_accepted() {
-    let schema = Schema::new(
+    let schema = schema_with(
         "CREATE DOMAIN booking_key AS uuid;
          CREATE DOMAIN address AS varchar(320) CHECK (VALUE LIKE '%@%');
          CREATE TABLE booking_requests (
@@ -209,8 +175,8 @@ async fn domains_varchar_and_char_columns_are_accepted() {
 async fn a_migration_failing_half_way_leaves_nothing_behind() {
     // V4 creates the view webhook_error_patterns; a table of that name makes it fail after
     // V1-V3 succeeded.
-    let schema = Schema::new("CREATE TABLE webhook_error_patterns (note text)").await;
-    let before = schema.snapshot().await;
+    let schema = schema_with("CREATE TABLE webhook_error_patterns (note text)").await;
+    let before = catalog(&schema).await;
 
     let run = webhooks(&schema.url, &["migrate"]).await;
 
@@ -223,13 +189,13 @@ async fn a_migration_failing_half_way_leaves_nothing_behind() {
         "{}",
         run.stderr
     );
-    assert_same(&before, &schema.snapshot().await, "a failed migration");
+    assert_same(&before, &catalog(&schema).await, "a failed migration");
 }
 
 #[tokio::test]
 async fn a_dry_run_lists_the_migrations_and_changes_nothing() {
-    let schema = Schema::new("").await;
-    let before = schema.snapshot().await;
+    let schema = schema_with("").await;
+    let before = catalog(&schema).await;
 
     let run = webhooks(&schema.url, &["migrate", "--dry-run"]).await;
 
@@ -247,7 +213,7 @@ async fn a_dry_run_lists_the_migrations_and_changes_nothing() {
         );
     }
     assert!(run.stdout.contains("rolled back, nothing was changed"));
-    assert_same(&before, &schema.snapshot().await, "a dry run");
+    assert_same(&before, &catalog(&schema).await, "a dry run");
 
     let real = webhooks(&schema.url, &["migrate"]).await;
     assert_eq!(real.code, 0, "{real:?}");
@@ -263,7 +229,7 @@ async fn a_dry_run_lists_the_migrations_and_changes_nothing() {
 
 #[tokio::test]
 async fn two_migrations_of_one_schema_at_once_run_one_after_the_other() {
-    let schema = Schema::new("").await;
+    let schema = schema_with("").await;
     let pool = || {
         let mut config = delivery::DbConfig::new(schema.url.clone());
         config.pool_size = 1;
@@ -344,7 +310,7 @@ async fn an_email_logs_table_of_the_email_service_is_left_alone() {
 
 #[tokio::test]
 async fn json_output_reports_the_applied_migrations_and_the_steps_go_to_stderr() {
-    let schema = Schema::new("").await;
+    let schema = schema_with("").await;
 
     let run = webhooks(&schema.url, &["migrate", "--json"]).await;
 

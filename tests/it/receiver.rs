@@ -3,7 +3,6 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::support::scratch::webhooks_binary;
 use crate::support::{SIGNING_SECRET, TOKEN, TestDb, deps_with};
 
 /// Another valid key, for rotation and wrong-key cases.
@@ -310,22 +310,6 @@ async fn the_engine_retries_a_receiver_that_fails_first_then_delivers_once() {
         "one webhook-id across retries"
     );
     assert_eq!(db.delivery(id).await.status, "succeeded");
-}
-
-/// The `webhooks` binary next to this test binary (cargo builds both into the same profile).
-fn webhooks_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = dir.join("webhooks");
-    assert!(
-        path.exists(),
-        "{} missing: cargo build --bin webhooks",
-        path.display()
-    );
-    path
 }
 
 #[tokio::test]

@@ -751,17 +751,8 @@ async fn two_workers_racing_over_both_notifications_of_each_booking_never_reorde
 /// creation time.
 #[tokio::test]
 async fn v8_numbers_existing_deliveries_in_creation_order() {
-    let admin = crate::support::db::connect(&crate::support::db::base_url()).await;
-    let schema = format!("it_{}", Uuid::new_v4().simple());
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("schema");
-    let client = crate::support::db::connect(&crate::support::db::url_with_schema(
-        &crate::support::db::base_url(),
-        &schema,
-    ))
-    .await;
+    let db = TestDb::unmigrated().await;
+    let client = db.client().await;
     let files = crate::support::db::migration_files();
     let (before, after): (Vec<_>, Vec<_>) = files.iter().partition(|f| {
         f.file_name()
@@ -823,11 +814,6 @@ async fn v8_numbers_existing_deliveries_in_creation_order() {
         .expect("newest")
         .get(0);
     assert_eq!(newest, "new_request");
-    drop(client);
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .expect("drop");
 }
 
 #[tokio::test]

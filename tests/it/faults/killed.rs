@@ -2,7 +2,6 @@
 //! its other rows are reclaimed once the lease expires, and only the requests in flight (and
 //! one recording group) are sent twice, each time with the same `webhook-id`.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,20 +10,11 @@ use delivery::Clock;
 use delivery::sweep::{SweepOptions, sweep};
 
 use super::{Figures, duplicates};
+use crate::support::scratch::webhooks_binary;
 use crate::support::{Receiver, Reply, SIGNING_SECRET, TOKEN, TestDb, deps_with};
 
 const DELIVERIES: i64 = 200;
 const CONCURRENCY: usize = 10;
-
-fn webhooks_binary() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/webhooks");
-    assert!(
-        path.exists(),
-        "{} is missing: `make test-faults` builds it (cargo build -p delivery --bin webhooks)",
-        path.display()
-    );
-    path
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_killed_mid_batch_loses_only_its_requests_in_flight() {

@@ -2,7 +2,6 @@
 //! test's schema: human and `--json` output, and the exit codes scripts rely on (0 ok, 1 a
 //! problem found, 2 could not run). `make test` builds the binary first.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -12,26 +11,11 @@ use super::seed::{self, health_set};
 use super::verify::{captured_bookings, uncaptured_bookings};
 use crate::support::TestDb;
 use crate::support::receiver::refusing_url;
-
-/// `target/debug/webhooks`, next to this test binary's `deps/` directory.
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile directory");
-    let bin = dir.join("webhooks");
-    assert!(
-        bin.exists(),
-        "{} not found: `make test` builds it (or: cargo build -p delivery --bin webhooks)",
-        bin.display()
-    );
-    bin
-}
+use crate::support::scratch::webhooks_binary;
 
 /// Runs `webhooks args…` against `database_url` with nothing else configured.
 pub(crate) fn webhooks(database_url: &str, args: &[&str]) -> Output {
-    Command::new(binary())
+    Command::new(webhooks_binary())
         .args(args)
         .env_clear()
         .env("DATABASE_URL", database_url)

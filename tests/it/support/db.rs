@@ -148,7 +148,7 @@ impl Drop for TestDb {
 /// Runs `statement` on the shared server from a thread with a runtime of its own: Drop is
 /// synchronous and the test's runtime may be shutting down. A failing test leaves nothing
 /// behind either way.
-fn clean_up(statement: String) {
+pub fn clean_up(statement: String) {
     let _ = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::db::{base_url, connect, url_with_schema, with_database};
+use super::db::{base_url, clean_up, connect, url_with_schema, with_database};
 
 /// The schema the app lives in inside a [`ScratchDb`]: not `public`, so nothing in our code
 /// may assume it.
@@ -74,26 +74,11 @@ impl ScratchDb {
 
 impl Drop for ScratchDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok((client, connection)) = tokio_postgres::connect(&base_url(), NoTls).await
-                {
-                    tokio::spawn(connection);
-                    // FORCE ends only connections to this database: this test's own.
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        // FORCE ends only connections to this database: this test's own.
+        clean_up(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
@@ -111,19 +96,27 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs the `webhooks` binary `make test` builds (target/debug/webhooks) with `args` and
+/// The `webhooks` binary `make test` builds, next to this test binary's `deps/` directory
+/// (cargo builds both into the same profile directory).
+pub fn webhooks_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join("webhooks");
+    assert!(
+        path.exists(),
+        "{} not found: `make test` builds it (cargo build -p delivery --bin webhooks)",
+        path.display()
+    );
+    path
+}
+
+/// Runs the `webhooks` binary ([`webhooks_binary`]) with `args` and
 /// `DATABASE_URL=database_url`.
 pub async fn webhooks(database_url: &str, args: &[&str]) -> Run {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let binary = target.join("debug/webhooks");
-    assert!(
-        binary.exists(),
-        "{} not found: `make test` builds it (cargo build -p delivery --bin webhooks)",
-        binary.display()
-    );
-    let mut command = Command::new(binary);
+    let mut command = Command::new(webhooks_binary());
     command
         .args(args)
         .env("DATABASE_URL", database_url)
