@@ -22,6 +22,7 @@
 //! - [`sql`]: every SQL statement the engine runs, documented in one place.
 //! - [`backoff`]: retry schedule, jitter and `Retry-After` handling.
 //! - [`clock`], [`telemetry`], [`error`]: time source, JSON logs, the error type.
+//! - [`signal`]: Ctrl-C or SIGTERM, how the long-running commands are stopped.
 //!
 //! Operations (the `webhooks` read and repair commands, and the functions' metrics):
 //! - [`health`]: delivery health per type and overall (`stats`).
@@ -70,6 +71,7 @@ pub mod retention;
 pub mod schema;
 mod send;
 mod sign;
+pub mod signal;
 pub mod sql;
 mod status;
 pub mod sweep;

@@ -57,7 +57,7 @@ async fn main() -> ExitCode {
     let mut stage = story::Stage::default();
     let outcome = tokio::select! {
         outcome = story::run(&args.sweep_via, &show, &mut stage) => outcome,
-        () = stop_signal() => Err(anyhow::anyhow!("interrupted")),
+        () = delivery::signal::stop_requested() => Err(anyhow::anyhow!("interrupted")),
     };
     let elapsed = started.elapsed();
     // Whatever happened, stop what was started and drop the database.
@@ -76,21 +76,5 @@ async fn main() -> ExitCode {
             show.say("Logs of the processes the demo ran: target/demo/*.log");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }

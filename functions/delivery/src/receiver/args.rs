@@ -103,7 +103,7 @@ pub async fn run(args: ReceiverArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("Ctrl-C to stop");
     }
     let (log, mut lines) = mpsc::unbounded_channel();
-    let server = tokio::spawn(bound.serve(log, stop_signal()));
+    let server = tokio::spawn(bound.serve(log, crate::signal::stop_requested()));
     let mut tally = Tally::default();
     // The channel closes when the server has stopped and answered everything in flight.
     while let Some(received) = lines.recv().await {
@@ -127,21 +127,5 @@ fn print_json(event: &ReceiverEvent) {
     // Serializing these plain structs cannot fail.
     if let Ok(line) = serde_json::to_string(event) {
         println!("{line}");
-    }
-}
-
-/// Ctrl-C or SIGTERM (how `make demo` and process managers stop it).
-async fn stop_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }
