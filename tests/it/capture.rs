@@ -513,3 +513,87 @@ async fn an_app_role_can_book_but_cannot_read_or_forge_deliveries() {
         .await
         .expect("drop role");
 }
+
+/// The capture functions are SECURITY DEFINER: a session that may book must not be able to
+/// steer what they write by name resolution. It brings a schema of its own and a temporary
+/// table, both with a `webhook_deliveries` that would accept the rows, and its own
+/// `capture_booking_webhook` (the path of skipped notifications), puts them first on its
+/// search_path and books: everything lands in the real outbox, nothing in the decoys.
+#[tokio::test]
+async fn a_session_cannot_redirect_capture_to_tables_or_functions_of_its_own() {
+    let db = TestDb::new().await;
+    let role = format!("{}_intruder", db.schema);
+    let own = format!("{}_own", db.schema);
+    let admin = db.client().await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} NOLOGIN;
+             GRANT USAGE ON SCHEMA {schema} TO {role};
+             GRANT SELECT, INSERT, UPDATE ON booking_requests TO {role};
+             CREATE POLICY intruder_books ON booking_requests TO {role} USING (true);
+             CREATE SCHEMA {own} AUTHORIZATION {role};",
+            schema = db.schema
+        ))
+        .await
+        .expect("role and its schema");
+    let decoy_table = "(id uuid DEFAULT gen_random_uuid(), booking_id uuid, webhook_type text,
+                        recipient_email text, payload jsonb, status text, last_error text,
+                        next_retry_at timestamptz, resolved_at timestamptz)";
+    let session = db.client().await;
+    session
+        .batch_execute(&format!(
+            "SET ROLE {role};
+             CREATE TABLE {own}.webhook_deliveries {decoy_table};
+             CREATE TEMP TABLE webhook_deliveries {decoy_table};
+             CREATE FUNCTION {own}.capture_booking_webhook(uuid, text, text) RETURNS uuid
+                 LANGUAGE sql AS 'SELECT NULL::uuid';
+             SET search_path = pg_temp, {own}, {schema};
+             INSERT INTO {schema}.booking_requests (tutor_email, student_email)
+                  VALUES ('tutor@example.com', 'student@example.com'), ('not an address', NULL);
+             UPDATE {schema}.booking_requests SET status = 'approved';",
+            schema = db.schema
+        ))
+        .await
+        .expect("the intruder books and approves");
+    for decoy in [
+        format!("{own}.webhook_deliveries"),
+        "pg_temp.webhook_deliveries".to_owned(),
+    ] {
+        let n: i64 = session
+            .query_one(&format!("SELECT count(*) FROM {decoy}"), &[])
+            .await
+            .expect("count the decoy")
+            .get(0);
+        assert_eq!(n, 0, "capture wrote into {decoy}");
+    }
+    let captured: Vec<(String, String)> = admin
+        .query(
+            "SELECT webhook_type, status FROM webhook_deliveries ORDER BY capture_seq",
+            &[],
+        )
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut sorted = captured.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("approved", "pending"),
+            ("approved", "skipped"),
+            ("new_request", "pending"),
+            ("new_request", "skipped"),
+        ]
+        .map(|(t, s)| (t.to_owned(), s.to_owned())),
+        "every capture in the real outbox, skipped ones included: {captured:?}"
+    );
+    drop(session);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA {own} CASCADE; DROP OWNED BY {role}; DROP ROLE {role}"
+        ))
+        .await
+        .expect("drop role");
+}
