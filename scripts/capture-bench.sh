@@ -54,7 +54,8 @@ newest=$(version_of "${files[-1]}")
 
 migrate() { # schema, files...
   local schema=$1; shift
-  psql -q -d "$db" -v ON_ERROR_STOP=1 -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema"
+  PGOPTIONS="-c client_min_messages=warning" \
+    psql -q -d "$db" -v ON_ERROR_STOP=1 -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema"
   for f in "$@"; do
     PGOPTIONS="-c search_path=$schema -c client_min_messages=warning" \
       psql -q -X -1 -d "$db" -v ON_ERROR_STOP=1 -f "$f" >/dev/null
@@ -109,7 +110,7 @@ done
 echo
 echo "median ratio to bare over $rounds rounds (tps: median):"
 for mode in $modes; do
-  awk -v mode="$mode" '
+  awk -v mode="$mode" -v order="${variants[*]}" '
     function median(arr, n,   i, j, t) {
       for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
       return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
@@ -118,8 +119,9 @@ for mode in $modes; do
     END {
       split(mode, m, "-")
       line = sprintf("  notify=%-3s sync_commit=%-3s", m[1], m[2])
-      for (v in k) {
-        n = k[v]
+      nv = split(order, vs, " ")
+      for (x = 1; x <= nv; x++) {
+        v = vs[x]; n = k[v]
         for (i = 1; i <= n; i++) { r[i] = tps[v, i] / bare[i]; t[i] = tps[v, i] }
         if (v == "bare") line = line sprintf("  bare %.0f", median(t, n))
         else rest = rest sprintf("  %s %.2f (%.0f)", v, median(r, n), median(t, n))
