@@ -1,12 +1,8 @@
-//! CloudWatch alarms on what the functions report: `infra alarms apply | show | delete`.
-//!
-//! Five alarms, on the metrics in `METRICS.md` (namespace `BookingWebhooks`, written as EMF
-//! by each invocation) and on two AWS metrics; docs/operations.md, "Alarms", says what each
-//! means and what to do. `apply` works like the schedule's: the wanted alarms are built once
-//! in the SDK's own type (`MetricAlarm`, as `DescribeAlarms` returns it), compared field by
-//! field with what exists ([`fields`]), and written (`PutMetricAlarm` replaces an alarm
-//! whole) only when created or different. An SNS topic, when given, is told both when an
-//! alarm fires and when it clears.
+//! CloudWatch alarms on the metrics the functions write (METRICS.md) and on two of AWS's own:
+//! `infra alarms apply | show | delete`. Built in the SDK's own type (`MetricAlarm`, as
+//! `DescribeAlarms` returns it), compared with what exists field by field ([`fields`]) and
+//! written whole (`PutMetricAlarm`) when missing or different. What each alarm means and what
+//! to do: docs/operations.md, "Alarms"; why its threshold and missing-data rule: docs/deploy.md.
 
 use std::collections::HashMap;
 
@@ -21,15 +17,8 @@ use crate::change::{Change, Field, Report};
 use crate::cli::non_empty;
 use crate::schedule::DEFAULT_GROUP;
 
-/// Namespace of the metrics the functions write.
-pub const NAMESPACE: &str = "BookingWebhooks";
-
-/// Default prefix of the alarm names (`WEBHOOK_ALARM_PREFIX`).
-pub const DEFAULT_PREFIX: &str = "booking-webhooks";
-
-/// The five alarms: the name that follows the prefix, and what it means when it fires (the
-/// start of its description).
-pub const ALARMS: [(&str, &str); 5] = [
+/// The five alarms: the name after the prefix, and what it means when it fires.
+const ALARMS: [(&str, &str); 5] = [
     (
         "failed-deliveries",
         "A delivery failed for good in the last hour: nobody will get it unless you act.",
@@ -60,25 +49,24 @@ pub const ALARMS: [(&str, &str); 5] = [
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct AlarmNames {
     /// Alarm names start with this, then `-failed-deliveries`, `-backlog-age`, ….
-    #[arg(long, env = "WEBHOOK_ALARM_PREFIX", default_value = DEFAULT_PREFIX)]
+    #[arg(long, env = "WEBHOOK_ALARM_PREFIX", default_value = "booking-webhooks")]
     pub prefix: String,
 }
 
 impl AlarmNames {
-    /// The five alarm names, in [`ALARMS`] order.
-    pub fn all(&self) -> Vec<String> {
-        let prefix = self.prefix.trim();
-        ALARMS
-            .iter()
-            .map(|(a, _)| format!("{prefix}-{a}"))
-            .collect()
+    fn name(&self, alarm: &str) -> String {
+        format!("{}-{alarm}", self.prefix.trim())
+    }
+
+    fn all(&self) -> Vec<String> {
+        ALARMS.iter().map(|(alarm, _)| self.name(alarm)).collect()
     }
 }
 
 /// What the alarms must be: the arguments of `infra alarms apply`.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct AlarmSet {
-    #[allow(missing_docs)]
     #[command(flatten)]
     pub names: AlarmNames,
     /// SNS topic told when an alarm fires and when it clears (none: the alarms only show in
@@ -102,95 +90,65 @@ pub struct AlarmSet {
 }
 
 impl AlarmSet {
-    /// The five alarms for `function_name` and `group`, with the defaults otherwise.
-    pub fn new(function_name: &str, group: &str) -> Self {
-        Self {
-            names: AlarmNames {
-                prefix: DEFAULT_PREFIX.to_owned(),
-            },
-            topic_arn: None,
-            function_name: function_name.to_owned(),
-            group: group.to_owned(),
-            dry_run: false,
-        }
-    }
-
-    /// The alarms as `DescribeAlarms` returns them when they are exactly as wanted, in
-    /// [`ALARMS`] order. Each fires when its value goes above the threshold (0 unless said).
+    /// The alarms as `DescribeAlarms` returns them when they are exactly as wanted. Each
+    /// fires at the first period above its threshold (0 unless said).
     pub fn wanted(&self) -> Vec<MetricAlarm> {
         let [failed, backlog, sweep, scheduler, missing] = ALARMS;
-        let minutes = |m: i32| m * 60;
+        let lambda = dimension("FunctionName", &self.function_name);
+        let group = dimension("ScheduleGroup", &self.group);
         vec![
-            // Sum over the last hour > 0, as twelve 5-minute sums of which any one may fire
-            // it: the alarm rises within minutes of a failure and clears an hour after the
-            // last. Missing data is no invocation, hence no failure.
-            self.alarm(failed)
-                .metric_name("DeliveriesFailed")
-                .statistic(Statistic::Sum)
-                .period(minutes(5))
+            // Any of the last twelve 5-minute sums: it clears an hour after the last failure.
+            self.alarm(failed, "DeliveriesFailed", Statistic::Sum, 5)
                 .evaluation_periods(12)
-                .treat_missing_data("notBreaching")
                 .build(),
-            // The sweep writes OldestDueAge on every run (0 when nothing is due), so missing
-            // data means the sweep is not running at all (schedule disabled or gone, function
-            // deleted): breaching, the one alarm that sees silence. 15 minutes holds at least
-            // one run at the default rate(10 minutes).
-            self.alarm(backlog)
-                .metric_name("OldestDueAge")
-                .statistic(Statistic::Maximum)
-                .period(minutes(15))
+            // Every sweep writes it (0 when nothing is due): no data means no sweep at all.
+            self.alarm(backlog, "OldestDueAge", Statistic::Maximum, 15)
                 .threshold(1800.0)
                 .treat_missing_data("breaching")
                 .build(),
-            // Lambda's own count: it also sees timeouts and crashes, which end an invocation
-            // before it can write InvocationErrors. No invocation, no data: not an error.
-            self.alarm(sweep)
+            // Lambda's own count: it also sees timeouts and crashes.
+            (self.alarm(sweep, "Errors", Statistic::Sum, 5))
                 .namespace("AWS/Lambda")
-                .metric_name("Errors")
-                .dimensions(dimension("FunctionName", &self.function_name))
-                .statistic(Statistic::Sum)
-                .period(minutes(5))
-                .treat_missing_data("notBreaching")
+                .dimensions(lambda)
                 .build(),
-            // No data: no failed invocation.
-            self.alarm(scheduler)
+            (self.alarm(scheduler, "TargetErrorCount", Statistic::Sum, 5))
                 .namespace("AWS/Scheduler")
-                .metric_name("TargetErrorCount")
-                .dimensions(dimension("ScheduleGroup", &self.group))
-                .statistic(Statistic::Sum)
-                .period(minutes(5))
-                .treat_missing_data("notBreaching")
+                .dimensions(group)
                 .build(),
-            // Written by every sweep too; its silence is the backlog alarm's to report, so
-            // this one stays quiet rather than fire for the same cause.
-            self.alarm(missing)
-                .metric_name("MissingDeliveries")
-                .statistic(Statistic::Maximum)
-                .period(minutes(15))
-                .treat_missing_data("notBreaching")
-                .build(),
+            // A silent sweep is the backlog alarm's to report, not this one's.
+            (self.alarm(missing, "MissingDeliveries", Statistic::Maximum, 15)).build(),
         ]
     }
 
-    /// What every alarm shares: its name and description, the topic, our namespace, and
-    /// "fires at the first period above 0".
-    fn alarm(&self, (alarm, meaning): (&str, &str)) -> MetricAlarmBuilder {
+    /// What every alarm shares: name, description, topic, our namespace, above 0 in one
+    /// period, and no data meaning no invocation, hence nothing wrong.
+    fn alarm(
+        &self,
+        alarm: (&str, &str),
+        metric: &str,
+        statistic: Statistic,
+        minutes: i32,
+    ) -> MetricAlarmBuilder {
         let topic = non_empty(&self.topic_arn).map(|t| vec![t.to_owned()]);
-        let name = format!("{}-{alarm}", self.names.prefix.trim());
-        let description = format!(
-            "{meaning} What to do: docs/operations.md, \"Alarms\". Managed by `infra alarms apply`."
-        );
+        let (name, meaning) = (self.names.name(alarm.0), alarm.1);
+        let what_to_do = "What to do: docs/operations.md, \"Alarms\".";
         MetricAlarm::builder()
             .alarm_name(name)
-            .alarm_description(description)
+            .alarm_description(format!(
+                "{meaning} {what_to_do} Managed by `infra alarms apply`."
+            ))
             .actions_enabled(true)
             .set_alarm_actions(topic.clone())
             .set_ok_actions(topic)
-            .namespace(NAMESPACE)
-            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-            .threshold(0.0)
+            .namespace("BookingWebhooks")
+            .metric_name(metric)
+            .statistic(statistic)
+            .period(minutes * 60)
             .evaluation_periods(1)
             .datapoints_to_alarm(1)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .threshold(0.0)
+            .treat_missing_data("notBreaching")
     }
 }
 
@@ -205,15 +163,14 @@ pub fn fields(a: &MetricAlarm) -> Vec<Field> {
     let dimensions: Map<_, _> = dimensions
         .map(|d| (d.name().unwrap_or_default().to_owned(), json!(d.value())))
         .collect();
+    let insufficient_data_actions = a.insufficient_data_actions();
+    let comparison = a.comparison_operator().map(|c| c.as_str());
     vec![
         ("AlarmDescription", json!(a.alarm_description())),
         ("ActionsEnabled", json!(a.actions_enabled())),
         ("AlarmActions", json!(a.alarm_actions())),
         ("OKActions", json!(a.ok_actions())),
-        (
-            "InsufficientDataActions",
-            json!(a.insufficient_data_actions()),
-        ),
+        ("InsufficientDataActions", json!(insufficient_data_actions)),
         ("Namespace", json!(a.namespace())),
         ("MetricName", json!(a.metric_name())),
         ("Dimensions", Value::Object(dimensions)),
@@ -224,29 +181,37 @@ pub fn fields(a: &MetricAlarm) -> Vec<Field> {
         ("EvaluationPeriods", json!(a.evaluation_periods())),
         ("DatapointsToAlarm", json!(a.datapoints_to_alarm())),
         ("Threshold", json!(a.threshold())),
-        (
-            "ComparisonOperator",
-            json!(a.comparison_operator().map(|c| c.as_str())),
-        ),
+        ("ComparisonOperator", json!(comparison)),
         ("TreatMissingData", json!(a.treat_missing_data())),
     ]
 }
 
-/// An alarm as `show` prints it: its name, ARN and state, and every field [`fields`] lists.
-pub fn to_json(a: &MetricAlarm) -> Value {
-    let state = [
-        ("AlarmName", json!(a.alarm_name())),
-        ("AlarmArn", json!(a.alarm_arn())),
-        ("StateValue", json!(a.state_value().map(|s| s.as_str()))),
-        ("StateReason", json!(a.state_reason())),
-    ];
-    crate::change::to_json(state.into_iter().chain(fields(a)))
+/// The alarms that exist, in order, as `show` prints them: name, ARN, state, and [`fields`].
+pub async fn show(clients: &Clients, names: &AlarmNames) -> anyhow::Result<Value> {
+    let mut existing = get(clients, names).await?;
+    let shown: Vec<_> = names
+        .all()
+        .iter()
+        .filter_map(|name| existing.remove(name))
+        .collect();
+    anyhow::ensure!(
+        !shown.is_empty(),
+        "no alarm {}-… exists: run `infra alarms apply`",
+        names.prefix
+    );
+    let to_json = |a: MetricAlarm| {
+        let state = [
+            ("AlarmName", json!(a.alarm_name())),
+            ("AlarmArn", json!(a.alarm_arn())),
+            ("StateValue", json!(a.state_value().map(|s| s.as_str()))),
+            ("StateReason", json!(a.state_reason())),
+        ];
+        crate::change::to_json(state.into_iter().chain(fields(&a)))
+    };
+    Ok(shown.into_iter().map(to_json).collect())
 }
 
-/// Reads the alarms `names` lists, by name; those that do not exist are left out.
-///
-/// Fails on AWS errors.
-pub async fn get(
+async fn get(
     clients: &Clients,
     names: &AlarmNames,
 ) -> anyhow::Result<HashMap<String, MetricAlarm>> {
@@ -265,20 +230,16 @@ pub async fn get(
         .collect())
 }
 
-/// Makes the five alarms exist exactly as `wanted` says, each reported created, updated
-/// (with the fields that changed) or unchanged. Writes nothing that is already right; with
-/// `dry_run`, writes nothing at all.
-///
-/// Fails on AWS errors (the message names the alarm and the service's error code).
+/// Makes the five alarms exist exactly as `wanted` says, each reported created, updated (with
+/// the fields that changed) or unchanged; writes only what differs, nothing with `dry_run`.
+/// Fails on AWS errors.
 pub async fn apply(clients: &Clients, wanted: &AlarmSet) -> anyhow::Result<Report> {
     let existing = get(clients, &wanted.names).await?;
     let mut report = Report::new(wanted.dry_run);
     for alarm in wanted.wanted() {
         let name = alarm.alarm_name().unwrap_or_default().to_owned();
         let now = existing.get(&name);
-        let change = now.map_or(Change::Created, |now| {
-            Change::between(&fields(now), &fields(&alarm))
-        });
+        let change = Change::plan(now, &alarm, fields);
         if change != Change::Unchanged && !wanted.dry_run {
             put(clients, alarm)
                 .await
@@ -320,9 +281,9 @@ async fn put(clients: &Clients, alarm: MetricAlarm) -> anyhow::Result<()> {
 }
 
 /// What `infra alarms delete` removes.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct AlarmDelete {
-    #[allow(missing_docs)]
     #[command(flatten)]
     pub names: AlarmNames,
     /// Only read, and print what would be deleted.
@@ -330,17 +291,10 @@ pub struct AlarmDelete {
     pub dry_run: bool,
 }
 
-/// Deletes the five alarms; those that do not exist are reported absent, not an error.
-///
-/// Fails on AWS errors.
+/// Deletes the five alarms; those that do not exist are reported absent. Fails on AWS errors.
 pub async fn delete(clients: &Clients, options: &AlarmDelete) -> anyhow::Result<Report> {
     let existing = get(clients, &options.names).await?;
-    let names = options.names.all();
-    let doomed: Vec<String> = names
-        .iter()
-        .filter(|n| existing.contains_key(*n))
-        .cloned()
-        .collect();
+    let doomed: Vec<String> = existing.keys().cloned().collect();
     if !doomed.is_empty() && !options.dry_run {
         // One call for all; one deleted by someone else meanwhile leaves the same result.
         let delete = clients
@@ -350,7 +304,7 @@ pub async fn delete(clients: &Clients, options: &AlarmDelete) -> anyhow::Result<
         none_if_not_found(delete.send().await).context("deleting the alarms")?;
     }
     let mut report = Report::new(options.dry_run);
-    for name in names {
+    for name in options.names.all() {
         let change = if existing.contains_key(&name) {
             Change::Deleted
         } else {

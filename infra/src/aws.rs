@@ -6,24 +6,18 @@ use std::fmt::Debug;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_scheduler::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-/// The service clients every command uses, and the region they talk to.
+/// The service clients every command uses, and the region every ARN built here names.
+#[allow(missing_docs)]
 #[derive(Debug, Clone)]
 pub struct Clients {
-    /// EventBridge Scheduler.
     pub scheduler: aws_sdk_scheduler::Client,
-    /// IAM, for the scheduler's execution role.
     pub iam: aws_sdk_iam::Client,
-    /// CloudWatch, for the alarms.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
-    /// The region; every ARN built here names it.
     pub region: String,
 }
 
 impl Clients {
-    /// Builds the clients from `config`.
-    ///
-    /// Fails when no region could be resolved (neither `--region`/`AWS_REGION` nor a
-    /// profile gave one): every ARN built here needs it.
+    /// Builds the clients from `config`; fails when it has no region.
     pub fn new(config: &SdkConfig) -> anyhow::Result<Self> {
         let Some(region) = config.region() else {
             anyhow::bail!("no AWS region: pass --region or set AWS_REGION (or a profile region)");
@@ -37,9 +31,8 @@ impl Clients {
     }
 }
 
-/// Loads the SDK configuration the way every AWS tool does: credentials from the standard
-/// chain (environment, `~/.aws` profiles, web identity, container or instance metadata),
-/// `AWS_ENDPOINT_URL` honoured. `region` and `endpoint_url`, when given, win over the chain.
+/// The SDK configuration from the standard credential chain, `AWS_ENDPOINT_URL` honoured;
+/// `region` and `endpoint_url`, when given, win over the chain.
 pub async fn load_config(region: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = region {
@@ -51,9 +44,9 @@ pub async fn load_config(region: Option<&str>, endpoint_url: Option<&str>) -> Sd
     loader.load().await
 }
 
-/// Converts an SDK error into a message with the whole cause chain and the service's error
-/// code: `SdkError`'s own `Display` is only "service error", and some emulators (moto) send
-/// typed errors with an empty message.
+/// An SDK error as a message with the whole cause chain and the service's error code:
+/// `SdkError`'s own `Display` is only "service error", and moto sends some typed errors with
+/// an empty message.
 pub fn sdk_error<E, R>(error: SdkError<E, R>) -> anyhow::Error
 where
     E: StdError + ProvideErrorMetadata + Send + Sync + 'static,
@@ -63,9 +56,8 @@ where
     anyhow::anyhow!("{}{code}", DisplayErrorContext(&error))
 }
 
-/// A call's answer, or `None` when the service says the resource does not exist (Scheduler
-/// `ResourceNotFoundException`, IAM `NoSuchEntity`, CloudWatch `ResourceNotFound`): reading
-/// or deleting something absent is not an error.
+/// A call's answer, or `None` when the service says the resource does not exist: reading or
+/// deleting something absent is not an error.
 pub fn none_if_not_found<T, E, R>(result: Result<T, SdkError<E, R>>) -> anyhow::Result<Option<T>>
 where
     E: StdError + ProvideErrorMetadata + Send + Sync + 'static,
@@ -73,6 +65,7 @@ where
 {
     match result {
         Ok(out) => Ok(Some(out)),
+        // Scheduler, IAM and CloudWatch each have their own code for it.
         Err(e) => match e.code() {
             Some("ResourceNotFoundException" | "NoSuchEntity" | "ResourceNotFound") => Ok(None),
             _ => Err(sdk_error(e)),

@@ -14,7 +14,7 @@ pub type Field = (&'static str, Value);
 pub enum Change {
     /// It did not exist and was created.
     Created,
-    /// It existed and differed; these fields were changed.
+    /// It existed and differed in these fields, which were changed.
     Updated(Vec<FieldChange>),
     /// It existed exactly as wanted; nothing was sent.
     Unchanged,
@@ -31,13 +31,23 @@ impl Change {
     /// the same order): `Unchanged` when no value differs.
     pub fn between(now: &[Field], wanted: &[Field]) -> Self {
         let text = |v: &Value| (!v.is_null()).then(|| v.to_string());
-        let mut changes = Vec::new();
-        for ((field, now), (_, want)) in now.iter().zip(wanted) {
-            if now != want {
-                let (from, to) = (text(now), text(want));
-                changes.push(FieldChange { field, from, to });
-            }
-        }
+        let differ = now.iter().zip(wanted).filter(|(now, want)| now.1 != want.1);
+        let changes = differ.map(|((field, now), (_, want))| FieldChange {
+            field,
+            from: text(now),
+            to: text(want),
+        });
+        Self::updated(changes.collect())
+    }
+
+    /// `Created` when nothing exists, else what [`Change::between`] finds in `fields`.
+    pub fn plan<T>(now: Option<&T>, wanted: &T, fields: fn(&T) -> Vec<Field>) -> Self {
+        let between = |now| Self::between(&fields(now), &fields(wanted));
+        now.map_or(Self::Created, between)
+    }
+
+    /// `Updated` with `changes`, or `Unchanged` when there are none.
+    pub fn updated(changes: Vec<FieldChange>) -> Self {
         if changes.is_empty() {
             Self::Unchanged
         } else {
@@ -62,57 +72,48 @@ impl Change {
             Self::Absent => return "absent".to_owned(),
             Self::Kept(why) => return format!("kept ({why})"),
         };
-        match dry_run {
-            true => format!("would be {verb}"),
-            false => verb.to_owned(),
+        if dry_run {
+            format!("would be {verb}")
+        } else {
+            verb.to_owned()
         }
     }
 }
 
-/// One field that differs between what exists and what is wanted.
+/// One field that differs: what it is now and what it becomes, as printed (`None`: unset).
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldChange {
-    /// The field, named as in the API (e.g. `ScheduleExpression`, `Target.RoleArn`).
     pub field: &'static str,
-    /// What it is now, as printed; `None` when unset.
     pub from: Option<String>,
-    /// What it becomes, as printed; `None` when it is to be unset.
     pub to: Option<String>,
 }
 
 impl fmt::Display for FieldChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_owned());
-        write!(
-            f,
-            "{}: {} -> {}",
-            self.field,
-            show(&self.from),
-            show(&self.to)
-        )
+        let (from, to) = (show(&self.from), show(&self.to));
+        write!(f, "{}: {from} -> {to}", self.field)
     }
 }
 
-/// One resource in a [`Report`].
+/// One resource in a [`Report`]: its kind ("schedule", "alarm", …), name, ARN when worth
+/// printing, and what happened to it.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// What kind of resource: "schedule group", "execution role", "schedule", "alarm".
     pub kind: &'static str,
-    /// Its name (`group/name` for a schedule).
     pub name: String,
-    /// Its ARN, when known and worth printing.
     pub arn: Option<String>,
-    /// What happened to it.
     pub change: Change,
 }
 
-/// What a command did, or in a dry run would do, resource by resource: printed one line per
-/// resource, then one indented line per changed field.
+/// What a command did, or in a dry run would do, resource by resource in the order handled:
+/// printed one line per resource, then one indented line per changed field.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// Whether this was a dry run (nothing written).
     pub dry_run: bool,
-    /// The resources, in the order they were handled.
     pub items: Vec<Item>,
 }
 
@@ -133,16 +134,6 @@ impl Report {
             change,
         });
     }
-
-    /// The first resource of `kind`, if the report has one.
-    pub fn item(&self, kind: &str) -> Option<&Item> {
-        self.items.iter().find(|item| item.kind == kind)
-    }
-
-    /// What happened to the first resource of `kind`, if the report has one.
-    pub fn change(&self, kind: &str) -> Option<&Change> {
-        self.item(kind).map(|item| &item.change)
-    }
 }
 
 impl fmt::Display for Report {
@@ -150,19 +141,11 @@ impl fmt::Display for Report {
         if self.dry_run {
             writeln!(f, "dry run: nothing was changed; the plan is")?;
         }
-        for Item {
-            kind,
-            name,
-            arn,
-            change,
-        } in &self.items
-        {
-            write!(f, "{kind} {name}: {}", change.describe(self.dry_run))?;
-            if let Some(arn) = arn {
-                write!(f, " ({arn})")?;
-            }
-            writeln!(f)?;
-            for field in change.fields() {
+        for item in &self.items {
+            let (kind, name, what) = (item.kind, &item.name, item.change.describe(self.dry_run));
+            let arn = (item.arn.as_ref()).map_or(String::new(), |arn| format!(" ({arn})"));
+            writeln!(f, "{kind} {name}: {what}{arn}")?;
+            for field in item.change.fields() {
                 writeln!(f, "  {field}")?;
             }
         }

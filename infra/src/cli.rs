@@ -1,12 +1,10 @@
 //! The command line: `infra schedule apply | show | delete` and `infra alarms apply | show |
 //! delete`. The arguments of each command are the inputs of the function it runs
-//! ([`SweepSchedule`], [`DeleteOptions`], [`AlarmSet`], …), so they are described once, for
-//! `--help` and rustdoc alike.
+//! ([`SweepSchedule`], [`AlarmSet`], …), so they are described once, for `--help` and rustdoc.
 
 use anyhow::Context as _;
 use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
-use serde_json::Value;
 
 use crate::alarms::{self, AlarmDelete, AlarmNames, AlarmSet};
 use crate::aws::Clients;
@@ -28,7 +26,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Top-level commands.
+/// What to manage.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The EventBridge Scheduler schedule that invokes the retry-sweep function.
@@ -63,43 +61,29 @@ pub enum AlarmsCommand {
     Delete(AlarmDelete),
 }
 
-/// Runs `cli` against the AWS APIs `config` points at and returns what to print.
-///
-/// Fails on invalid inputs (before any call), on AWS errors, and for `show` when the
-/// schedule (or every alarm) does not exist.
+/// Runs `cli` against the AWS APIs `config` points at and returns what to print. Fails on
+/// invalid inputs (before any call), on AWS errors, and for `show` when nothing exists.
 pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
-    let clients = Clients::new(config)?;
+    let clients = &Clients::new(config)?;
+    let json = |value: serde_json::Value| format!("{value:#}\n");
     Ok(match &cli.command {
-        Command::Schedule(ScheduleCommand::Apply(desired)) => {
-            schedule::apply(&clients, desired).await?.to_string()
-        }
-        Command::Schedule(ScheduleCommand::Show(ScheduleId { name, group })) => {
-            let shown = schedule::get(&clients, group, name).await?;
-            let shown = shown.with_context(|| format!("schedule {group}/{name} does not exist"))?;
-            format!("{:#}\n", schedule::to_json(&shown))
-        }
-        Command::Schedule(ScheduleCommand::Delete(options)) => {
-            schedule::delete(&clients, options).await?.to_string()
-        }
-        Command::Alarms(AlarmsCommand::Apply(wanted)) => {
-            alarms::apply(&clients, wanted).await?.to_string()
-        }
-        Command::Alarms(AlarmsCommand::Show(names)) => {
-            let mut existing = alarms::get(&clients, names).await?;
-            let shown: Vec<_> = (names.all().iter())
-                .filter_map(|name| existing.remove(name))
-                .map(|alarm| alarms::to_json(&alarm))
-                .collect();
-            anyhow::ensure!(
-                !shown.is_empty(),
-                "no alarm {}-… exists: run `infra alarms apply`",
-                names.prefix
-            );
-            format!("{:#}\n", Value::from(shown))
-        }
-        Command::Alarms(AlarmsCommand::Delete(options)) => {
-            alarms::delete(&clients, options).await?.to_string()
-        }
+        Command::Schedule(command) => match command {
+            ScheduleCommand::Apply(desired) => schedule::apply(clients, desired).await?.to_string(),
+            ScheduleCommand::Show(ScheduleId { name, group }) => {
+                let shown = schedule::get(clients, group, name).await?;
+                let shown =
+                    shown.with_context(|| format!("schedule {group}/{name} does not exist"))?;
+                json(schedule::to_json(&shown))
+            }
+            ScheduleCommand::Delete(options) => {
+                schedule::delete(clients, options).await?.to_string()
+            }
+        },
+        Command::Alarms(command) => match command {
+            AlarmsCommand::Apply(wanted) => alarms::apply(clients, wanted).await?.to_string(),
+            AlarmsCommand::Show(names) => json(alarms::show(clients, names).await?),
+            AlarmsCommand::Delete(options) => alarms::delete(clients, options).await?.to_string(),
+        },
     })
 }
 

@@ -1,5 +1,5 @@
-//! The schedule group: ours by default (`booking-webhooks`), created when missing, deleted
-//! by `delete --purge` only when empty, since deleting a group deletes every schedule in it.
+//! The schedule group: created when missing, deleted by `delete --purge` only when empty,
+//! since deleting a group deletes every schedule in it.
 
 use anyhow::{Context as _, bail};
 
@@ -9,9 +9,8 @@ use crate::change::Change;
 /// The group every account has; it can be neither created nor deleted.
 const AWS_DEFAULT_GROUP: &str = "default";
 
-/// Creates `group` unless it exists (`default` always does). With `dry_run`, only reads.
-///
-/// Fails on AWS errors, and when the group is being deleted.
+/// Creates `group` unless it exists; with `dry_run`, only reads. Fails on AWS errors, and
+/// when the group is being deleted.
 pub async fn ensure(clients: &Clients, group: &str, dry_run: bool) -> anyhow::Result<Change> {
     if group == AWS_DEFAULT_GROUP || exists(clients, group).await? {
         return Ok(Change::Unchanged);
@@ -29,17 +28,14 @@ async fn exists(clients: &Clients, group: &str) -> anyhow::Result<bool> {
     let got = (none_if_not_found(got.send().await))
         .with_context(|| format!("reading schedule group {group}"))?;
     // A group being deleted still answers, but schedules cannot be created in it.
-    let state = got.as_ref().and_then(|g| g.state()).map(|s| s.as_str());
-    if state == Some("DELETING") {
+    if got.as_ref().and_then(|g| g.state()).map(|s| s.as_str()) == Some("DELETING") {
         bail!("schedule group {group} is being deleted; run apply again once it is gone");
     }
     Ok(got.is_some())
 }
 
-/// Deletes `group` unless it is `default` or holds a schedule other than `ours`: those are
-/// [`Change::Kept`], with the reason. With `dry_run`, only reads.
-///
-/// Fails on AWS errors.
+/// Deletes `group` unless it is `default` or holds a schedule other than `ours` (then
+/// [`Change::Kept`], with the reason); with `dry_run`, only reads. Fails on AWS errors.
 pub async fn purge(
     clients: &Clients,
     group: &str,
@@ -48,8 +44,9 @@ pub async fn purge(
 ) -> anyhow::Result<Change> {
     let scheduler = &clients.scheduler;
     if group == AWS_DEFAULT_GROUP {
-        let why = "the default group cannot be deleted";
-        return Ok(Change::Kept(why.to_owned()));
+        return Ok(Change::Kept(
+            "the default group cannot be deleted".to_owned(),
+        ));
     }
     if !exists(clients, group).await? {
         return Ok(Change::Absent);

@@ -1,22 +1,15 @@
-//! The IAM execution role EventBridge Scheduler assumes to invoke the sweep function, with
-//! exactly two documents, so a fresh account needs nothing done by hand:
-//! - a trust policy letting only `scheduler.amazonaws.com` assume it, and only on behalf of
-//!   this account's schedule group (the `aws:SourceAccount` / `aws:SourceArn` conditions AWS
-//!   recommends against the confused-deputy problem);
-//! - one inline policy allowing `lambda:InvokeFunction` on that one function, plus
-//!   `sqs:SendMessage` on the dead-letter queue when there is one (Scheduler sends dead
-//!   letters with this role too). Nothing else: least privilege.
-//!
-//! Each document is written whole (`UpdateAssumeRolePolicy`, `PutRolePolicy`) whenever the
-//! text IAM holds is not exactly ours. The role is tagged [`MANAGED_TAG`] so
-//! `delete --purge` never removes a role it did not create.
+//! The IAM execution role EventBridge Scheduler assumes to invoke the sweep function, so a
+//! fresh account needs nothing done by hand: trusted only by this account's schedule group,
+//! allowed only to invoke that one function (and send to the dead-letter queue, which
+//! Scheduler does with this role too). Tagged [`MANAGED_TAG`] so that `delete --purge` never
+//! removes a role it did not create.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_iam::types::Tag;
+use aws_sdk_iam::types::{Role, Tag};
 use clap::Args;
 use percent_encoding::percent_decode_str;
 use serde_json::json;
@@ -29,11 +22,8 @@ use crate::schedule::Function;
 /// Name of the one inline policy on the role.
 pub const POLICY_NAME: &str = "invoke-retry-sweep";
 
-/// Tag key (and value) marking a role as created by this tool.
+/// Tag key and value marking a role as created by this tool.
 pub const MANAGED_TAG: (&str, &str) = ("managed-by", "booking-webhooks-infra");
-
-/// How long a write that needs a fresh role is retried while IAM propagates it.
-const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 const DESCRIPTION: &str = "Assumed by EventBridge Scheduler to invoke the booking-webhooks \
      retry sweep. Managed by `infra schedule apply`.";
@@ -58,42 +48,27 @@ impl RoleArgs {
     /// The name of the role `apply` manages for schedule `schedule` when none is given.
     pub fn managed_name(&self, schedule: &str) -> String {
         let name = non_empty(&self.role_name).map(str::to_owned);
-        name.unwrap_or_else(|| default_name(schedule))
+        name.unwrap_or_else(|| format!("{schedule}-scheduler"))
     }
 }
 
-/// The managed execution role's default name for schedule `schedule_name`.
-pub fn default_name(schedule_name: &str) -> String {
-    format!("{schedule_name}-scheduler")
-}
-
-/// The trust policy: EventBridge Scheduler, for schedule group `group` in `region` of
-/// `account` only.
+/// The trust policy: EventBridge Scheduler, on behalf of schedule group `group` in `region`
+/// of `account` only (the conditions AWS recommends against the confused-deputy problem).
 pub fn trust_policy(partition: &str, account: &str, region: &str, group: &str) -> String {
     let group = format!("arn:{partition}:scheduler:{region}:{account}:schedule-group/{group}");
     let only_ours = json!({ "aws:SourceAccount": account, "aws:SourceArn": group });
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Service": "scheduler.amazonaws.com" },
-            "Action": "sts:AssumeRole",
-            "Condition": { "StringEquals": only_ours },
-        }]
-    })
-    .to_string()
+    let statement = json!({
+        "Effect": "Allow",
+        "Principal": { "Service": "scheduler.amazonaws.com" },
+        "Action": "sts:AssumeRole",
+        "Condition": { "StringEquals": only_ours },
+    });
+    json!({ "Version": "2012-10-17", "Statement": [statement] }).to_string()
 }
 
 /// The inline permissions policy: invoke `function`, send to `dead_letter_queue` if any.
 pub fn permissions_policy(function: &str, dead_letter_queue: Option<&str>) -> String {
-    let allow = |sid, action, resource| {
-        json!({
-            "Sid": sid,
-            "Effect": "Allow",
-            "Action": action,
-            "Resource": resource,
-        })
-    };
+    let allow = |sid, action, resource| json!({ "Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource });
     let mut statements = vec![allow("InvokeRetrySweep", "lambda:InvokeFunction", function)];
     if let Some(queue) = dead_letter_queue {
         statements.push(allow("SendDeadLetters", "sqs:SendMessage", queue));
@@ -102,11 +77,8 @@ pub fn permissions_policy(function: &str, dead_letter_queue: Option<&str>) -> St
 }
 
 /// Creates role `name` for schedules of `group` to invoke `function` (and send to
-/// `dead_letter_queue`), or rewrites those of its two documents that differ. Returns the
-/// role's ARN and what changed. With `dry_run`, only reads.
-///
-/// Fails on any IAM error other than "not found", e.g. when the caller may not read or
-/// create roles.
+/// `dead_letter_queue`), or rewrites whichever of its two documents is not exactly ours.
+/// Returns the role's ARN and what changed; with `dry_run`, only reads. Fails on IAM errors.
 pub async fn ensure(
     clients: &Clients,
     name: &str,
@@ -115,121 +87,98 @@ pub async fn ensure(
     dead_letter_queue: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<(String, Change)> {
-    let Function {
-        partition, account, ..
-    } = function;
+    let (partition, account) = (&function.partition, &function.account);
     let trust = trust_policy(partition, account, &clients.region, group);
     let permissions = permissions_policy(&function.arn, dead_letter_queue);
-    let arn = format!("arn:{partition}:iam::{account}:role/{name}");
     let iam = &clients.iam;
-    let role = none_if_not_found(iam.get_role().role_name(name).send().await)
-        .with_context(|| format!("reading IAM role {name}"))?
-        .and_then(|out| out.role);
-    let Some(role) = role else {
+    let Some(role) = get(clients, name).await? else {
         if !dry_run {
-            let tag = Tag::builder()
-                .key(MANAGED_TAG.0)
-                .value(MANAGED_TAG.1)
-                .build()?;
-            let create = iam
-                .create_role()
-                .role_name(name)
-                .description(DESCRIPTION)
-                .tags(tag);
-            let created = create.assume_role_policy_document(trust).send().await;
-            created
-                .map_err(sdk_error)
+            let tag = Tag::builder().key(MANAGED_TAG.0).value(MANAGED_TAG.1);
+            let create = iam.create_role().role_name(name).description(DESCRIPTION);
+            let create = create.tags(tag.build()?).assume_role_policy_document(trust);
+            (create.send().await.map_err(sdk_error))
                 .with_context(|| format!("creating IAM role {name}"))?;
             put_permissions(clients, name, &permissions).await?;
         }
-        return Ok((arn, Change::Created));
+        return Ok((
+            format!("arn:{partition}:iam::{account}:role/{name}"),
+            Change::Created,
+        ));
     };
-
-    let get = iam
+    let policy = iam
         .get_role_policy()
         .role_name(name)
         .policy_name(POLICY_NAME);
-    let policy = none_if_not_found(get.send().await)
+    let policy = (none_if_not_found(policy.send().await))
         .with_context(|| format!("reading inline policy {POLICY_NAME} of IAM role {name}"))?;
+    // IAM keeps a document's text as written and hands it back URL-encoded.
+    let decode = |d: &str| percent_decode_str(d).decode_utf8_lossy().into_owned();
+    let trust_now = role.assume_role_policy_document().map(decode);
+    let permissions_now = policy.map(|p| decode(&p.policy_document));
     let mut changes = Vec::new();
-    for (field, now, wanted) in [
-        (
-            "AssumeRolePolicyDocument",
-            role.assume_role_policy_document,
-            trust,
-        ),
-        ("RolePolicy", policy.map(|p| p.policy_document), permissions),
-    ] {
-        // IAM keeps a document's text as written and hands it back URL-encoded.
-        let now = now.map(|d| percent_decode_str(&d).decode_utf8_lossy().into_owned());
-        if now.as_ref() != Some(&wanted) {
-            changes.push(FieldChange {
-                field,
-                from: now,
-                to: Some(wanted),
-            });
-        }
-    }
-    for FieldChange { field, to, .. } in changes.iter().filter(|_| !dry_run) {
-        let document = to.as_deref().unwrap_or_default();
-        if *field == "RolePolicy" {
-            put_permissions(clients, name, document).await?;
-        } else {
+    if trust_now.as_ref() != Some(&trust) {
+        if !dry_run {
             let update = iam.update_assume_role_policy().role_name(name);
-            let updated = update.policy_document(document).send().await;
-            (updated.map_err(sdk_error))
-                .with_context(|| format!("updating the trust policy of IAM role {name}"))?;
+            (update
+                .policy_document(&trust)
+                .send()
+                .await
+                .map_err(sdk_error))
+            .with_context(|| format!("updating the trust policy of IAM role {name}"))?;
         }
+        let (from, to) = (trust_now, Some(trust));
+        changes.push(FieldChange {
+            field: "AssumeRolePolicyDocument",
+            from,
+            to,
+        });
     }
-    let change = if changes.is_empty() {
-        Change::Unchanged
-    } else {
-        Change::Updated(changes)
-    };
-    Ok((role.arn, change))
+    if permissions_now.as_ref() != Some(&permissions) {
+        if !dry_run {
+            put_permissions(clients, name, &permissions).await?;
+        }
+        let (from, to) = (permissions_now, Some(permissions));
+        changes.push(FieldChange {
+            field: "RolePolicy",
+            from,
+            to,
+        });
+    }
+    Ok((role.arn, Change::updated(changes)))
+}
+
+async fn get(clients: &Clients, name: &str) -> anyhow::Result<Option<Role>> {
+    let got = clients.iam.get_role().role_name(name).send().await;
+    let got = none_if_not_found(got).with_context(|| format!("reading IAM role {name}"))?;
+    Ok(got.and_then(|out| out.role))
 }
 
 async fn put_permissions(clients: &Clients, name: &str, document: &str) -> anyhow::Result<()> {
-    let put = clients
-        .iam
-        .put_role_policy()
-        .role_name(name)
-        .policy_name(POLICY_NAME);
-    let put = put.policy_document(document).send().await;
-    (put.map_err(sdk_error))
+    let put = clients.iam.put_role_policy().role_name(name);
+    let put = put.policy_name(POLICY_NAME).policy_document(document);
+    (put.send().await.map_err(sdk_error))
         .with_context(|| format!("writing inline policy {POLICY_NAME} of IAM role {name}"))?;
     Ok(())
 }
 
-/// Deletes role `name` if this tool created it (it carries [`MANAGED_TAG`]); any other role is
-/// [`Change::Kept`]. With `dry_run`, only reads.
-///
-/// Fails if IAM refuses, e.g. because someone attached other policies to the role.
+/// Deletes role `name` if this tool created it (it carries [`MANAGED_TAG`]); any other role
+/// is [`Change::Kept`]. With `dry_run`, only reads. Fails if IAM refuses, e.g. because
+/// someone attached other policies to the role.
 pub async fn delete(clients: &Clients, name: &str, dry_run: bool) -> anyhow::Result<Change> {
-    let iam = &clients.iam;
-    let role = none_if_not_found(iam.get_role().role_name(name).send().await)
-        .with_context(|| format!("reading IAM role {name}"))?
-        .and_then(|out| out.role);
-    let Some(role) = role else {
+    let Some(role) = get(clients, name).await? else {
         return Ok(Change::Absent);
     };
-    let tags = role.tags.unwrap_or_default();
-    if !tags
-        .iter()
-        .any(|t| (t.key.as_str(), t.value.as_str()) == MANAGED_TAG)
-    {
+    let tags = role.tags().iter().map(|t| (t.key(), t.value()));
+    if !tags.into_iter().any(|tag| tag == MANAGED_TAG) {
         let why = format!("not created by this tool (no {} tag)", MANAGED_TAG.0);
         return Ok(Change::Kept(why));
     }
     if !dry_run {
         // A role with inline policies cannot be deleted; ours has exactly one.
-        let policy = iam
-            .delete_role_policy()
-            .role_name(name)
-            .policy_name(POLICY_NAME);
-        none_if_not_found(policy.send().await)
+        let policy = clients.iam.delete_role_policy().role_name(name);
+        (none_if_not_found(policy.policy_name(POLICY_NAME).send().await))
             .with_context(|| format!("deleting inline policy {POLICY_NAME} of IAM role {name}"))?;
-        let deleted = iam.delete_role().role_name(name).send().await;
+        let deleted = clients.iam.delete_role().role_name(name).send().await;
         deleted.map_err(sdk_error).with_context(|| {
             format!("deleting IAM role {name} (detach policies attached by hand first)")
         })?;
@@ -237,8 +186,8 @@ pub async fn delete(clients: &Clients, name: &str, dry_run: bool) -> anyhow::Res
     Ok(Change::Deleted)
 }
 
-/// Runs a write that needs the role (a schedule naming it); while the role is fresh, retries
-/// the `ValidationException` Scheduler answers until IAM has propagated it ("…must allow AWS
+/// Runs a write that names the role (a schedule); while the role is fresh, retries the
+/// `ValidationException` Scheduler answers until IAM has propagated it ("…must allow AWS
 /// EventBridge Scheduler to assume the role"), for at most a minute.
 pub async fn retry_while_propagating<T, E, R, Fut>(
     role_is_fresh: bool,
@@ -249,7 +198,7 @@ where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let deadline = Instant::now() + PROPAGATION_TIMEOUT;
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut pause = Duration::from_secs(2);
     loop {
         let result = call().await;

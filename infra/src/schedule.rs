@@ -1,31 +1,24 @@
-//! The EventBridge Scheduler schedule that runs the retry sweep: `apply`, `show`, `delete`.
-//!
-//! `apply` reads first and writes only what differs: the group is created if missing, the
-//! execution role ensured ([`crate::role`]), the schedule created or, when a field differs,
-//! updated. The wanted schedule is built once in the SDK's own types, as the `GetSchedule`
-//! answer it should produce, and compared with the real answer field by field ([`fields`]).
-//! `UpdateSchedule` replaces the whole schedule, so fields we never set (KMS key, start and
-//! end dates) are reported and cleared if someone added them. Why the period, retry policy
-//! and window are what they are: docs/deploy.md, "The schedule".
+//! The EventBridge Scheduler schedule that runs the retry sweep: `infra schedule apply | show
+//! | delete`. The wanted schedule is built in the SDK's own types, as the `GetSchedule` answer
+//! it should produce, and compared with the real answer field by field ([`fields`]). Why its
+//! period, retry policy and window are what they are: docs/deploy.md, "The schedule".
 
 use anyhow::{Context as _, bail};
 use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
 use aws_sdk_scheduler::primitives::{DateTime, DateTimeFormat};
-use aws_sdk_scheduler::types::{
-    DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode as Mode, RetryPolicy,
-    ScheduleState, Target,
-};
+use aws_sdk_scheduler::types::{DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode};
+use aws_sdk_scheduler::types::{RetryPolicy, ScheduleState, Target};
 use clap::Args;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::aws::{Clients, none_if_not_found};
 use crate::change::{Change, Field, Report};
 use crate::cli::non_empty;
-use crate::role::RoleArgs;
-use crate::{group, role};
+use crate::group;
+use crate::role::{self, RoleArgs};
 
-/// Sets every field `apply` manages, from the wanted schedule, on a `CreateSchedule` or
-/// `UpdateSchedule` request: the two take the same fields but are different builder types.
+/// Sets every field `apply` manages on a `CreateSchedule` or `UpdateSchedule` request: the
+/// two take the same fields but are different builder types.
 macro_rules! with_fields_of {
     ($request:expr, $wanted:expr) => {
         $request
@@ -40,17 +33,9 @@ macro_rules! with_fields_of {
     };
 }
 
-/// Default schedule name (`WEBHOOK_SCHEDULE_NAME`).
-pub const DEFAULT_NAME: &str = "retry-sweep";
-
-/// Default schedule group (`WEBHOOK_SCHEDULE_GROUP`). Our own rather than `default`: it
-/// scopes the execution role's trust, keeps our `retry-sweep` apart from any other
-/// application's, and a teardown removes everything with it.
+/// Default schedule group: our own rather than `default`, so that it scopes the execution
+/// role's trust and a teardown removes everything with it.
 pub const DEFAULT_GROUP: &str = "booking-webhooks";
-
-/// Default schedule expression (`WEBHOOK_SCHEDULE_EXPRESSION`): retries fall due 5, 15 and
-/// 45 minutes after a failure and go out at the next sweep; change the two together.
-pub const DEFAULT_EXPRESSION: &str = "rate(10 minutes)";
 
 /// The schedule's description.
 pub const DESCRIPTION: &str = "Invokes the booking-webhooks retry sweep, the safety net that \
@@ -61,32 +46,28 @@ pub const DESCRIPTION: &str = "Invokes the booking-webhooks retry sweep, the saf
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ScheduleId {
     /// Schedule name.
-    #[arg(long = "name", env = "WEBHOOK_SCHEDULE_NAME", default_value = DEFAULT_NAME)]
+    #[arg(long, env = "WEBHOOK_SCHEDULE_NAME", default_value = "retry-sweep")]
     pub name: String,
     /// Schedule group (created by apply when missing).
     #[arg(long, env = "WEBHOOK_SCHEDULE_GROUP", default_value = DEFAULT_GROUP)]
     pub group: String,
 }
 
-impl Default for ScheduleId {
-    fn default() -> Self {
-        let (name, group) = (DEFAULT_NAME.to_owned(), DEFAULT_GROUP.to_owned());
-        Self { name, group }
-    }
-}
-
 /// What the sweep schedule must be: the arguments of `infra schedule apply`, each with an
 /// environment fallback (a flag wins over its variable; a variable set to "" is unset).
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct SweepSchedule {
-    #[allow(missing_docs)]
     #[command(flatten)]
     pub id: ScheduleId,
-    #[allow(missing_docs)]
     #[command(flatten)]
     pub role: RoleArgs,
     /// rate(…) or cron(…); keep it in step with the retry backoff (5m, 15m, 45m).
-    #[arg(long, env = "WEBHOOK_SCHEDULE_EXPRESSION", default_value = DEFAULT_EXPRESSION)]
+    #[arg(
+        long,
+        env = "WEBHOOK_SCHEDULE_EXPRESSION",
+        default_value = "rate(10 minutes)"
+    )]
     pub expression: String,
     /// ARN of the retry-sweep function (else built from --function-name and --account-id).
     #[arg(long, env = "WEBHOOK_SWEEP_FUNCTION_ARN", value_name = "ARN")]
@@ -109,44 +90,25 @@ pub struct SweepSchedule {
     pub dry_run: bool,
 }
 
-/// The function the schedule invokes, and the parts of its ARN the managed role needs.
+/// The function the schedule invokes: its ARN, and the partition and account of the role.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Function {
-    /// `arn:{partition}:lambda:{region}:{account}:function:{name}[:{qualifier}]`
     pub arn: String,
-    /// `aws`, `aws-cn` or `aws-us-gov`.
     pub partition: String,
-    /// The account that owns the function.
     pub account: String,
 }
 
 impl SweepSchedule {
-    /// The default schedule for `function_arn`, with a managed role named after the schedule.
-    pub fn new(function_arn: &str) -> Self {
-        Self {
-            id: ScheduleId::default(),
-            role: RoleArgs::default(),
-            expression: DEFAULT_EXPRESSION.to_owned(),
-            function_arn: Some(function_arn.to_owned()),
-            function_name: "retry-sweep".to_owned(),
-            account_id: None,
-            dead_letter_arn: None,
-            dry_run: false,
-        }
-    }
-
     /// The dead-letter queue, if one is set.
     pub fn dead_letter_queue(&self) -> Option<&str> {
         non_empty(&self.dead_letter_arn)
     }
 
-    /// The function to invoke in `region`: `--function-arn`, else built from the name and
-    /// the account. Refuses, before any call, what AWS would accept but cannot work.
-    ///
-    /// Fails when neither an ARN nor an account is given, on an ARN whose parts cannot be
-    /// read or whose account is not 12 digits, on a function in another region than the
-    /// schedule (Scheduler invokes Lambda only in its own; usually a wrong `AWS_REGION`), and
-    /// on a FIFO dead-letter queue (Scheduler supports only standard ones). AWS checks the rest.
+    /// The function to invoke in `region`: `--function-arn`, else built from the name and the
+    /// account. Refuses, before any call, an ARN it cannot read and what AWS would accept but
+    /// cannot work: a function in another region (Scheduler invokes Lambda only in its own;
+    /// usually a wrong `AWS_REGION`) and a FIFO dead-letter queue (Scheduler cannot use one).
     pub fn function(&self, region: &str) -> anyhow::Result<Function> {
         let arn = match (non_empty(&self.function_arn), non_empty(&self.account_id)) {
             (Some(arn), _) => arn.to_owned(),
@@ -160,14 +122,22 @@ impl SweepSchedule {
                  (--function-name, default retry-sweep)"
             ),
         };
-        let part = |i| arn.split(':').nth(i).unwrap_or_default().to_owned();
-        let (partition, in_region, account) = (part(1), part(3), part(4));
-        if [part(0), part(2), part(5)] != ["arn", "lambda", "function"] || part(6).is_empty() {
-            let expected = "arn:aws:lambda:<region>:<account>:function:<name>";
-            bail!("invalid Lambda function ARN {arn:?}: expected {expected}");
-        }
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            bail!("invalid Lambda function ARN {arn:?}: the account part must be 12 digits");
+        let parts: Vec<&str> = arn.split(':').collect();
+        let [
+            "arn",
+            partition,
+            "lambda",
+            in_region,
+            account,
+            "function",
+            name,
+            ..,
+        ] = parts[..]
+        else {
+            bail!("invalid Lambda function ARN {arn:?}: expected {ARN_FORMAT}");
+        };
+        if name.is_empty() || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("invalid Lambda function ARN {arn:?}: expected {ARN_FORMAT}");
         }
         if in_region != region {
             bail!(
@@ -178,6 +148,7 @@ impl SweepSchedule {
         if let Some(queue) = self.dead_letter_queue().filter(|q| q.ends_with(".fifo")) {
             bail!("invalid SQS dead-letter queue ARN {queue:?}: Scheduler cannot use a FIFO queue");
         }
+        let (partition, account) = (partition.to_owned(), account.to_owned());
         Ok(Function {
             arn,
             partition,
@@ -187,22 +158,18 @@ impl SweepSchedule {
 
     /// The schedule as `GetSchedule` returns it when it is exactly as wanted, invoking
     /// `function_arn` as `role_arn`: UTC (a `cron(…)` sweep must not skip or double a run at
-    /// daylight-saving changes), no flexible window (the sweep runs on the period), input `{}`
-    /// (the sweep takes no parameters), Scheduler's own retries bounded to 300 s and 3 attempts.
+    /// daylight-saving changes), no flexible window, input `{}`, Scheduler's own retries
+    /// bounded to 300 s and 3 attempts.
     pub fn wanted(&self, function_arn: &str, role_arn: &str) -> anyhow::Result<GetScheduleOutput> {
-        let retry_policy = RetryPolicy::builder()
-            .maximum_event_age_in_seconds(300)
-            .maximum_retry_attempts(3)
-            .build();
-        let dead_letter =
-            (self.dead_letter_queue()).map(|arn| DeadLetterConfig::builder().arn(arn).build());
+        let retry = RetryPolicy::builder().maximum_event_age_in_seconds(300);
+        let dead_letter = self.dead_letter_queue();
+        let dead_letter = dead_letter.map(|arn| DeadLetterConfig::builder().arn(arn).build());
         let target = Target::builder()
             .arn(function_arn)
             .role_arn(role_arn)
-            .input("{}")
-            .retry_policy(retry_policy)
-            .set_dead_letter_config(dead_letter)
-            .build()?;
+            .input("{}");
+        let target = target.retry_policy(retry.maximum_retry_attempts(3).build());
+        let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off);
         Ok(GetScheduleOutput::builder()
             .name(&self.id.name)
             .group_name(&self.id.group)
@@ -210,33 +177,35 @@ impl SweepSchedule {
             .schedule_expression_timezone("UTC")
             .description(DESCRIPTION)
             .state(ScheduleState::Enabled)
-            .flexible_time_window(FlexibleTimeWindow::builder().mode(Mode::Off).build()?)
-            .target(target)
+            .flexible_time_window(window.build()?)
+            .target(target.set_dead_letter_config(dead_letter).build()?)
             .build())
     }
 }
 
-/// Every field `apply` manages, and those it never sets (so that a schedule carrying them
-/// counts as different). An empty `DeadLetterConfig` reads the same as none.
+const ARN_FORMAT: &str = "arn:aws:lambda:<region>:<12-digit account>:function:<name>";
+
+/// Every field `apply` manages, and those it never sets: `UpdateSchedule` replaces the whole
+/// schedule, so a KMS key or start/end date added by hand counts as a difference and is
+/// cleared. An empty `DeadLetterConfig` reads the same as none.
 pub fn fields(s: &GetScheduleOutput) -> Vec<Field> {
     let (window, target) = (s.flexible_time_window(), s.target());
     let retry = target.and_then(Target::retry_policy);
     let date = |d: Option<&DateTime>| json!(d.and_then(|d| d.fmt(DateTimeFormat::DateTime).ok()));
+    let zone = s.schedule_expression_timezone();
+    let (mode, max_window) = (
+        window.map(|w| w.mode().as_str()),
+        window.map(|w| w.maximum_window_in_minutes),
+    );
     vec![
         ("ScheduleExpression", json!(s.schedule_expression())),
-        (
-            "ScheduleExpressionTimezone",
-            json!(s.schedule_expression_timezone()),
-        ),
+        ("ScheduleExpressionTimezone", json!(zone)),
         ("Description", json!(s.description())),
         ("State", json!(s.state().map(ScheduleState::as_str))),
-        (
-            "FlexibleTimeWindow.Mode",
-            json!(window.map(|w| w.mode().as_str())),
-        ),
+        ("FlexibleTimeWindow.Mode", json!(mode)),
         (
             "FlexibleTimeWindow.MaximumWindowInMinutes",
-            json!(window.and_then(|w| w.maximum_window_in_minutes)),
+            json!(max_window.flatten()),
         ),
         ("Target.Arn", json!(target.map(Target::arn))),
         ("Target.RoleArn", json!(target.map(Target::role_arn))),
@@ -260,7 +229,7 @@ pub fn fields(s: &GetScheduleOutput) -> Vec<Field> {
 }
 
 /// The schedule as `show` prints it: JSON with the API's field names, unset fields left out.
-pub fn to_json(s: &GetScheduleOutput) -> serde_json::Value {
+pub fn to_json(s: &GetScheduleOutput) -> Value {
     let ids = [
         ("Arn", s.arn()),
         ("Name", s.name()),
@@ -269,16 +238,12 @@ pub fn to_json(s: &GetScheduleOutput) -> serde_json::Value {
     crate::change::to_json(ids.map(|(k, v)| (k, json!(v))).into_iter().chain(fields(s)))
 }
 
-/// Makes the schedule exist exactly as `desired` says: group, execution role (when
-/// managed), schedule, reported in that order. Writes nothing that is already right; with
-/// `dry_run`, writes nothing at all.
-///
-/// Fails before any AWS call on the inputs [`SweepSchedule::function`] refuses, and on any
-/// AWS error other than "not found" (the message names the call and the service's error code).
+/// Makes the schedule exist exactly as `desired` says: group, execution role (unless given),
+/// schedule, reported in that order; writes only what differs, nothing with `dry_run`.
+/// Fails before any call on what [`SweepSchedule::function`] refuses, and on AWS errors.
 pub async fn apply(clients: &Clients, desired: &SweepSchedule) -> anyhow::Result<Report> {
     let function = desired.function(&clients.region)?;
     let (dry_run, group, name) = (desired.dry_run, &desired.id.group, &desired.id.name);
-    let scheduler = &clients.scheduler;
     let mut report = Report::new(dry_run);
     let group_change = group::ensure(clients, group, dry_run).await?;
     let group_is_new = group_change == Change::Created;
@@ -303,11 +268,9 @@ pub async fn apply(clients: &Clients, desired: &SweepSchedule) -> anyhow::Result
         true => None,
         false => get(clients, group, name).await?,
     };
-    let change = match &current {
-        Some(now) => Change::between(&fields(now), &fields(&wanted)),
-        None => Change::Created,
-    };
+    let change = Change::plan(current.as_ref(), &wanted, fields);
     let mut arn = current.and_then(|now| now.arn);
+    let scheduler = &clients.scheduler;
     match &change {
         _ if dry_run => {}
         Change::Created => {
@@ -333,18 +296,20 @@ pub async fn get(
     group: &str,
     name: &str,
 ) -> anyhow::Result<Option<GetScheduleOutput>> {
-    let scheduler = &clients.scheduler;
-    let got = scheduler.get_schedule().group_name(group).name(name);
+    let got = clients
+        .scheduler
+        .get_schedule()
+        .group_name(group)
+        .name(name);
     none_if_not_found(got.send().await).with_context(|| format!("reading schedule {group}/{name}"))
 }
 
 /// What `infra schedule delete` removes.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Args)]
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct DeleteOptions {
-    #[allow(missing_docs)]
     #[command(flatten)]
     pub id: ScheduleId,
-    #[allow(missing_docs)]
     #[command(flatten)]
     pub role: RoleArgs,
     /// Also delete the group if it is then empty, and the managed role (never one given by
@@ -356,19 +321,19 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
-/// Deletes the schedule, and with `purge` its group (unless `default` or holding other
-/// schedules) and its managed role (only if it carries [`role::MANAGED_TAG`]); what does not
-/// exist is reported absent, not an error.
-///
-/// Fails on any AWS error other than "not found".
+/// Deletes the schedule, and with `purge` its group ([`group::purge`]) and its managed role
+/// ([`role::delete`]); what does not exist is reported absent. Fails on AWS errors.
 pub async fn delete(clients: &Clients, options: &DeleteOptions) -> anyhow::Result<Report> {
-    let (group, name) = (&options.id.group, &options.id.name);
-    let (scheduler, dry_run) = (&clients.scheduler, options.dry_run);
+    let (group, name, dry_run) = (&options.id.group, &options.id.name, options.dry_run);
     let mut report = Report::new(dry_run);
     let exists = get(clients, group, name).await?.is_some();
     if exists && !dry_run {
         // Someone else deleting it in between gives the same result: not an error.
-        let deleted = scheduler.delete_schedule().group_name(group).name(name);
+        let deleted = clients
+            .scheduler
+            .delete_schedule()
+            .group_name(group)
+            .name(name);
         (none_if_not_found(deleted.send().await))
             .with_context(|| format!("deleting schedule {group}/{name}"))?;
     }
@@ -378,12 +343,11 @@ pub async fn delete(clients: &Clients, options: &DeleteOptions) -> anyhow::Resul
         Change::Absent
     };
     report.push("schedule", &format!("{group}/{name}"), None, change);
-    if !options.purge {
-        return Ok(report);
+    if options.purge {
+        let change = group::purge(clients, group, name, dry_run).await?;
+        report.push("schedule group", group, None, change);
     }
-    let change = group::purge(clients, group, name, dry_run).await?;
-    report.push("schedule group", group, None, change);
-    if options.role.given().is_none() {
+    if options.purge && options.role.given().is_none() {
         let role = options.role.managed_name(name);
         let change = role::delete(clients, &role, dry_run).await?;
         report.push("execution role", &role, None, change);

@@ -10,7 +10,7 @@ use infra::alarms::{self, AlarmDelete, AlarmSet};
 use infra::aws::{Clients, sdk_error};
 use infra::change::{Change, Report};
 
-use crate::support::aws::{REGION, emulator, run_cli};
+use crate::support::aws::{REGION, alarm_set, emulator, run_cli};
 
 const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:webhook-alarms";
 
@@ -175,7 +175,7 @@ fn assert_contract(alarms: &HashMap<String, MetricAlarm>, function: &str, topic:
 fn with_topic(topic: &str) -> AlarmSet {
     AlarmSet {
         topic_arn: Some(topic.to_owned()),
-        ..AlarmSet::new("retry-sweep", "booking-webhooks")
+        ..alarm_set("retry-sweep", "booking-webhooks")
     }
 }
 
@@ -286,7 +286,7 @@ async fn a_dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
     assert!(described(&clients).await?.is_empty());
 
     alarms::apply(&clients, &with_topic(TOPIC)).await?;
-    let quiet = AlarmSet::new("retry-sweep", "booking-webhooks");
+    let quiet = alarm_set("retry-sweep", "booking-webhooks");
     let plan = alarms::apply(&clients, &dry(quiet.clone())).await?;
     for (name, change) in changes(&plan) {
         assert_eq!(
@@ -385,7 +385,7 @@ async fn the_command_line_applies_shows_and_deletes_the_alarms() -> Result<()> {
 
 #[test]
 fn every_alarm_is_named_after_the_prefix_and_says_what_to_do() {
-    let wanted = AlarmSet::new("retry-sweep", "booking-webhooks").wanted();
+    let wanted = alarm_set("retry-sweep", "booking-webhooks").wanted();
     let names: Vec<_> = wanted.iter().filter_map(|a| a.alarm_name()).collect();
     assert_eq!(
         names,

@@ -18,7 +18,9 @@ use infra::role::RoleArgs;
 use infra::schedule::{self, DeleteOptions, SweepSchedule};
 use serde_json::json;
 
-use crate::support::aws::{ACCOUNT, REGION, decode_policy, emulator, run_cli};
+use crate::support::aws::{
+    ACCOUNT, REGION, decode_policy, delete_options, emulator, item, run_cli, sweep_schedule,
+};
 
 const FUNCTION: &str = "arn:aws:lambda:eu-west-1:123456789012:function:retry-sweep";
 const ROLE_NAME: &str = "retry-sweep-scheduler";
@@ -32,15 +34,16 @@ async fn apply(clients: &Clients, desired: &SweepSchedule) -> Result<Report> {
 /// What happened to the report's resource of `kind` ("schedule group", "execution role",
 /// "schedule").
 fn change<'a>(report: &'a Report, kind: &str) -> &'a Change {
-    report
-        .change(kind)
+    item(report, kind)
+        .map(|item| &item.change)
         .unwrap_or_else(|| panic!("no {kind} in {report:?}"))
 }
 
 /// The names of the fields that changed on the resource of `kind`.
 fn changed_fields(report: &Report, kind: &str) -> Vec<&'static str> {
-    let item = report.item(kind).into_iter();
-    item.flat_map(|i| i.change.fields())
+    let found = item(report, kind).into_iter();
+    found
+        .flat_map(|i| i.change.fields())
         .map(|c| c.field)
         .collect()
 }
@@ -126,14 +129,12 @@ fn assert_sweep_schedule(
 #[tokio::test]
 async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> Result<()> {
     let (_moto, _, clients) = emulator().await?;
-    let desired = SweepSchedule::new(FUNCTION);
+    let desired = sweep_schedule(FUNCTION);
 
     let first = apply(&clients, &desired).await?;
     assert_eq!(change(&first, "schedule group"), &Change::Created);
     assert_eq!(change(&first, "schedule"), &Change::Created);
-    let role = first
-        .item("execution role")
-        .context("a managed role is reported")?;
+    let role = item(&first, "execution role").context("a managed role is reported")?;
     assert_eq!(
         (role.name.as_str(), role.arn.as_deref()),
         (ROLE_NAME, Some(ROLE_ARN))
@@ -176,7 +177,7 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
     assert_eq!(change(&second, "schedule group"), &Change::Unchanged);
     assert_eq!(change(&second, "execution role"), &Change::Unchanged);
     assert_eq!(change(&second, "schedule"), &Change::Unchanged);
-    let schedule_arn = |r: &Report| r.item("schedule").and_then(|i| i.arn.clone());
+    let schedule_arn = |r: &Report| item(r, "schedule").and_then(|i| i.arn.clone());
     assert_eq!(schedule_arn(&second), schedule_arn(&first));
     assert!(schedule_arn(&first).is_some());
 
@@ -252,7 +253,7 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
     );
     assert_eq!(shown.arn.clone(), schedule_arn(&first));
 
-    let deleted = schedule::delete(&clients, &DeleteOptions::default()).await?;
+    let deleted = schedule::delete(&clients, &delete_options()).await?;
     assert_eq!(change(&deleted, "schedule"), &Change::Deleted);
     assert_eq!(deleted.items.len(), 1, "no --purge: {deleted:?}");
     assert!(schedule_is_absent(&clients, "booking-webhooks", "retry-sweep").await?);
@@ -270,7 +271,7 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
             .is_none()
     );
 
-    let again = schedule::delete(&clients, &DeleteOptions::default()).await?;
+    let again = schedule::delete(&clients, &delete_options()).await?;
     assert_eq!(change(&again, "schedule"), &Change::Absent);
     Ok(())
 }
@@ -278,7 +279,7 @@ async fn apply_creates_then_changes_nothing_then_updates_only_the_new_rate() -> 
 #[tokio::test]
 async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
     let (_moto, _, clients) = emulator().await?;
-    let desired = SweepSchedule::new(FUNCTION);
+    let desired = sweep_schedule(FUNCTION);
 
     let dry = |desired: &SweepSchedule| SweepSchedule {
         dry_run: true,
@@ -288,8 +289,7 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
     assert!(plan.dry_run);
     assert_eq!(change(&plan, "schedule group"), &Change::Created);
     assert_eq!(
-        plan.item("execution role")
-            .map(|r| (&r.change, r.arn.as_deref())),
+        item(&plan, "execution role").map(|r| (&r.change, r.arn.as_deref())),
         Some((&Change::Created, Some(ROLE_ARN)))
     );
     assert_eq!(change(&plan, "schedule"), &Change::Created);
@@ -330,18 +330,16 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
     let purge = DeleteOptions {
         dry_run: true,
         purge: true,
-        ..DeleteOptions::default()
+        ..delete_options()
     };
     let plan = schedule::delete(&clients, &purge).await?;
     assert_eq!(change(&plan, "schedule"), &Change::Deleted);
-    let group = plan
-        .item("schedule group")
-        .context("group purge reported")?;
+    let group = item(&plan, "schedule group").context("group purge reported")?;
     assert_eq!(
         (group.name.as_str(), &group.change),
         ("booking-webhooks", &Change::Deleted)
     );
-    let role = plan.item("execution role").context("role purge reported")?;
+    let role = item(&plan, "execution role").context("role purge reported")?;
     assert_eq!(
         (role.name.as_str(), &role.change),
         (ROLE_NAME, &Change::Deleted)
@@ -355,11 +353,11 @@ async fn dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
 #[tokio::test]
 async fn a_dead_letter_queue_is_set_and_the_managed_role_may_send_to_it() -> Result<()> {
     let (_moto, _, clients) = emulator().await?;
-    apply(&clients, &SweepSchedule::new(FUNCTION)).await?;
+    apply(&clients, &sweep_schedule(FUNCTION)).await?;
 
     let with_dlq = SweepSchedule {
         dead_letter_arn: Some(DLQ.into()),
-        ..SweepSchedule::new(FUNCTION)
+        ..sweep_schedule(FUNCTION)
     };
     let report = apply(&clients, &with_dlq).await?;
     assert_eq!(changed_fields(&report, "execution role"), ["RolePolicy"]);
@@ -393,10 +391,10 @@ async fn a_given_role_is_used_as_is_and_no_role_is_created() -> Result<()> {
             role_arn: Some(own_role.into()),
             role_name: None,
         },
-        ..SweepSchedule::new(FUNCTION)
+        ..sweep_schedule(FUNCTION)
     };
     let report = apply(&clients, &desired).await?;
-    assert_eq!(report.item("execution role"), None);
+    assert_eq!(item(&report, "execution role"), None);
     assert_eq!(change(&report, "schedule"), &Change::Created);
     assert_sweep_schedule(
         &get_schedule(&clients, "booking-webhooks", "retry-sweep").await?,
@@ -407,7 +405,7 @@ async fn a_given_role_is_used_as_is_and_no_role_is_created() -> Result<()> {
     assert!(role_is_absent(&clients, ROLE_NAME).await?);
 
     // Switching to a managed role later swaps the ARN on the schedule.
-    let managed = apply(&clients, &SweepSchedule::new(FUNCTION)).await?;
+    let managed = apply(&clients, &sweep_schedule(FUNCTION)).await?;
     let fields: Vec<String> = change(&managed, "schedule")
         .fields()
         .iter()
@@ -536,7 +534,7 @@ async fn the_command_line_applies_shows_and_purges() -> Result<()> {
 
 #[test]
 fn the_default_schedule_is_the_ten_minute_sweep() -> Result<()> {
-    let desired = SweepSchedule::new(FUNCTION);
+    let desired = sweep_schedule(FUNCTION);
     let function = desired.function("eu-west-1")?;
     assert_eq!(
         (
@@ -565,19 +563,19 @@ fn the_default_schedule_is_the_ten_minute_sweep() -> Result<()> {
 
 #[test]
 fn what_aws_accepts_but_cannot_work_is_refused_before_any_call() {
-    let err = SweepSchedule::new(FUNCTION)
+    let err = sweep_schedule(FUNCTION)
         .function("us-east-1")
         .expect_err("region");
     assert!(err.to_string().contains("us-east-1"), "{err}");
 
-    let base = SweepSchedule::new(FUNCTION);
+    let base = sweep_schedule(FUNCTION);
     for function in [
         "retry-sweep",
         "arn:aws:lambda:eu-west-1:12345:function:retry-sweep",
         "arn:aws:lambda:eu-west-1:123456789012:layer:retry-sweep",
         "arn:aws:lambda:eu-west-1:123456789012:function:",
     ] {
-        let case = SweepSchedule::new(function);
+        let case = sweep_schedule(function);
         assert!(case.function("eu-west-1").is_err(), "{case:?}");
     }
     let fifo = SweepSchedule {
@@ -590,7 +588,7 @@ fn what_aws_accepts_but_cannot_work_is_refused_before_any_call() {
 
 #[test]
 fn a_diff_names_exactly_the_fields_that_differ() -> Result<()> {
-    let desired = SweepSchedule::new(FUNCTION);
+    let desired = sweep_schedule(FUNCTION);
     let role = "arn:aws:iam::123456789012:role/r";
     let wanted = desired.wanted(FUNCTION, role)?;
     let diff = |now: &GetScheduleOutput, want: &GetScheduleOutput| {
@@ -628,7 +626,7 @@ fn a_diff_names_exactly_the_fields_that_differ() -> Result<()> {
 fn the_schedule_shows_as_json_with_api_field_names() -> Result<()> {
     let wanted = SweepSchedule {
         dead_letter_arn: Some("arn:aws:sqs:eu-west-1:123456789012:dlq".into()),
-        ..SweepSchedule::new(FUNCTION)
+        ..sweep_schedule(FUNCTION)
     }
     .wanted(FUNCTION, "arn:aws:iam::123456789012:role/r")?;
     let json = schedule::to_json(&wanted);

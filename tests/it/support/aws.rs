@@ -1,5 +1,6 @@
 //! AWS test support: a moto server per test, an SDK configuration for it, the `infra`
-//! command line run in-process, and IAM's URL-encoded policy documents decoded.
+//! command line run in-process, `infra`'s inputs with their defaults, reports looked up by
+//! kind, and IAM's URL-encoded policy documents decoded.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -8,7 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use clap::Parser as _;
+use infra::alarms::{AlarmNames, AlarmSet};
 use infra::aws::Clients;
+use infra::change::{Item, Report};
+use infra::role::RoleArgs;
+use infra::schedule::{DeleteOptions, ScheduleId, SweepSchedule};
 
 /// The region every AWS test uses.
 pub const REGION: &str = "eu-west-1";
@@ -53,6 +58,54 @@ pub async fn emulator_config(endpoint_url: &str, region: &str) -> SdkConfig {
 pub async fn run_cli(config: &SdkConfig, args: Vec<&str>) -> Result<String> {
     let cli = infra::cli::Cli::try_parse_from(std::iter::once("infra").chain(args))?;
     infra::cli::run(&cli, config).await
+}
+
+/// The default schedule, group and managed role (what the command line gives without flags
+/// or variables), invoking `function_arn`.
+pub fn sweep_schedule(function_arn: &str) -> SweepSchedule {
+    SweepSchedule {
+        id: schedule_id(),
+        role: RoleArgs::default(),
+        expression: "rate(10 minutes)".into(),
+        function_arn: Some(function_arn.into()),
+        function_name: "retry-sweep".into(),
+        account_id: None,
+        dead_letter_arn: None,
+        dry_run: false,
+    }
+}
+
+/// `infra schedule delete` of the default schedule: no `--purge`, no `--dry-run`.
+pub fn delete_options() -> DeleteOptions {
+    DeleteOptions {
+        id: schedule_id(),
+        role: RoleArgs::default(),
+        purge: false,
+        dry_run: false,
+    }
+}
+
+fn schedule_id() -> ScheduleId {
+    let (name, group) = ("retry-sweep".into(), "booking-webhooks".into());
+    ScheduleId { name, group }
+}
+
+/// The five alarms with the default prefix and no topic, for `function_name` and `group`.
+pub fn alarm_set(function_name: &str, group: &str) -> AlarmSet {
+    AlarmSet {
+        names: AlarmNames {
+            prefix: "booking-webhooks".into(),
+        },
+        topic_arn: None,
+        function_name: function_name.into(),
+        group: group.into(),
+        dry_run: false,
+    }
+}
+
+/// The first resource of `kind` in `report`, if it has one.
+pub fn item<'a>(report: &'a Report, kind: &str) -> Option<&'a Item> {
+    report.items.iter().find(|item| item.kind == kind)
 }
 
 /// Parses a policy document as IAM returns it: URL-encoded JSON.
