@@ -74,11 +74,8 @@ pub struct AlarmSet {
     #[arg(long, env = "WEBHOOK_ALARM_TOPIC_ARN", value_name = "ARN")]
     pub topic_arn: Option<String>,
     /// Name of the retry-sweep function, whose `AWS/Lambda` `Errors` are the sweep errors.
-    #[arg(
-        long,
-        env = "WEBHOOK_SWEEP_FUNCTION_NAME",
-        default_value = "retry-sweep"
-    )]
+    #[arg(long, env = "WEBHOOK_SWEEP_FUNCTION_NAME")]
+    #[arg(default_value = "retry-sweep")]
     pub function_name: String,
     /// Schedule group of the sweep's schedule, whose `AWS/Scheduler` `TargetErrorCount` the
     /// scheduler alarm watches.

@@ -63,21 +63,15 @@ pub struct SweepSchedule {
     #[command(flatten)]
     pub role: RoleArgs,
     /// rate(…) or cron(…); keep it in step with the retry backoff (5m, 15m, 45m).
-    #[arg(
-        long,
-        env = "WEBHOOK_SCHEDULE_EXPRESSION",
-        default_value = "rate(10 minutes)"
-    )]
+    #[arg(long, env = "WEBHOOK_SCHEDULE_EXPRESSION")]
+    #[arg(default_value = "rate(10 minutes)")]
     pub expression: String,
     /// ARN of the retry-sweep function (else built from --function-name and --account-id).
     #[arg(long, env = "WEBHOOK_SWEEP_FUNCTION_ARN", value_name = "ARN")]
     pub function_arn: Option<String>,
     /// Name of the retry-sweep function, used with --account-id.
-    #[arg(
-        long,
-        env = "WEBHOOK_SWEEP_FUNCTION_NAME",
-        default_value = "retry-sweep"
-    )]
+    #[arg(long, env = "WEBHOOK_SWEEP_FUNCTION_NAME")]
+    #[arg(default_value = "retry-sweep")]
     pub function_name: String,
     /// AWS account that owns the function, used with --function-name.
     #[arg(long, env = "AWS_ACCOUNT_ID")]
