@@ -8,7 +8,7 @@ VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate demo test test-faults pgbouncer bench lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms
+.PHONY: help db migrate demo test test-faults pgbouncer bench bench-tools lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms
 
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
@@ -109,8 +109,18 @@ sweep: ## run one retry sweep now (webhooks sweep) and print its statistics
 	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
 	  && cargo run -q --bin webhooks -- migrate && cargo run -q --bin webhooks -- sweep
 
-bench: db ## sweep throughput against the bare HTTP ceiling, as a ratio (release build; see bench/RESULTS.md)
-	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo bench -q -p delivery --bench sweep
+bench: db tools bench-tools ## every figure of issue #13 beside its target, rewriting bench/RESULTS.md (release builds, minutes; BENCH_QUICK=1 for a quick look)
+	@echo "bench: the Lambda functions as deployed (-p: without the cli feature), for their size and cold start"
+	cargo build --release -p dispatch -p retry-sweep
+	@mkdir -p target/bench/lambda && cp target/release/dispatch target/release/retry-sweep target/bench/lambda/
+	@# Then everything the bench runs, the functions as `cargo lambda watch --release` builds them
+	@# (features unified over the workspace), so the watch starts without compiling.
+	@echo "bench: building webhooks, the harness and the functions (release)"
+	cargo build --release --bin webhooks --bin bench --bin dispatch --bin retry-sweep
+	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; target/release/bench
+
+bench-tools: ## install what make bench needs from Debian when missing: nginx, GNU time, pgbench
+	@bench/ensure-tools.sh
 
 # Deploy settings (docs/deploy.md): the functions' environment file and extra cargo-lambda flags.
 # Timeout and memory are in each function's Cargo.toml, [package.metadata.lambda.deploy].
