@@ -140,7 +140,7 @@ async fn invoke_all(ctx: &Ctx, scratch: &Scratch, port: u16) -> anyhow::Result<S
     Ok(section)
 }
 
-/// Posts an invocation; the first one waits (up to 2 minutes) for the emulator to come up
+/// Posts an invocation; the first one waits (up to 5 minutes: should it have to compile) for the emulator to come up
 /// and start the function.
 async fn send_retrying(
     http: &reqwest::Client,
@@ -157,11 +157,11 @@ async fn send_retrying(
                 if status.is_success() {
                     return Ok(text);
                 }
-                if !first || started.elapsed() > Duration::from_secs(120) {
+                if !first || started.elapsed() > Duration::from_secs(300) {
                     bail!("invoke answered {status}: {text}");
                 }
             }
-            Err(err) if first && started.elapsed() < Duration::from_secs(120) => {
+            Err(err) if first && started.elapsed() < Duration::from_secs(300) => {
                 let _ = err;
             }
             Err(err) => return Err(err).context("invoking dispatch"),

@@ -50,10 +50,12 @@ impl Scratch {
         let admin = connect(&with_dbname(&base, "postgres")?).await?;
         drop_abandoned(&admin).await?;
         let name = format!("bench_{scenario}_{}", std::process::id());
+        // Two statements, two round trips: neither may run inside a transaction block.
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .with_context(|| format!("creating database {name}"))?;
         let url = with_dbname(&base, &name)?;
