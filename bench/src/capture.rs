@@ -43,7 +43,11 @@ impl Variant {
         }
     }
     fn notify(self) -> &'static str {
-        if self == Variant::NotifyOn { "on" } else { "off" }
+        if self == Variant::NotifyOn {
+            "on"
+        } else {
+            "off"
+        }
     }
 }
 
@@ -75,7 +79,8 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
             for variant in order {
                 pg::truncate(&db).await?;
                 db.batch_execute("TRUNCATE booking_plain").await?;
-                let (value, _) = pgbench_run(ctx, &pgbench, scratch, variant, sync, secs, false).await?;
+                let (value, _) =
+                    pgbench_run(ctx, &pgbench, scratch, variant, sync, secs, false).await?;
                 tps[variant as usize] = value;
             }
             section.line(format!(
@@ -92,7 +97,11 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
             on_ratios.push(tps[2] / tps[0]);
         }
         let (off, on) = (median(&off_ratios), median(&on_ratios));
-        let of = if rounds > 1 { format!(", median of {rounds}") } else { String::new() };
+        let of = if rounds > 1 {
+            format!(", median of {rounds}")
+        } else {
+            String::new()
+        };
         if sync == "on" {
             section.row(
                 &format!("Capture TPS ratio, notify off, synchronous_commit on{of}"),

@@ -64,7 +64,9 @@ impl Job {
     /// Starts it under GNU time; `log` receives its stderr.
     pub fn spawn(&self, log: &Path) -> anyhow::Result<Running> {
         if !Path::new(TIME).exists() {
-            bail!("{TIME} is missing: `make bench` installs Debian's `time` (bench/ensure-tools.sh)");
+            bail!(
+                "{TIME} is missing: `make bench` installs Debian's `time` (bench/ensure-tools.sh)"
+            );
         }
         let rss = log.with_extension("rss");
         let stderr = std::fs::File::create(log)?;

@@ -103,7 +103,9 @@ impl Ctx {
     ) -> anyhow::Result<delivery::Config> {
         let env = self.engine_env(database_url, webhook_url);
         Ok(delivery::Config::from_lookup(|k| {
-            env.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone())
+            env.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
         })?)
     }
 

@@ -74,7 +74,10 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
         String::new()
     };
     section.row(
-        &format!("Sweep drain, {} backlog, deliveries/s{of}", thousands(n as f64)),
+        &format!(
+            "Sweep drain, {} backlog, deliveries/s{of}",
+            thousands(n as f64)
+        ),
         thousands(sweep_rate),
         "≥ 20,000",
         Verdict::of(sweep_rate >= TARGET_RATE),
@@ -120,7 +123,10 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
         Verdict::of(rss <= MAX_RSS_MIB),
     );
     section.row(
-        &format!("Sweep drain, {} backlog, deliveries/s", thousands(big as f64)),
+        &format!(
+            "Sweep drain, {} backlog, deliveries/s",
+            thousands(big as f64)
+        ),
         thousands(big_rate),
         "—",
         Verdict::Reported,
@@ -144,7 +150,12 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
 }
 
 /// Captures `n` bookings, drains them with one `webhooks sweep` process, verifies.
-async fn drain(ctx: &mut Ctx, scratch: &Scratch, db: &tokio_postgres::Client, n: u64) -> anyhow::Result<Drained> {
+async fn drain(
+    ctx: &mut Ctx,
+    scratch: &Scratch,
+    db: &tokio_postgres::Client,
+    n: u64,
+) -> anyhow::Result<Drained> {
     pg::truncate(db).await?;
     pg::backlog(db, n).await?;
     let nginx = Nginx::start(&ctx.file("nginx")).await?;
@@ -178,8 +189,8 @@ async fn bare_http(ctx: &mut Ctx, n: u64) -> anyhow::Result<(Duration, Seen)> {
     let me = std::env::current_exe()?;
     let count = n.to_string();
     // The database URL is required by the configuration but never used.
-    let job = Job::new(me, &["bare-http", &count])
-        .env(&ctx.engine_env(&pg::base_url(), &nginx.url()));
+    let job =
+        Job::new(me, &["bare-http", &count]).env(&ctx.engine_env(&pg::base_url(), &nginx.url()));
     ctx.ran(job.display());
     let finished = job.run(&ctx.file("bare-http.log")).await;
     let seen = nginx.stop().await?;
@@ -209,7 +220,10 @@ pub async fn bare_http_main(n: &str) -> anyhow::Result<()> {
         .filter(|attempt| {
             let ok = matches!(
                 attempt.result,
-                delivery::AttemptResult::Response { status: 200..=299, .. }
+                delivery::AttemptResult::Response {
+                    status: 200..=299,
+                    ..
+                }
             );
             async move { !ok }
         })

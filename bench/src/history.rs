@@ -34,7 +34,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
     let mut section = result?;
     let seen = seen?;
     if seen.requests != seen.distinct_ids {
-        bail!("the receiver saw {} requests for {} webhook-ids", seen.requests, seen.distinct_ids);
+        bail!(
+            "the receiver saw {} requests for {} webhook-ids",
+            seen.requests,
+            seen.distinct_ids
+        );
     }
     section.line(format!(
         "- the receiver saw {} requests, one per webhook-id",
@@ -62,7 +66,11 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch, webhook_url: &str) -> anyhow:
             thousands(rows as f64)
         ));
     }
-    let label = format!("{} vs {} historic rows", thousands(big as f64), thousands(SMALL as f64));
+    let label = format!(
+        "{} vs {} historic rows",
+        thousands(big as f64),
+        thousands(SMALL as f64)
+    );
     let empty_ratio = empty_big / empty_small;
     let hundred_ratio = hundred_big / hundred_small;
     section.row(
@@ -88,7 +96,11 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch, webhook_url: &str) -> anyhow:
     section.line("```");
     section.row(
         "EXPLAIN of the claim uses a partial index",
-        if partial.is_empty() { "no".into() } else { format!("yes ({})", partial.join(", ")) },
+        if partial.is_empty() {
+            "no".into()
+        } else {
+            format!("yes ({})", partial.join(", "))
+        },
         "yes",
         Verdict::of(!partial.is_empty()),
     );
@@ -167,10 +179,7 @@ async fn claim_plan(db: &tokio_postgres::Client) -> anyhow::Result<(Vec<String>,
             &[],
         )
         .await?;
-    let plan: String = rows
-        .iter()
-        .map(|r| r.get::<_, String>(0) + "\n")
-        .collect();
+    let plan: String = rows.iter().map(|r| r.get::<_, String>(0) + "\n").collect();
     db.batch_execute("DEALLOCATE bench_claim").await?;
     let partial: Vec<String> = db
         .query(

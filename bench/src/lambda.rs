@@ -82,7 +82,10 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch, webhook_url: &str) -> anyhow:
             .status()
             .await;
     }
-    if tokio::time::timeout(Duration::from_secs(10), watch.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), watch.wait())
+        .await
+        .is_err()
+    {
         let _ = watch.kill().await;
     }
     outcome

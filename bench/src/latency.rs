@@ -37,8 +37,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
 async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
     let arrivals: Arrivals = Arc::default();
     let url = receiver(arrivals.clone()).await?;
-    let job = Job::new(ctx.release("webhooks")?, &["listen", "--sweep-every", "off"])
-        .env(&ctx.engine_env(&scratch.url, &url));
+    let job = Job::new(
+        ctx.release("webhooks")?,
+        &["listen", "--sweep-every", "off"],
+    )
+    .env(&ctx.engine_env(&scratch.url, &url));
     ctx.ran(job.display());
     let log = ctx.file("listen.log");
     let mut listen = job.spawn_plain(&log)?;
@@ -145,7 +148,11 @@ async fn receiver(arrivals: Arrivals) -> anyhow::Result<String> {
         async move {
             let booking = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| v["bookingId"].as_str().and_then(|s| Uuid::parse_str(s).ok()));
+                .and_then(|v| {
+                    v["bookingId"]
+                        .as_str()
+                        .and_then(|s| Uuid::parse_str(s).ok())
+                });
             if let (Some(booking), Ok(mut map)) = (booking, arrivals.lock()) {
                 map.entry(booking).or_default().push(at);
             }

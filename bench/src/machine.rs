@@ -11,7 +11,11 @@ fn command(program: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .map(|o| {
-            let out = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            let out = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
             first_line(&String::from_utf8_lossy(&out))
         })
         .unwrap_or_else(|_| "unknown".into())
@@ -38,12 +42,20 @@ pub fn describe(postgres: &str) -> Vec<String> {
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|kb| kb.trim().trim_end_matches(" kB").parse::<f64>().ok())
-        .map_or("unknown".into(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
+        .map_or("unknown".into(), |kb| {
+            format!("{:.1} GiB", kb / 1024.0 / 1024.0)
+        });
     vec![
         format!("- CPU: {cores} × {model}; memory {memory}"),
         format!("- kernel: {}", command("uname", &["-sr"])),
         format!("- Postgres: {postgres}"),
-        format!("- receiver: {} (one worker; see below)", command(crate::nginx::NGINX, &["-v"])),
-        format!("- commit: {}", command("git", &["log", "-1", "--format=%h %s"])),
+        format!(
+            "- receiver: {} (one worker; see below)",
+            command(crate::nginx::NGINX, &["-v"])
+        ),
+        format!(
+            "- commit: {}",
+            command("git", &["log", "-1", "--format=%h %s"])
+        ),
     ]
 }

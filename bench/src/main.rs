@@ -24,7 +24,12 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => run::all().await,
         ["bare-http", n] => drain::bare_http_main(n).await.map(|()| true),
         _ => Err(anyhow::anyhow!("usage: bench [bare-http N]")),

@@ -85,7 +85,10 @@ impl Scratch {
     /// Drops the database (sessions still connected are ended).
     pub async fn drop(self) -> anyhow::Result<()> {
         self.admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await?;
         Ok(())
     }

@@ -169,7 +169,11 @@ impl Report {
         let generated = format!("{BEGIN}\n{}{END}\n", self.markdown(preamble));
         let new = match (old.find(BEGIN), old.find(END)) {
             (Some(b), Some(e)) if b < e => {
-                format!("{}{generated}{}", &old[..b], &old[e + END.len()..].trim_start_matches('\n'))
+                format!(
+                    "{}{generated}{}",
+                    &old[..b],
+                    &old[e + END.len()..].trim_start_matches('\n')
+                )
             }
             _ => format!("{}\n{generated}", old.trim_end()),
         };

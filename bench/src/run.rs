@@ -12,10 +12,7 @@ pub async fn all() -> anyhow::Result<bool> {
     let started = chrono::Utc::now();
     let load_before = machine::load();
     let admin = pg::connect(&pg::base_url()).await?;
-    let postgres: String = admin
-        .query_one("SELECT version()", &[])
-        .await?
-        .get(0);
+    let postgres: String = admin.query_one("SELECT version()", &[]).await?.get(0);
     drop(admin);
     let mut report = Report::default();
     for scenario in SCENARIOS {

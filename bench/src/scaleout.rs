@@ -59,7 +59,10 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
         }
         let dups = seen.requests.saturating_sub(seen.distinct_ids);
         if seen.distinct_ids as u64 != n {
-            bail!("{k} processes: the receiver saw {} distinct webhook-ids of {n}", seen.distinct_ids);
+            bail!(
+                "{k} processes: the receiver saw {} distinct webhook-ids of {n}",
+                seen.distinct_ids
+            );
         }
         let aggregate = rate(n, wall);
         if k == 1 {
@@ -86,7 +89,11 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
     let total: usize = duplicates.iter().sum();
     section.row(
         "Scale-out, duplicates at the receiver (1, 2, 4 processes)",
-        duplicates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        duplicates
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         "0",
         Verdict::of(total == 0),
     );
