@@ -677,6 +677,20 @@ async fn listen_never_logs_what_a_hostile_notify_carried() {
         let (_, after) = db.booking_with_delivery().await;
         let requests = receiver.wait_for(2, Duration::from_secs(15)).await;
         assert_eq!(requests[1].header("webhook-id"), after.to_string());
+        // The listener's catch-up may have claimed the second booking before it read the
+        // queued notifications: stop only once it has handled them (its warning is logged).
+        let handled = async {
+            while !captured
+                .lines()
+                .iter()
+                .any(|l| l.contains("not delivery ids"))
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(15), handled)
+            .await
+            .expect("the listener reads the hostile notification");
         let _ = stop.send(());
     };
     let (listened, ()) = tokio::join!(listening, scenario);
