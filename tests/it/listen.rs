@@ -73,3 +73,44 @@ async fn listen_mode_catches_up_then_delivers_each_commit_and_survives_a_dropped
         assert_eq!(db.delivery(id).await.status, "succeeded");
     }
 }
+
+/// Process managers (systemd, ECS, Kubernetes) stop a service with SIGTERM: `webhooks listen`
+/// finishes what it holds and exits 0, like on Ctrl-C, instead of dying by the signal.
+#[tokio::test]
+async fn the_command_stops_cleanly_on_sigterm() {
+    use std::process::{Command, Stdio};
+
+    use crate::support::scratch::webhooks_binary;
+    use crate::support::{SIGNING_SECRET, TOKEN};
+
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let (_, early) = db.booking_with_delivery().await;
+    let mut child = Command::new(webhooks_binary())
+        .arg("listen")
+        .env("DATABASE_URL", url_with_schema(&base_url(), &db.schema))
+        .env("WEBHOOK_URL", &receiver.url)
+        .env("WEBHOOK_AUTH_TOKEN", TOKEN)
+        .env("WEBHOOK_SIGNING_SECRET", SIGNING_SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start webhooks listen");
+    // The catch-up runs after LISTEN: once it has delivered, the listener is up.
+    let requests = receiver.wait_for(1, LIMIT).await;
+    assert_eq!(requests[0].header("webhook-id"), early.to_string());
+
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("exit status");
+    assert!(
+        status.success(),
+        "exited by the signal, not cleanly: {status}"
+    );
+}

@@ -57,7 +57,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Dispatch each delivery the moment its booking commits (LISTEN/NOTIFY), until Ctrl-C.
+    /// Dispatch each delivery the moment its booking commits (LISTEN/NOTIFY), until Ctrl-C or SIGTERM.
     /// Needs a session connection: not a transaction pooler (docs/connecting.md).
     Listen {
         /// Also run the retry sweep this often, at least 1s, e.g. 10m; `off` to leave retries
@@ -316,9 +316,9 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
         }
         Command::Listen { sweep_every } => {
             let deps = Deps::from_env()?;
-            let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
+            // Ctrl-C or SIGTERM (what systemd, ECS and Kubernetes send): finish the batch in
+            // flight and exit 0, rather than die with deliveries leased until their lease ends.
+            let shutdown = delivery::signal::stop_requested();
             let options = ListenOptions {
                 sweep_every: sweep_every.0,
             };
