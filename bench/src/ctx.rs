@@ -109,8 +109,11 @@ impl Ctx {
         })?)
     }
 
-    /// Notes a command for the results file.
+    /// Notes a command for the results file, with paths relative to the workspace root.
     pub fn ran(&mut self, command: String) {
+        let command = command
+            .replace(&format!("{}/", self.root.display()), "")
+            .replace(&format!("run-{}", std::process::id()), "run-<pid>");
         if !self.commands.contains(&command) {
             self.commands.push(command);
         }

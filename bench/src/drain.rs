@@ -29,6 +29,9 @@ struct Drained {
     wall: Duration,
     rss_mib: f64,
     seen: Seen,
+    /// WAL the server wrote during the sweep, per delivery (bytes; the whole server's, so
+    /// other work on it counts too).
+    wal_per_delivery: f64,
 }
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
@@ -50,12 +53,14 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
         let drained = drain(ctx, scratch, &db, n).await?;
         section.line(format!(
             "- run {i}: bare HTTP {}/s ({} connections); sweep {}/s ({:.3} s spawn to exit), \
-             peak RSS {:.1} MiB, receiver {} requests / {} distinct webhook-ids / {} connections",
+             peak RSS {:.1} MiB, WAL {:.0} B/delivery, receiver {} requests / {} distinct \
+             webhook-ids / {} connections",
             thousands(rate(n, wall)),
             seen.connections,
             thousands(rate(n, drained.wall)),
             drained.wall.as_secs_f64(),
             drained.rss_mib,
+            drained.wal_per_delivery,
             drained.seen.requests,
             drained.seen.distinct_ids,
             drained.seen.connections,
@@ -93,6 +98,18 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
         format!("{ratio:.2}"),
         "≥ 0.35",
         Verdict::of(ratio >= TARGET_RATIO),
+    );
+    let wal = median(
+        &sweeps
+            .iter()
+            .map(|d| d.wal_per_delivery)
+            .collect::<Vec<_>>(),
+    );
+    section.row(
+        "WAL written per delivery during the sweep (whole server)",
+        format!("{wal:.0} B"),
+        "—",
+        Verdict::Reported,
     );
     section.row(
         "Connections to the receiver (most in a run)",
@@ -162,7 +179,18 @@ async fn drain(
     let job = Job::new(ctx.release("webhooks")?, &["sweep"])
         .env(&ctx.engine_env(&scratch.url, &nginx.url()));
     ctx.ran(job.display());
+    let lsn: String = db
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .get(0);
     let finished = job.run(&ctx.file("sweep.log")).await;
+    let wal: f64 = db
+        .query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::float8",
+            &[&lsn],
+        )
+        .await?
+        .get(0);
     let seen = nginx.stop().await?;
     let finished = finished?;
     let report: serde_json::Value = serde_json::from_str(finished.stdout.trim())
@@ -180,6 +208,7 @@ async fn drain(
         wall: finished.wall,
         rss_mib: finished.max_rss_kib as f64 / 1024.0,
         seen,
+        wal_per_delivery: wal / n as f64,
     })
 }
 

@@ -92,6 +92,21 @@ impl Report {
             .any(|r| matches!(r.verdict, Verdict::Error(_)))
     }
 
+    /// "N of M targets met", and the errors.
+    pub fn tally(&self) -> String {
+        let count = |v: &Verdict| self.rows.iter().filter(|r| &r.verdict == v).count();
+        let (met, not_met) = (count(&Verdict::Met), count(&Verdict::NotMet));
+        let errors = self
+            .rows
+            .iter()
+            .filter(|r| matches!(r.verdict, Verdict::Error(_)))
+            .count();
+        format!(
+            "{met} of {} targets met, {not_met} not met; {errors} scenario(s) failed",
+            met + not_met
+        )
+    }
+
     /// The table as aligned plain text.
     pub fn text_table(&self) -> String {
         let head = ["figure", "measured", "target", "verdict"];
@@ -139,6 +154,7 @@ impl Report {
             out += line;
             out += "\n";
         }
+        out += &format!("\n{}.\n", self.tally());
         out += "\n| figure | measured | target | verdict |\n|---|---|---|---|\n";
         for r in &self.rows {
             let verdict = match &r.verdict {

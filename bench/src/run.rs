@@ -20,11 +20,17 @@ pub async fn all() -> anyhow::Result<bool> {
             continue;
         }
         eprintln!("bench: {scenario} …");
+        let began = std::time::Instant::now();
         let outcome = scenario_run(&mut ctx, scenario).await;
+        eprintln!(
+            "bench: {scenario} took {:.0} s",
+            began.elapsed().as_secs_f64()
+        );
         report.add(scenario, outcome);
     }
     let load_after = machine::load();
     println!("\n{}", report.text_table());
+    println!("{}", report.tally());
 
     let mut preamble = vec![
         format!(
