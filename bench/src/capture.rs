@@ -145,7 +145,7 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
     let flat = last / first;
     section.line(format!(
         "- long-lived connections: {long} s with the triggers (notify on, synchronous_commit \
-         on), per-second tps: first {slice} s after the first {} tps, last {slice} s {} tps",
+         on), per-second tps: first {slice} s (after the first second) {} tps, last {slice} s {} tps",
         thousands(first),
         thousands(last)
     ));

@@ -82,13 +82,13 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
         section.row(
             &format!("Cold start `{name}`, spawn → ready for the first event (median)"),
             format!("{p50:.2} ms"),
-            "reported",
+            "—",
             Verdict::Reported,
         );
         section.row(
             &format!("Binary size `{name}` (release, stripped)"),
             format!("{size:.2} MiB"),
-            "reported",
+            "—",
             Verdict::Reported,
         );
     }
