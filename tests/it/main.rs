@@ -7,6 +7,8 @@
 //! - `adopt`: taking over a running deployment of the old pg_net system.
 //! - `capture`: triggers capture booking events transactionally.
 //! - `dispatch`: the immediate, signed delivery and its outcome classes.
+//! - `hot_path`: the plans of the claims and the record, heap-only leases, the sweep's
+//!   pipeline (issue 13).
 //! - `faults`: the fault suite (`make test-faults`): outages, restarts, kills, hostile
 //!   receivers, slow backlogs, PgBouncer; each scenario prints its figures.
 //! - `lambda`: both functions under `cargo lambda watch`, invoked with `cargo lambda invoke`;
@@ -33,6 +35,7 @@ mod alarms;
 mod capture;
 mod dispatch;
 mod faults;
+mod hot_path;
 mod lambda;
 mod listen;
 mod migrate;

@@ -11,7 +11,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
-use crate::db::query;
+use crate::db::{query, query_in_index_order};
 use crate::status::DeliveryStatus;
 use crate::{Result, sql};
 
@@ -164,7 +164,7 @@ pub(crate) async fn claim_due(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
-    let rows = query(
+    let rows = query_in_index_order(
         db,
         sql::DUE_CLAIM,
         &[
@@ -210,7 +210,7 @@ pub(crate) async fn claim_fresh(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
-    let rows = query(
+    let rows = query_in_index_order(
         db,
         sql::FRESH_CLAIM,
         &[

@@ -25,7 +25,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, Client, Row};
 
 use crate::config::DbConfig;
-use crate::{Error, Result};
+use crate::{Error, Result, sql};
 
 /// How long to wait for a new connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,6 +113,33 @@ pub(crate) async fn query(
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>> {
     tokio::time::timeout(STATEMENT_TIMEOUT, db.query_typed(statement, params))
+        .await
+        .map_err(|_| Error::DatabaseTimeout(STATEMENT_TIMEOUT))?
+        .map_err(Error::from)
+}
+
+/// Runs one statement like [`query`], in a transaction of its own in which the planner may not
+/// sort ([`sql::ORDERED_CLAIM_BEGIN`]): for the claims that must read an index in order. The
+/// three messages are pipelined, so this is still one round trip; if the statement fails, the
+/// `COMMIT` rolls back.
+pub(crate) async fn query_in_index_order(
+    db: &Client,
+    statement: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Vec<Row>> {
+    // Each future sends its message when first polled, and join! polls them in order.
+    let pipelined = async {
+        let (begin, rows, commit) = tokio::join!(
+            db.batch_execute(sql::ORDERED_CLAIM_BEGIN),
+            db.query_typed(statement, params),
+            db.batch_execute(sql::COMMIT),
+        );
+        begin?;
+        let rows = rows?;
+        commit?;
+        Ok::<_, tokio_postgres::Error>(rows)
+    };
+    tokio::time::timeout(STATEMENT_TIMEOUT, pipelined)
         .await
         .map_err(|_| Error::DatabaseTimeout(STATEMENT_TIMEOUT))?
         .map_err(Error::from)

@@ -19,6 +19,7 @@
 //! and sends the later notifications of the bookings it just recorded ([`HAND_OFF_ROUNDS`] at
 //! most, and only as many as the deadline leaves time for). The sweep remains the safety net.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
@@ -254,14 +255,14 @@ async fn record_as_completed(
 
 /// Writes one group in one statement, or row by row if the statement fails.
 async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>> {
-    let recorded = match write(deps, group).await {
+    let recorded = match write(deps, group, true).await {
         Ok(recorded) => recorded,
         Err(err) if err.is_connection() => return Err(err),
         Err(err) => {
             tracing::warn!(error = %err, rows = group.len(), "recording a group of outcomes failed; recording them one by one");
             let mut each = Vec::with_capacity(group.len());
             for attempted in group {
-                each.push(match write(deps, std::slice::from_ref(attempted)).await {
+                each.push(match write(deps, std::slice::from_ref(attempted), false).await {
                     Ok(recorded) => recorded
                         .into_iter()
                         .next()
@@ -301,12 +302,15 @@ async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>
 }
 
 /// One statement for `group`, retried once on a fresh connection if the connection broke.
-/// With each outcome, whether a later notification of its booking is unresolved.
-async fn write(deps: &Deps, group: &[Attempted]) -> Result<Vec<(Recorded, bool)>> {
-    let updated = with_retry(
-        &deps.pool,
-        |db| async move { record_outcomes(&db, group).await },
-    )
+/// With each outcome, whether a later notification of its booking is unresolved. `first`:
+/// no write of this group was tried before, so its attempts cannot be stored yet.
+async fn write(deps: &Deps, group: &[Attempted], first: bool) -> Result<Vec<(Recorded, bool)>> {
+    let tried = AtomicBool::new(!first);
+    let tried = &tried;
+    let updated = with_retry(&deps.pool, |db| async move {
+        let recheck = tried.swap(true, Ordering::Relaxed);
+        record_outcomes(&db, group, recheck).await
+    })
     .await?;
     Ok(group
         .iter()

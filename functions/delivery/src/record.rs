@@ -30,11 +30,13 @@ pub(crate) struct Attempted {
 /// Records `outcomes` in one statement. Returns the ids whose state was updated, each with
 /// whether a later status notification of its booking is unresolved (it may have waited for
 /// this one); an id that is missing lost its lease to another worker while in flight (its
-/// attempt row is still kept). Safe to repeat with the same outcomes (see
-/// [`sql::OUTCOME_RECORDING`]).
+/// attempt row is still kept). Safe to repeat with the same outcomes and `recheck` set: a
+/// write of them may have committed unseen, so attempts already stored are looked for (see
+/// [`sql::OUTCOME_RECORDING`]); only a group's first write may leave it unset.
 pub(crate) async fn record_outcomes(
     db: &Client,
     outcomes: &[Attempted],
+    recheck: bool,
 ) -> Result<HashMap<Uuid, bool>> {
     if outcomes.is_empty() {
         return Ok(HashMap::new());
@@ -86,6 +88,7 @@ pub(crate) async fn record_outcomes(
             (&next_at, Type::TIMESTAMPTZ_ARRAY),
             (&resolved, Type::TIMESTAMPTZ_ARRAY),
             (&finished, Type::TIMESTAMPTZ_ARRAY),
+            (&recheck, Type::BOOL),
         ],
     )
     .await?;

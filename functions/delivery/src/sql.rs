@@ -19,6 +19,17 @@
 //! outcome clears the lease — but only if the lease is still the one the worker took, so a
 //! worker that overran its lease cannot overwrite the state written by whoever reclaimed it.
 //!
+//! **Cost per claimed row, whatever the backlog or the history.** A claim reads the due rows in
+//! `next_retry_at` order from the partial index `webhook_deliveries_due_idx` and stops at its
+//! limit; the lease is written through the rows' `ctid`s (a TID scan, no index probe and never
+//! a scan of the table), and only `locked_until` changes, so with the table's fill factor
+//! (V13) the lease is a heap-only (HOT) update that touches no index. The planner would
+//! rather sort the whole backlog when its statistics say few rows are due (a burst captured
+//! since the last `ANALYZE`, e.g. after an outage: each claim then reads every due row, and a
+//! drain turns quadratic), so the sweep's and dispatch's ordered claims run in a transaction of
+//! their own that forbids sorting ([`ORDERED_CLAIM_BEGIN`]; transaction-scoped, so poolers are
+//! fine).
+//!
 //! **Superseded notifications** (`WEBHOOK_SUPERSEDE`, the claims' last parameter; see
 //! `docs/superseded.md`). Every claim decides, per status notification (`approved`/`rejected`)
 //! it takes, with probes of the partial index `webhook_deliveries_decisions_idx` (new_request
@@ -55,6 +66,15 @@ pub const SESSION_PROBE_UNLISTEN: &str = "UNLISTEN webhook_session_probe";
 /// Sends the token `$1` on [`SESSION_PROBE_CHANNEL`].
 pub const SESSION_PROBE: &str = "SELECT pg_notify('webhook_session_probe', $1)";
 
+/// Opens the transaction an ordered claim ([`DUE_CLAIM`], [`FRESH_CLAIM`]) runs in: the
+/// planner may not sort, so it reads the due index in order and stops at the claim's limit
+/// instead of sorting every due row (see the module documentation). `SET LOCAL` ends with the
+/// transaction, so nothing is left on a pooled connection.
+pub const ORDERED_CLAIM_BEGIN: &str = "BEGIN; SET LOCAL enable_sort = off";
+
+/// Ends the transaction of [`ORDERED_CLAIM_BEGIN`] (a rollback if the claim failed).
+pub const COMMIT: &str = "COMMIT";
+
 /// The sweep's claim: unresolved deliveries due by `$1` (default: now) whose lease is free or
 /// expired at `$2` (NULL: the database's now), oldest due first, at most `$4`, leased for `$3`
 /// milliseconds; `$5`: supersede (`WEBHOOK_SUPERSEDE`). Only status notifications whose turn
@@ -65,7 +85,7 @@ pub const SESSION_PROBE: &str = "SELECT pg_notify('webhook_session_probe', $1)";
 /// the partial index `webhook_deliveries_due_idx`.
 pub const DUE_CLAIM: &str = "
 WITH due AS (
-    SELECT d.id, d.locked_until, newer.id AS superseded_by
+    SELECT d.ctid, d.locked_until, newer.id AS superseded_by
       FROM webhook_deliveries d
       LEFT JOIN LATERAL (
             SELECT n.id
@@ -117,7 +137,8 @@ UPDATE webhook_deliveries d
        locked_until  = CASE WHEN due.superseded_by IS NULL
                             THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
   FROM due
- WHERE d.id = due.id
+ WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due))
+   AND d.ctid = due.ctid
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by";
@@ -129,7 +150,7 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
 /// whoever captured the row.
 pub const IDS_CLAIM: &str = "
 WITH due AS (
-    SELECT d.id, d.locked_until, newer.id AS superseded_by
+    SELECT d.ctid, d.locked_until, newer.id AS superseded_by
       FROM webhook_deliveries d
       LEFT JOIN LATERAL (
             SELECT n.id
@@ -180,7 +201,8 @@ UPDATE webhook_deliveries d
        locked_until  = CASE WHEN due.superseded_by IS NULL
                             THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
   FROM due
- WHERE d.id = due.id
+ WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due))
+   AND d.ctid = due.ctid
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by";
@@ -191,7 +213,7 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
 /// For pending rows `next_retry_at` is the capture time, so this ordering uses the due index.
 pub const FRESH_CLAIM: &str = "
 WITH due AS (
-    SELECT d.id, d.locked_until, newer.id AS superseded_by
+    SELECT d.ctid, d.locked_until, newer.id AS superseded_by
       FROM webhook_deliveries d
       LEFT JOIN LATERAL (
             SELECT n.id
@@ -242,7 +264,8 @@ UPDATE webhook_deliveries d
        locked_until  = CASE WHEN due.superseded_by IS NULL
                             THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
   FROM due
- WHERE d.id = due.id
+ WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due))
+   AND d.ctid = due.ctid
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by";
@@ -256,7 +279,7 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
 /// what was recorded, so handing on ends.
 pub const FOLLOWER_CLAIM: &str = "
 WITH due AS (
-    SELECT d.id, d.locked_until, newer.id AS superseded_by
+    SELECT d.ctid, d.locked_until, newer.id AS superseded_by
       FROM webhook_deliveries d
       LEFT JOIN LATERAL (
             SELECT n.id
@@ -314,7 +337,8 @@ UPDATE webhook_deliveries d
        locked_until  = CASE WHEN due.superseded_by IS NULL
                             THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
   FROM due
- WHERE d.id = due.id
+ WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due))
+   AND d.ctid = due.ctid
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by";
@@ -343,14 +367,16 @@ SELECT d.id, d.status, d.superseded_by,
 /// inserts one `webhook_attempts` row per element and moves each delivery to its new state,
 /// releasing the lease — only where the lease `$2` is still ours. Returns the ids updated.
 /// Idempotent, so a batch whose connection broke before the answer arrived can be recorded
-/// again: an attempt already stored (same delivery, number and start) is not inserted twice,
-/// and a delivery that already holds this very outcome is returned as updated. With each id,
+/// again: with `$13` (recheck) an attempt already stored (same delivery, number and start) is
+/// not inserted twice, and a delivery that already holds this very outcome is returned as
+/// updated. The first write of a group passes `$13` false and skips that probe: an attempt is
+/// new until a write of it may have committed unseen (its start is its own). With each id,
 /// whether a later status notification of its booking is still unresolved: one that may have
 /// waited for this one ([`FOLLOWER_CLAIM`] hands it on).
 /// Parallel arrays, one element per attempt:
 /// `$1` id, `$2` lease, `$3` attempt, `$4` started_at, `$5` duration_ms, `$6` status_code,
 /// `$7` error_kind, `$8` error, `$9` status, `$10` next_retry_at, `$11` resolved_at,
-/// `$12` finished_at.
+/// `$12` finished_at; `$13` recheck.
 pub const OUTCOME_RECORDING: &str = "
 WITH outcome AS (
     SELECT *
@@ -364,7 +390,8 @@ WITH outcome AS (
            (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error)
     SELECT id, attempt, started_at, duration_ms, status_code, error_kind, error
       FROM outcome o
-     WHERE NOT EXISTS (SELECT 1
+     WHERE NOT $13
+        OR NOT EXISTS (SELECT 1
                          FROM webhook_attempts a
                         WHERE a.delivery_id = o.id
                           AND a.attempt = o.attempt

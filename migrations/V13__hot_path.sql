@@ -1,0 +1,17 @@
+-- V13: the delivery hot path writes less per delivery.
+--
+-- A claim changes only `locked_until`, which no index covers: if the row's page has room for
+-- the new version, PostgreSQL writes it as a heap-only (HOT) update and touches no index at
+-- all. Freshly captured rows fill their pages completely, so every lease used to move its row
+-- to another page and insert an entry into each of the table's indexes (three for a
+-- new_request, four for a decision), only for recording the outcome to do the same again a
+-- moment later. With half of each page kept free at capture, the rows of a page can all be
+-- leased in place; recording the outcome (which changes indexed columns) then prunes the
+-- versions the claim left behind and writes the final one on the same page.
+--
+-- The price is disk: new pages are filled to half, so the outbox and its history take up to
+-- twice the space (retention, `WEBHOOK_RETENTION`, bounds it). Pages written before this
+-- migration are unchanged until rewritten (VACUUM FULL or CLUSTER, never needed).
+-- ALTER TABLE … SET (fillfactor) takes a SHARE UPDATE EXCLUSIVE lock only: captures and
+-- claims go on meanwhile.
+ALTER TABLE webhook_deliveries SET (fillfactor = 50);
