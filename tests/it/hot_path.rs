@@ -1,12 +1,31 @@
 //! The hot path's shape: claims read the due index in order and stop at their limit whatever
 //! the statistics say, leases are heap-only updates, the first write of a group does not look
-//! for attempts already stored (issue 13). Speed itself is measured by `make bench`, not here.
+//! for attempts already stored, and the sweep claims the next batch while the current one is
+//! on the wire (issue 13). Speed itself is measured by `make bench`, not here.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use delivery::Clock;
+use delivery::sweep::{SweepOptions, SweepReport, sweep};
+use tokio::sync::Semaphore;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
-use crate::support::TestDb;
+use crate::support::{Receiver, Reply, TestDb, deps_with};
+
+async fn sweep_at(deps: &delivery::Deps, at: DateTime<Utc>) -> SweepReport {
+    let options = SweepOptions {
+        batch_size: deps.config.sweep_batch,
+        budget: Duration::from_secs(60),
+        deadline: None,
+    };
+    sweep(deps, options, Clock::Fixed(at))
+        .await
+        .expect("sweep runs")
+}
 
 /// The plan of `statement` with `params`, as the engine runs it when `ordered`: in the
 /// transaction that forbids sorting (the statement is not run).
@@ -151,4 +170,78 @@ async fn a_lease_is_a_heap_only_update_and_a_first_write_does_not_probe_attempts
             "recheck {recheck}: {record}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_next_batch_is_claimed_while_the_current_one_is_on_the_wire() {
+    let db = TestDb::new().await;
+    // The receiver holds every request until the test lets it answer.
+    let gate = Arc::new(Semaphore::new(0));
+    let receiver = Receiver::start(Reply::status(200).held(gate.clone())).await;
+    let ids = db.backlog(30).await;
+    let deps = deps_with(
+        &db,
+        &receiver.url,
+        &[
+            ("WEBHOOK_SWEEP_BATCH", "10"),
+            ("WEBHOOK_SWEEP_CONCURRENCY", "10"),
+            ("WEBHOOK_TIMEOUT_MS", "10000"),
+        ],
+    );
+    let t0 = Utc::now();
+    let sweeping = tokio::spawn(async move { sweep_at(&deps, t0).await });
+
+    // The first batch is on the wire and nothing has come back, yet the rest is claimed: the
+    // claims ran while the requests were in flight.
+    receiver.wait_for(10, Duration::from_secs(10)).await;
+    let leased = "SELECT count(*) FROM webhook_deliveries WHERE locked_until IS NOT NULL";
+    let claimed = async {
+        while db.count(leased).await < 30 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), claimed)
+        .await
+        .expect("the later batches are claimed while the first is held");
+    assert_eq!(receiver.requests().len(), 10, "the concurrency still holds");
+
+    // Each lease covers what is queued ahead of it: 10 rows are one wave of 10 s, plus the
+    // 30 s margin; the second batch waits behind the first, the third behind both.
+    let leases: Vec<i64> = db
+        .client()
+        .await
+        .query(
+            "SELECT DISTINCT extract(epoch FROM locked_until - $1)::int8 FROM webhook_deliveries ORDER BY 1",
+            &[&t0],
+        )
+        .await
+        .expect("leases")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(leases, vec![40, 50, 60]);
+
+    gate.add_permits(30);
+    let report = sweeping.await.expect("sweep task");
+    assert_eq!(
+        (
+            report.processed,
+            report.succeeded,
+            report.batches,
+            report.still_due
+        ),
+        (30, 30, 3, 0)
+    );
+    let sent: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(sent.len(), 30, "each sent once");
+    assert_eq!(
+        sent.into_iter().collect::<HashSet<_>>(),
+        ids.iter().map(Uuid::to_string).collect::<HashSet<_>>()
+    );
+    assert_eq!(db.count(leased).await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM webhook_attempts").await, 30);
 }

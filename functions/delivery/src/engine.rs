@@ -104,7 +104,7 @@ pub struct DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
-    fn superseded(s: &Superseded) -> Self {
+    pub(crate) fn superseded(s: &Superseded) -> Self {
         tracing::info!(
             delivery_id = %s.id, webhook_type = s.webhook_type, superseded_by = %s.by,
             reclaimed = s.reclaimed,
@@ -201,11 +201,12 @@ async fn send_and_record(
         Ok(())
     };
     // Both run at once; if recording fails, the sends not yet finished are dropped.
-    let ((), outcomes) = tokio::try_join!(sending, record_as_completed(deps, completions))?;
+    let recording = record_as_completed(deps, completions, None);
+    let ((), outcomes) = tokio::try_join!(sending, recording)?;
     Ok(outcomes)
 }
 
-async fn attempt(deps: &Deps, claimed: Claimed, clock: BatchClock) -> Attempted {
+pub(crate) async fn attempt(deps: &Deps, claimed: Claimed, clock: BatchClock) -> Attempted {
     let attempt = deps
         .sender
         .send(claimed.id, &claimed.payload, clock.now())
@@ -227,11 +228,21 @@ async fn attempt(deps: &Deps, claimed: Claimed, clock: BatchClock) -> Attempted 
     }
 }
 
+/// What the recorder wrote, for whoever claims more meanwhile ([`crate::pipeline`]).
+#[derive(Debug)]
+pub(crate) struct Progress {
+    /// Outcomes written (or refused) in this group.
+    pub(crate) recorded: usize,
+    /// Of those, the ones a later notification of their booking may have waited for.
+    pub(crate) hands_on: Vec<Uuid>,
+}
+
 /// Takes completed attempts as they come and writes them in groups ([`RECORD_EVERY`],
-/// [`RECORD_AFTER`]) until every attempt of the batch is written.
-async fn record_as_completed(
+/// [`RECORD_AFTER`]) until every attempt is written, telling `progress` about each group.
+pub(crate) async fn record_as_completed(
     deps: &Deps,
     mut completions: mpsc::UnboundedReceiver<(Instant, Attempted)>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
 ) -> Result<Vec<DeliveryOutcome>> {
     let mut outcomes = Vec::new();
     while let Some((completed, oldest)) = completions.recv().await {
@@ -240,7 +251,12 @@ async fn record_as_completed(
         let window = tokio::time::sleep_until((completed + RECORD_AFTER).into());
         tokio::pin!(window);
         while group.len() < RECORD_EVERY {
+            // Completions already waiting join the group even when the window has passed
+            // (the recorder is behind): otherwise the select below would pick the elapsed
+            // window about every other time, the groups would shrink to a row or two, and the
+            // recorder would fall further behind with every statement.
             tokio::select! {
+                biased;
                 next = completions.recv() => match next {
                     Some((_, attempted)) => group.push(attempted),
                     None => break,
@@ -248,7 +264,20 @@ async fn record_as_completed(
                 () = &mut window => break,
             }
         }
-        outcomes.extend(record(deps, &group).await?);
+        let written = record(deps, &group).await?;
+        if let Some(progress) = &progress {
+            let hands_on = written
+                .iter()
+                .filter(|o| o.hands_on(deps.config.supersede))
+                .map(|o| o.id)
+                .collect();
+            // The claimer may have stopped listening (a claim failed): nothing to tell.
+            let _ = progress.send(Progress {
+                recorded: written.len(),
+                hands_on,
+            });
+        }
+        outcomes.extend(written);
     }
     Ok(outcomes)
 }

@@ -62,6 +62,7 @@ pub mod history;
 pub mod listen;
 pub mod metrics;
 mod outcome;
+mod pipeline;
 pub mod posture;
 #[cfg(feature = "cli")]
 pub mod receiver;

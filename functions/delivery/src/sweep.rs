@@ -2,17 +2,18 @@
 //!
 //! Every run claims due deliveries in batches — retries whose time has come, pending ones
 //! whose immediate dispatch never happened, and rows whose lease expired because a worker died
-//! mid-flight (counted as `reclaimed`) — sends each batch through the shared [`engine`], and
-//! keeps going until nothing due is left or its time is up. It only takes rows that were due
-//! when it started, so a receiver answering `Retry-After: 0` cannot keep it busy.
+//! mid-flight (counted as `reclaimed`) — sends them as the shared [`engine`] does, and keeps
+//! going until nothing due is left or its time is up; the next batch is claimed while the
+//! current one is on the wire ([`crate::pipeline`]). It only takes rows that were due when it
+//! started, so a receiver answering `Retry-After: 0` cannot keep it busy.
 //!
 //! Status notifications that a later one of the same booking replaced are ended `superseded`
 //! by the claim and counted, never sent (`WEBHOOK_SUPERSEDE`, see [`crate::sql`]).
 //!
 //! Time: no batch is claimed after `WEBHOOK_SWEEP_BUDGET_MS` (default 60 s), and each claim is
-//! sized so that all of it can be sent and recorded before the Lambda deadline: whole waves of
-//! `WEBHOOK_SWEEP_CONCURRENCY` requests of at most `WEBHOOK_TIMEOUT_MS` each, keeping 5 s
-//! free. However large `WEBHOOK_SWEEP_BATCH` or slow the receiver, every invocation records
+//! sized so that all of it, behind everything claimed before it and not yet recorded, can be
+//! sent and recorded before the Lambda deadline: whole waves of `WEBHOOK_SWEEP_CONCURRENCY`
+//! requests of at most `WEBHOOK_TIMEOUT_MS` each, keeping 5 s free. However large `WEBHOOK_SWEEP_BATCH` or slow the receiver, every invocation records
 //! the work it did, so every invocation makes progress.
 //!
 //! [`engine`]: crate::engine
@@ -24,11 +25,11 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::types::Type;
 
-use crate::claim::{claim_due, lease_for, rows_that_fit};
 use crate::clock::instant_of;
 use crate::db::{query, with_retry};
-use crate::engine::{Recorded, deliver_until};
+use crate::engine::Recorded;
 use crate::event::SweepEvent;
+use crate::pipeline::{Plan, drain};
 use crate::status::DeliveryStatus;
 use crate::{Clock, Deps, Result, sql};
 
@@ -120,56 +121,35 @@ pub fn options_for(
     })
 }
 
-/// Runs one sweep: claim a batch, deliver it, repeat until nothing due is left or time is up.
-/// Concurrent sweeps never send a delivery twice (claims are leased).
+/// Runs one sweep: claim a batch, deliver it while claiming the next, until nothing due is
+/// left or time is up. Concurrent sweeps never send a delivery twice (claims are leased).
 pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<SweepReport> {
     let started = Instant::now();
-    let deadline = options.deadline.and_then(instant_of);
-    let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
-    // Only rows due when the sweep started: the first claim's time, on the database's clock.
-    let mut cutoff = clock.sql_now();
-    let mut report = SweepReport::default();
-    loop {
-        if report.batches > 0 && started.elapsed() >= options.budget {
-            report.budget_exhausted = true;
-            break;
+    let plan = Plan {
+        batch_size: options.batch_size.max(1),
+        budget: options.budget,
+        started,
+        deadline: options.deadline.and_then(instant_of),
+    };
+    let drained = drain(deps, clock, plan).await?;
+    let mut report = SweepReport {
+        batches: drained.batches,
+        budget_exhausted: drained.budget_exhausted,
+        ..SweepReport::default()
+    };
+    for d in drained.outcomes {
+        report.reclaimed += usize::from(d.reclaimed);
+        if d.status == DeliveryStatus::Superseded {
+            report.superseded += 1;
+            continue;
         }
-        let limit = rows_that_fit(deadline, options.batch_size.max(1), concurrency, timeout);
-        if limit == 0 {
-            if report.batches == 0 {
-                tracing::warn!(
-                    "the deadline leaves no time for one request: make the function's timeout longer than WEBHOOK_TIMEOUT_MS plus 5 s"
-                );
-            }
-            report.budget_exhausted = true;
-            break;
-        }
-        let lease = lease_for(limit, concurrency, timeout);
-        let now = clock.sql_now();
-        let supersede = deps.config.supersede;
-        let batch = with_retry(&deps.pool, |db| async move {
-            claim_due(&db, cutoff, now, lease, limit, supersede).await
-        })
-        .await?;
-        let Some(claimed_at) = batch.claimed_at else {
-            break;
-        };
-        cutoff.get_or_insert(claimed_at);
-        report.batches += 1;
-        for d in deliver_until(deps, batch, clock, deadline).await? {
-            report.reclaimed += usize::from(d.reclaimed);
-            if d.status == DeliveryStatus::Superseded {
-                report.superseded += 1;
-                continue;
-            }
-            report.processed += 1;
-            match (d.recorded, d.status) {
-                (Recorded::LeaseLost, _) => report.lease_lost += 1,
-                (Recorded::Refused, _) => report.unrecorded += 1,
-                (Recorded::Yes, DeliveryStatus::Succeeded) => report.succeeded += 1,
-                (Recorded::Yes, DeliveryStatus::Failed) => report.failed += 1,
-                (Recorded::Yes, _) => report.retrying += 1,
-            }
+        report.processed += 1;
+        match (d.recorded, d.status) {
+            (Recorded::LeaseLost, _) => report.lease_lost += 1,
+            (Recorded::Refused, _) => report.unrecorded += 1,
+            (Recorded::Yes, DeliveryStatus::Succeeded) => report.succeeded += 1,
+            (Recorded::Yes, DeliveryStatus::Failed) => report.failed += 1,
+            (Recorded::Yes, _) => report.retrying += 1,
         }
     }
     let now = clock.sql_now();

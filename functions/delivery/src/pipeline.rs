@@ -1,0 +1,280 @@
+//! The sweep's pipeline: the next claim runs while the current batch is on the wire, so neither
+//! the receiver nor the database waits for the other.
+//!
+//! Three parts run at once. The *claimer* takes due deliveries a batch at a time and queues
+//! them, and claims the next batch as soon as the current one is queued; the queue holds half
+//! a batch (at least `WEBHOOK_SWEEP_CONCURRENCY` rows), so the next claim has that long to
+//! come back before the senders run dry, and at most the requests in flight, the queue and
+//! one batch are leased ahead of the sends. The *senders* take deliveries from the queue, at
+//! most `WEBHOOK_SWEEP_CONCURRENCY` at a time. The *recorder* writes completed attempts in groups as they come
+//! ([`crate::engine`]: every [`RECORD_EVERY`] completions or [`RECORD_AFTER`]) and tells the
+//! claimer what it recorded.
+//!
+//! Leases and deadlines count what is ahead: each claim is leased for the worst case of
+//! everything claimed and not yet recorded plus itself, and takes only as many rows as can
+//! still be sent, behind those, before the Lambda deadline. Hand-off is the engine's: when a
+//! recorded delivery has a later notification of its booking waiting, the claimer claims it
+//! next ([`HAND_OFF_ROUNDS`] links of a chain at most).
+//!
+//! A claim that fails stops further claims; what is already claimed is still sent and
+//! recorded, then the error is returned. A recording that fails (after its retry on a fresh
+//! connection) ends everything at once, as in the engine.
+//!
+//! [`RECORD_EVERY`]: crate::engine::RECORD_EVERY
+//! [`RECORD_AFTER`]: crate::engine::RECORD_AFTER
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::claim::{Claim, Claimed, claim_due, claim_followers, lease_for, rows_that_fit};
+use crate::clock::BatchClock;
+use crate::db::with_retry;
+use crate::engine::{DeliveryOutcome, HAND_OFF_ROUNDS, Progress, attempt, record_as_completed};
+use crate::{Clock, Deps, Error, Result};
+
+/// How the sweep drains.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    /// Rows per claim, at most.
+    pub(crate) batch_size: usize,
+    /// No due batch is claimed once this much time has passed since `started` (the first is).
+    pub(crate) budget: Duration,
+    pub(crate) started: Instant,
+    /// The Lambda deadline.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// What a drain did.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    /// Every delivery claimed: sent and recorded, or superseded.
+    pub(crate) outcomes: Vec<DeliveryOutcome>,
+    /// Due claims that took something.
+    pub(crate) batches: usize,
+    /// Time (the budget or the deadline) stopped the claims.
+    pub(crate) budget_exhausted: bool,
+}
+
+/// Claims, sends and records due deliveries until nothing due is left or time is up.
+pub(crate) async fn drain(deps: &Deps, clock: Clock, plan: Plan) -> Result<Drained> {
+    let concurrency = deps.config.sweep_concurrency.max(1);
+    let ahead = (plan.batch_size / 2).max(concurrency);
+    let (queue, mut queued) = mpsc::channel::<(Claimed, BatchClock)>(ahead);
+    let (completed, completions) = mpsc::unbounded_channel();
+    let (progress, progressed) = mpsc::unbounded_channel();
+    let sending = async move {
+        futures::stream::poll_fn(move |cx| queued.poll_recv(cx))
+            .map(|(claimed, batch_clock)| attempt(deps, claimed, batch_clock))
+            .buffer_unordered(concurrency)
+            .for_each(|attempted| {
+                // The recorder lives until every completion is taken, or the drain is abandoned.
+                let _ = completed.send((Instant::now(), attempted));
+                async {}
+            })
+            .await;
+        Ok(())
+    };
+    let recording = record_as_completed(deps, completions, Some(progress));
+    let claiming = async move { Ok(Claimer::new(deps, clock, plan).run(queue, progressed).await) };
+    let ((), sent, claimed) = tokio::try_join!(sending, recording, claiming)?;
+    if let Some(err) = claimed.error {
+        return Err(err);
+    }
+    let mut drained = claimed.drained;
+    drained.outcomes.extend(sent);
+    Ok(drained)
+}
+
+/// The claiming side of a drain.
+struct Claimer<'a> {
+    deps: &'a Deps,
+    clock: Clock,
+    plan: Plan,
+    /// Only rows due when the sweep started: the first claim's time, on the database's clock.
+    cutoff: Option<chrono::DateTime<chrono::Utc>>,
+    /// Claimed to be sent and not recorded yet: queued, in flight, or being written.
+    outstanding: usize,
+    /// Recorded deliveries whose later notification may have its turn now.
+    hand_ons: Vec<Uuid>,
+    /// The hand-off round that claimed a delivery (due claims are round 0).
+    rounds: HashMap<Uuid, usize>,
+    /// Nothing due is left, or time is up.
+    due_done: bool,
+    drained: Drained,
+    error: Option<Error>,
+}
+
+impl<'a> Claimer<'a> {
+    fn new(deps: &'a Deps, clock: Clock, plan: Plan) -> Self {
+        Claimer {
+            deps,
+            clock,
+            plan,
+            cutoff: clock.sql_now(),
+            outstanding: 0,
+            hand_ons: Vec::new(),
+            rounds: HashMap::new(),
+            due_done: false,
+            drained: Drained::default(),
+            error: None,
+        }
+    }
+
+    /// Claims until nothing is left to claim and everything claimed is recorded, or a claim
+    /// fails. Dropping `queue` then lets the senders finish.
+    async fn run(
+        mut self,
+        queue: mpsc::Sender<(Claimed, BatchClock)>,
+        mut progressed: mpsc::UnboundedReceiver<Progress>,
+    ) -> Self {
+        loop {
+            while let Ok(progress) = progressed.try_recv() {
+                self.absorb(progress);
+            }
+            let claimed = if !self.hand_ons.is_empty() {
+                self.hand_off().await
+            } else if !self.due_done {
+                self.next_due().await
+            } else {
+                Ok(None)
+            };
+            match claimed {
+                Err(err) => {
+                    self.error = Some(err);
+                    break;
+                }
+                Ok(Some(claim)) => {
+                    if self.enqueue(claim, &queue).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(None) if !self.hand_ons.is_empty() => continue,
+                Ok(None) if self.due_done && self.outstanding == 0 => break,
+                Ok(None) => {}
+            }
+            // Wait for the recorder: it frees room under the deadline and brings hand-offs.
+            match progressed.recv().await {
+                Some(progress) => self.absorb(progress),
+                None => break,
+            }
+        }
+        self
+    }
+
+    fn absorb(&mut self, progress: Progress) {
+        self.outstanding = self.outstanding.saturating_sub(progress.recorded);
+        self.hand_ons.extend(progress.hands_on);
+    }
+
+    /// How many more rows may be claimed: all of them and everything outstanding must fit
+    /// before the deadline.
+    fn room(&self, max: usize) -> usize {
+        let (concurrency, timeout) = (self.deps.config.sweep_concurrency, self.deps.config.timeout);
+        rows_that_fit(
+            self.plan.deadline,
+            max.saturating_add(self.outstanding),
+            concurrency,
+            timeout,
+        )
+        .saturating_sub(self.outstanding)
+        .min(max)
+    }
+
+    /// The lease for `rows` more, queued behind everything outstanding.
+    fn lease(&self, rows: usize) -> Duration {
+        let (concurrency, timeout) = (self.deps.config.sweep_concurrency, self.deps.config.timeout);
+        lease_for(self.outstanding.saturating_add(rows), concurrency, timeout)
+    }
+
+    /// The next due batch; `None` when none may be claimed now (time, or room under the
+    /// deadline) or nothing due is left.
+    async fn next_due(&mut self) -> Result<Option<Claim>> {
+        let batches = self.drained.batches;
+        if batches > 0 && self.plan.started.elapsed() >= self.plan.budget {
+            self.stop_for_time();
+            return Ok(None);
+        }
+        let limit = self.room(self.plan.batch_size.max(1));
+        if limit == 0 {
+            if self.outstanding == 0 {
+                if batches == 0 {
+                    tracing::warn!(
+                        "the deadline leaves no time for one request: make the function's timeout longer than WEBHOOK_TIMEOUT_MS plus 5 s"
+                    );
+                }
+                self.stop_for_time();
+            }
+            return Ok(None);
+        }
+        let (lease, now, cutoff) = (self.lease(limit), self.clock.sql_now(), self.cutoff);
+        let supersede = self.deps.config.supersede;
+        let claim = with_retry(&self.deps.pool, |db| async move {
+            claim_due(&db, cutoff, now, lease, limit, supersede).await
+        })
+        .await?;
+        let Some(claimed_at) = claim.claimed_at else {
+            self.due_done = true;
+            return Ok(None);
+        };
+        self.cutoff.get_or_insert(claimed_at);
+        self.drained.batches += 1;
+        Ok(Some(claim))
+    }
+
+    /// The notifications that waited for the deliveries just recorded, if their chain is not
+    /// too long and the deadline leaves room.
+    async fn hand_off(&mut self) -> Result<Option<Claim>> {
+        let recorded = std::mem::take(&mut self.hand_ons);
+        let round = 1 + recorded
+            .iter()
+            .filter_map(|id| self.rounds.get(id))
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let limit = self.room(self.deps.config.sweep_batch.max(1));
+        if round > HAND_OFF_ROUNDS || limit == 0 {
+            return Ok(None);
+        }
+        let (lease, now) = (self.lease(limit), self.clock.sql_now());
+        let (supersede, recorded) = (self.deps.config.supersede, &recorded);
+        let claim = with_retry(&self.deps.pool, |db| async move {
+            claim_followers(&db, recorded, now, lease, limit, supersede).await
+        })
+        .await?;
+        for claimed in &claim.to_send {
+            self.rounds.insert(claimed.id, round);
+        }
+        Ok((!claim.is_empty()).then_some(claim))
+    }
+
+    fn stop_for_time(&mut self) {
+        self.drained.budget_exhausted = true;
+        self.due_done = true;
+    }
+
+    /// Reports what the claim superseded and queues the rest (waiting while the queue is
+    /// full). Fails only if the senders are gone.
+    async fn enqueue(
+        &mut self,
+        claim: Claim,
+        queue: &mpsc::Sender<(Claimed, BatchClock)>,
+    ) -> std::result::Result<(), ()> {
+        self.drained
+            .outcomes
+            .extend(claim.superseded.iter().map(DeliveryOutcome::superseded));
+        let Some(claimed_at) = claim.claimed_at else {
+            return Ok(());
+        };
+        let batch_clock = BatchClock::start(self.clock, claimed_at);
+        self.outstanding += claim.to_send.len();
+        for claimed in claim.to_send {
+            queue.send((claimed, batch_clock)).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+}
