@@ -245,3 +245,54 @@ async fn the_next_batch_is_claimed_while_the_current_one_is_on_the_wire() {
     assert_eq!(db.count(leased).await, 0);
     assert_eq!(db.count("SELECT count(*) FROM webhook_attempts").await, 30);
 }
+
+#[tokio::test]
+async fn a_sweep_whose_recording_is_held_up_stops_claiming_instead_of_running_ahead() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    db.backlog(1000).await;
+    let deps = deps_with(
+        &db,
+        &receiver.url,
+        &[
+            ("WEBHOOK_SWEEP_BATCH", "100"),
+            ("WEBHOOK_SWEEP_CONCURRENCY", "10"),
+        ],
+    );
+    // Recording blocks: another transaction holds webhook_attempts.
+    let mut blocker = db.client().await;
+    let lock = blocker.transaction().await.expect("transaction");
+    lock.batch_execute("LOCK TABLE webhook_attempts IN EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let t0 = Utc::now();
+    let sweeping = tokio::spawn(async move { sweep_at(&deps, t0).await });
+
+    // Unrecorded, at most: the queue (half a batch, 50), the requests in flight (10) and two
+    // recording groups (400) before a claim; a claim adds a batch (100).
+    const BEFORE_A_CLAIM: usize = 50 + 10 + 400;
+    const MOST: usize = BEFORE_A_CLAIM + 100;
+    receiver
+        .wait_for(BEFORE_A_CLAIM + 1, Duration::from_secs(10))
+        .await;
+    let more = tokio::time::timeout(
+        Duration::from_millis(500),
+        receiver.wait_for(MOST + 1, Duration::from_secs(10)),
+    )
+    .await;
+    let leased = db
+        .count("SELECT count(*) FROM webhook_deliveries WHERE locked_until IS NOT NULL")
+        .await;
+    lock.rollback().await.expect("unlock");
+    assert!(more.is_err(), "the sends ran ahead of the recorder");
+    assert!(leased as usize <= MOST, "{leased} leased");
+
+    let report = sweeping.await.expect("sweep task");
+    assert_eq!((report.succeeded, report.still_due), (1000, 0));
+    let sent: HashSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!((receiver.requests().len(), sent.len()), (1000, 1000));
+}

@@ -4,8 +4,9 @@
 //! Three parts run at once. The *claimer* takes due deliveries a batch at a time and queues
 //! them, and claims the next batch as soon as the current one is queued; the queue holds half
 //! a batch (at least `WEBHOOK_SWEEP_CONCURRENCY` rows), so the next claim has that long to
-//! come back before the senders run dry, and at most the requests in flight, the queue and
-//! one batch are leased ahead of the sends. The *senders* take deliveries from the queue, at
+//! come back before the senders run dry. A claim waits while more is claimed and unrecorded
+//! than the queue, the requests in flight and two recording groups: the sends never run ahead
+//! of the recorder by more than that and a batch. The *senders* take deliveries from the queue, at
 //! most `WEBHOOK_SWEEP_CONCURRENCY` at a time. The *recorder* writes completed attempts in groups as they come
 //! ([`crate::engine`]: every [`RECORD_EVERY`] completions or [`RECORD_AFTER`]) and tells the
 //! claimer what it recorded.
@@ -20,8 +21,7 @@
 //! recorded, then the error is returned. A recording that fails (after its retry on a fresh
 //! connection) ends everything at once, as in the engine.
 //!
-//! [`RECORD_EVERY`]: crate::engine::RECORD_EVERY
-//! [`RECORD_AFTER`]: crate::engine::RECORD_AFTER
+//! //! [`RECORD_AFTER`]: crate::engine::RECORD_AFTER
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -33,7 +33,9 @@ use uuid::Uuid;
 use crate::claim::{Claim, Claimed, claim_due, claim_followers, lease_for, rows_that_fit};
 use crate::clock::BatchClock;
 use crate::db::with_retry;
-use crate::engine::{DeliveryOutcome, HAND_OFF_ROUNDS, Progress, attempt, record_as_completed};
+use crate::engine::{
+    DeliveryOutcome, HAND_OFF_ROUNDS, Progress, RECORD_EVERY, attempt, record_as_completed,
+};
 use crate::{Clock, Deps, Error, Result};
 
 /// How the sweep drains.
@@ -48,22 +50,27 @@ pub(crate) struct Plan {
     pub(crate) deadline: Option<Instant>,
 }
 
-/// What a drain did.
+/// What a drain did, besides the outcomes it handed over as they were recorded.
 #[derive(Debug, Default)]
 pub(crate) struct Drained {
-    /// Every delivery claimed: sent and recorded, or superseded.
-    pub(crate) outcomes: Vec<DeliveryOutcome>,
+    /// The deliveries the claims ended `superseded` (never sent).
+    pub(crate) superseded: Vec<DeliveryOutcome>,
     /// Due claims that took something.
     pub(crate) batches: usize,
     /// Time (the budget or the deadline) stopped the claims.
     pub(crate) budget_exhausted: bool,
 }
 
-/// Claims, sends and records due deliveries until nothing due is left or time is up.
-pub(crate) async fn drain(deps: &Deps, clock: Clock, plan: Plan) -> Result<Drained> {
+/// Claims, sends and records due deliveries until nothing due is left or time is up, handing
+/// each recorded outcome to `written` as it is written: a long drain keeps no list of them.
+pub(crate) async fn drain(
+    deps: &Deps,
+    clock: Clock,
+    plan: Plan,
+    written: impl FnMut(DeliveryOutcome),
+) -> Result<Drained> {
     let concurrency = deps.config.sweep_concurrency.max(1);
-    let ahead = (plan.batch_size / 2).max(concurrency);
-    let (queue, mut queued) = mpsc::channel::<(Claimed, BatchClock)>(ahead);
+    let (queue, mut queued) = mpsc::channel::<(Claimed, BatchClock)>(queue_len(&plan, deps));
     let (completed, completions) = mpsc::unbounded_channel();
     let (progress, progressed) = mpsc::unbounded_channel();
     let sending = async move {
@@ -78,15 +85,21 @@ pub(crate) async fn drain(deps: &Deps, clock: Clock, plan: Plan) -> Result<Drain
             .await;
         Ok(())
     };
-    let recording = record_as_completed(deps, completions, Some(progress));
+    let recording = record_as_completed(deps, completions, Some(progress), written);
     let claiming = async move { Ok(Claimer::new(deps, clock, plan).run(queue, progressed).await) };
-    let ((), sent, claimed) = tokio::try_join!(sending, recording, claiming)?;
-    if let Some(err) = claimed.error {
-        return Err(err);
+    let ((), (), claimed) = tokio::try_join!(sending, recording, claiming)?;
+    match claimed.error {
+        Some(err) => Err(err),
+        None => Ok(claimed.drained),
     }
-    let mut drained = claimed.drained;
-    drained.outcomes.extend(sent);
-    Ok(drained)
+}
+
+/// How many claimed deliveries wait for a sender at most: half a batch, at least as many as
+/// are sent at once.
+fn queue_len(plan: &Plan, deps: &Deps) -> usize {
+    (plan.batch_size / 2)
+        .max(deps.config.sweep_concurrency)
+        .max(1)
 }
 
 /// The claiming side of a drain.
@@ -199,6 +212,16 @@ impl<'a> Claimer<'a> {
             self.stop_for_time();
             return Ok(None);
         }
+        // The next claim waits until what is claimed and unrecorded fits in the queue, the
+        // requests in flight and two recording groups (one being written, one filling): if
+        // recording falls behind the sends, claiming waits for it, so completions never pile
+        // up unwritten (memory, and what a kill would lose).
+        let unrecorded_most = queue_len(&self.plan, self.deps)
+            + self.deps.config.sweep_concurrency
+            + 2 * RECORD_EVERY;
+        if self.outstanding > unrecorded_most {
+            return Ok(None);
+        }
         let limit = self.room(self.plan.batch_size.max(1));
         if limit == 0 {
             if self.outstanding == 0 {
@@ -265,7 +288,7 @@ impl<'a> Claimer<'a> {
         queue: &mpsc::Sender<(Claimed, BatchClock)>,
     ) -> std::result::Result<(), ()> {
         self.drained
-            .outcomes
+            .superseded
             .extend(claim.superseded.iter().map(DeliveryOutcome::superseded));
         let Some(claimed_at) = claim.claimed_at else {
             return Ok(());

@@ -27,7 +27,7 @@ use tokio_postgres::types::Type;
 
 use crate::clock::instant_of;
 use crate::db::{query, with_retry};
-use crate::engine::Recorded;
+use crate::engine::{DeliveryOutcome, Recorded};
 use crate::event::SweepEvent;
 use crate::pipeline::{Plan, drain};
 use crate::status::DeliveryStatus;
@@ -76,6 +76,25 @@ pub struct SweepReport {
     /// What retention removed after the sweep (`WEBHOOK_RETENTION`), when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<crate::retention::CleanupReport>,
+}
+
+impl SweepReport {
+    /// Counts one delivery the sweep claimed.
+    fn count(&mut self, d: &DeliveryOutcome) {
+        self.reclaimed += usize::from(d.reclaimed);
+        if d.status == DeliveryStatus::Superseded {
+            self.superseded += 1;
+            return;
+        }
+        self.processed += 1;
+        match (d.recorded, d.status) {
+            (Recorded::LeaseLost, _) => self.lease_lost += 1,
+            (Recorded::Refused, _) => self.unrecorded += 1,
+            (Recorded::Yes, DeliveryStatus::Succeeded) => self.succeeded += 1,
+            (Recorded::Yes, DeliveryStatus::Failed) => self.failed += 1,
+            (Recorded::Yes, _) => self.retrying += 1,
+        }
+    }
 }
 
 /// Handles one `retry-sweep` invocation. The event is the scheduler's input: any JSON object
@@ -131,27 +150,11 @@ pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<S
         started,
         deadline: options.deadline.and_then(instant_of),
     };
-    let drained = drain(deps, clock, plan).await?;
-    let mut report = SweepReport {
-        batches: drained.batches,
-        budget_exhausted: drained.budget_exhausted,
-        ..SweepReport::default()
-    };
-    for d in drained.outcomes {
-        report.reclaimed += usize::from(d.reclaimed);
-        if d.status == DeliveryStatus::Superseded {
-            report.superseded += 1;
-            continue;
-        }
-        report.processed += 1;
-        match (d.recorded, d.status) {
-            (Recorded::LeaseLost, _) => report.lease_lost += 1,
-            (Recorded::Refused, _) => report.unrecorded += 1,
-            (Recorded::Yes, DeliveryStatus::Succeeded) => report.succeeded += 1,
-            (Recorded::Yes, DeliveryStatus::Failed) => report.failed += 1,
-            (Recorded::Yes, _) => report.retrying += 1,
-        }
-    }
+    let mut report = SweepReport::default();
+    let drained = drain(deps, clock, plan, |d| report.count(&d)).await?;
+    drained.superseded.iter().for_each(|d| report.count(d));
+    report.batches = drained.batches;
+    report.budget_exhausted = drained.budget_exhausted;
     let now = clock.sql_now();
     report.still_due =
         with_retry(&deps.pool, |db| async move { count_due(&db, now).await }).await?;

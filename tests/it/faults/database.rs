@@ -17,8 +17,8 @@ use crate::support::{Receiver, Reply, TestDb, deps_for_url};
 
 const DELIVERIES: i64 = 300;
 const CONCURRENCY: usize = 10;
-/// At most the requests in flight plus one recording group (50) are sent again.
-const MOST_DUPLICATES: usize = CONCURRENCY + 50;
+/// At most the requests in flight plus one recording group (200) are sent again.
+const MOST_DUPLICATES: usize = CONCURRENCY + 200;
 
 fn options() -> SweepOptions {
     SweepOptions {

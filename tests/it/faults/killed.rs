@@ -58,11 +58,11 @@ async fn a_sweep_killed_mid_batch_loses_only_its_requests_in_flight() {
         .count("SELECT count(*) FROM webhook_deliveries WHERE locked_until IS NOT NULL")
         .await;
     // Recorded as they completed: the kill lost at most the requests in flight and the
-    // completions of one recording group.
+    // completions of one recording group (at most 200, and those of the last 200 ms).
     assert!(recorded > 0, "progress was recorded before the kill");
     let unrecorded = sent_before - recorded as usize;
     assert!(
-        unrecorded <= CONCURRENCY + 50,
+        unrecorded <= CONCURRENCY + 200,
         "{sent_before} sent, {recorded} recorded"
     );
     assert_eq!(leased, DELIVERIES - recorded, "the rest is still leased");
