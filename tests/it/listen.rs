@@ -45,9 +45,33 @@ async fn listen_mode_catches_up_then_delivers_each_commit_and_survives_a_dropped
     let (_, on_commit) = db.booking_with_delivery().await;
     let requests = receiver.wait_for(2, LIMIT).await;
     assert_eq!(requests[1].header("webhook-id"), on_commit.to_string());
+    // It was claimed on a connection of listen's own, not the listening one and not the pool's
+    // (whose last statement is the outcome's record): the claim prepared once.
+    let admin = connect(&base_url()).await;
+    let claimed_on: Vec<String> = admin
+        .query(
+            "SELECT query FROM pg_stat_activity WHERE application_name = $1",
+            &[&db.schema],
+        )
+        .await
+        .expect("activity")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        claimed_on
+            .iter()
+            // pg_stat_activity keeps the first kilobyte of a statement.
+            .filter(
+                |query| query.len() > 100 && delivery::sql::IDS_CLAIM.starts_with(query.as_str())
+            )
+            .count(),
+        1,
+        "{claimed_on:#?}"
+    );
+    assert!(claimed_on.iter().any(|query| query.starts_with("LISTEN")));
 
     // The server drops the connection: it reconnects, and nothing committed meanwhile is lost.
-    let admin = connect(&base_url()).await;
     let killed: i64 = admin
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity

@@ -11,7 +11,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
-use crate::db::{query, query_in_index_order};
+use crate::db::{query, query_in_index_order, query_prepared};
 use crate::status::DeliveryStatus;
 use crate::{Result, sql};
 
@@ -200,6 +200,43 @@ pub async fn claim_ids(
     )
     .await?;
     Claim::from_rows(&rows)
+}
+
+/// Dispatch's claim of given ids ([`sql::IDS_CLAIM`]) prepared once on a connection of its own,
+/// so each claim skips parsing and planning (about a millisecond: most of a claim's time). Only
+/// for a session connection, never through a transaction pooler, where the next transaction
+/// may run on a server connection that never saw the statement: `webhooks listen` opens one,
+/// and listen refuses to run through a transaction pooler at all.
+pub(crate) struct SessionClaims {
+    db: Client,
+    ids_claim: tokio_postgres::Statement,
+}
+
+impl SessionClaims {
+    /// Prepares the claim on `db`, a session connection nothing else uses.
+    pub(crate) async fn prepare(db: Client) -> Result<Self> {
+        db.batch_execute(sql::SESSION_CLAIMS_SETUP).await?;
+        let types = [Type::UUID_ARRAY, Type::TIMESTAMPTZ, Type::INT8, Type::BOOL];
+        let ids_claim = db.prepare_typed(sql::IDS_CLAIM, &types).await?;
+        Ok(SessionClaims { db, ids_claim })
+    }
+
+    /// [`claim_ids`] with the prepared statement.
+    pub(crate) async fn claim_ids(
+        &self,
+        ids: &[Uuid],
+        now: Option<DateTime<Utc>>,
+        lease: Duration,
+        supersede: bool,
+    ) -> Result<Claim> {
+        let rows = query_prepared(
+            &self.db,
+            &self.ids_claim,
+            &[&ids, &now, &millis(lease), &supersede],
+        )
+        .await?;
+        Claim::from_rows(&rows)
+    }
 }
 
 /// Claims up to `limit` never-attempted deliveries, oldest first (dispatch `{"limit": N}`).

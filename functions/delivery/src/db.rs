@@ -22,7 +22,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts};
 use futures::Stream;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{AsyncMessage, Client, Row};
+use tokio_postgres::{AsyncMessage, Client, Row, Statement};
 
 use crate::config::DbConfig;
 use crate::{Error, Result, sql};
@@ -113,6 +113,19 @@ pub(crate) async fn query(
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>> {
     tokio::time::timeout(STATEMENT_TIMEOUT, db.query_typed(statement, params))
+        .await
+        .map_err(|_| Error::DatabaseTimeout(STATEMENT_TIMEOUT))?
+        .map_err(Error::from)
+}
+
+/// Runs a statement prepared on `db` (a session connection of its own: see
+/// [`crate::claim::SessionClaims`]) within [`STATEMENT_TIMEOUT`].
+pub(crate) async fn query_prepared(
+    db: &Client,
+    statement: &Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    tokio::time::timeout(STATEMENT_TIMEOUT, db.query(statement, params))
         .await
         .map_err(|_| Error::DatabaseTimeout(STATEMENT_TIMEOUT))?
         .map_err(Error::from)

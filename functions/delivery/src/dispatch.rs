@@ -25,8 +25,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::claim::{
-    Claim, DEADLINE_HEADROOM, NotClaimed, Unclaimed, claim_fresh, claim_ids, explain, lease_for,
-    rows_that_fit,
+    Claim, DEADLINE_HEADROOM, NotClaimed, SessionClaims, Unclaimed, claim_fresh, claim_ids,
+    explain, lease_for, rows_that_fit,
 };
 use crate::clock::instant_of;
 use crate::db::with_retry;
@@ -201,9 +201,32 @@ pub async fn dispatch_ids(
     dispatch_ids_until(deps, ids, clock, wait, None).await
 }
 
+/// [`dispatch_ids`] for `webhooks listen`: the ids are claimed on its own session connection
+/// with the claim prepared once ([`SessionClaims`]); the rest as everywhere.
+pub(crate) async fn dispatch_ids_claiming_on(
+    session: &SessionClaims,
+    deps: &Deps,
+    ids: &[Uuid],
+    clock: Clock,
+) -> Result<DispatchReport> {
+    dispatch_ids_via(deps, Some(session), ids, clock, Duration::ZERO, None).await
+}
+
 /// [`dispatch_ids`], handing on to waiting notifications only while `deadline` leaves time.
 async fn dispatch_ids_until(
     deps: &Deps,
+    ids: &[Uuid],
+    clock: Clock,
+    wait: Duration,
+    deadline: Option<Instant>,
+) -> Result<DispatchReport> {
+    dispatch_ids_via(deps, None, ids, clock, wait, deadline).await
+}
+
+/// [`dispatch_ids_until`], claiming on `session` when given, else through the pool.
+async fn dispatch_ids_via(
+    deps: &Deps,
+    session: Option<&SessionClaims>,
     ids: &[Uuid],
     clock: Clock,
     wait: Duration,
@@ -215,7 +238,7 @@ async fn dispatch_ids_until(
     let mut pauses = Pauses::until(Instant::now() + wait);
     let mut races = 0;
     while !wanted.is_empty() {
-        let round = claim_round(deps, &wanted, clock).await?;
+        let round = claim_round(deps, session, &wanted, clock).await?;
         for (id, reason, superseded_by) in round.unchanged {
             report.add_unchanged(id, reason, superseded_by);
         }
@@ -255,15 +278,26 @@ struct Round {
     absent: Vec<Uuid>,
 }
 
-async fn claim_round(deps: &Deps, ids: &[Uuid], clock: Clock) -> Result<Round> {
+async fn claim_round(
+    deps: &Deps,
+    session: Option<&SessionClaims>,
+    ids: &[Uuid],
+    clock: Clock,
+) -> Result<Round> {
     let now = clock.sql_now();
     let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
     let lease = lease_for(ids.len(), concurrency, timeout);
     let supersede = deps.config.supersede;
-    let claimed = with_retry(&deps.pool, |db| async move {
-        claim_ids(&db, ids, now, lease, supersede).await
-    })
-    .await?;
+    let claimed = match session {
+        // No retry on a fresh connection here: the session is listen's, which reconnects.
+        Some(session) => session.claim_ids(ids, now, lease, supersede).await?,
+        None => {
+            with_retry(&deps.pool, |db| async move {
+                claim_ids(&db, ids, now, lease, supersede).await
+            })
+            .await?
+        }
+    };
     let taken: HashSet<Uuid> = claimed
         .to_send()
         .into_iter()

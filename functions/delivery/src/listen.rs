@@ -22,8 +22,9 @@ use tokio_postgres::AsyncMessage;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::claim::SessionClaims;
 use crate::db::{query, with_retry};
-use crate::dispatch::{dispatch_fresh, dispatch_ids};
+use crate::dispatch::{dispatch_fresh, dispatch_ids_claiming_on};
 use crate::sweep::{SweepOptions, sweep};
 use crate::{Clock, Deps, Error, Result, sql};
 
@@ -107,6 +108,16 @@ async fn session(
     let _stop_pump = AbortOnDrop(pump);
     probe_session(deps, &client, &mut ids_rx).await?;
     client.batch_execute(sql::CAPTURE_LISTEN).await?;
+    // Notified ids are claimed on a second session connection with the claim prepared once:
+    // the notification's way to the receiver skips the pool's check and the planner. (Not on
+    // the listening connection: `webhooks doctor` finds listeners by their last statement.)
+    let (claims, claims_connection) = deps.config.db.connect("booking-webhooks-listen").await?;
+    let claims_connection = tokio::spawn(async move {
+        let mut messages = std::pin::pin!(claims_connection);
+        while let Some(Ok(_)) = messages.next().await {}
+    });
+    let _stop_claims_connection = AbortOnDrop(claims_connection);
+    let claims = SessionClaims::prepare(claims).await?;
     tracing::info!(channel = sql::CAPTURE_CHANNEL, "listening");
     *backoff = FIRST_BACKOFF;
     catch_up(deps, clock).await?;
@@ -128,7 +139,7 @@ async fn session(
                 }
                 let ids = delivery_ids(&payloads);
                 // The NOTIFY arrives after commit, so the rows are visible: no waiting.
-                let report = dispatch_ids(deps, &ids, clock, Duration::ZERO).await?;
+                let report = dispatch_ids_claiming_on(&claims, deps, &ids, clock).await?;
                 tracing::info!(counts = ?report.counts, "dispatched on notify");
             }
             _ = tick(&mut sweeps) => {

@@ -143,15 +143,35 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by";
 
+/// The planner settings of `webhooks listen`'s claim connection
+/// ([`crate::claim::SessionClaims`]), a session of its own that runs only [`IDS_CLAIM`],
+/// prepared once: one generic plan (no planning per notification, about a millisecond of its
+/// way to the receiver), which must probe the primary key per id whatever the table looked like
+/// when it was planned — a plan made on a nearly empty table would otherwise scan it, and keep
+/// scanning it as it grew. And its commits do not wait for the disk (`synchronous_commit =
+/// off`): a claim that a crash of the server loses only leaves its rows claimable again, so the
+/// worst case is a second send under the same `webhook-id`, which at-least-once allows (the
+/// attempt is still recorded; its state write finds the lease gone). Never sent through a
+/// pooler: listen refuses transaction poolers.
+pub const SESSION_CLAIMS_SETUP: &str = "SET plan_cache_mode = force_generic_plan;
+SET enable_seqscan = off; SET enable_bitmapscan = off;
+SET enable_hashjoin = off; SET enable_mergejoin = off;
+SET synchronous_commit = off";
+
 /// Dispatch's claim of the given ids `$1` at `$2` (NULL: the database's now), leased for `$3`
 /// milliseconds, superseding as `$4` says; decided and returned like [`DUE_CLAIM`]. Takes a
 /// delivery that is due, and a never-attempted (`pending`) one even if it is not due yet: the
 /// immediate send must not wait for the sweep over clock skew between the database and
-/// whoever captured the row.
+/// whoever captured the row. Each id is looked up by primary key, whatever the statistics say:
+/// the rows come from `unnest($1)`, and the status test is written so that the partial due
+/// index cannot serve it (`coalesce(…, false)`; a planner that believes few rows are pending
+/// would otherwise scan them all and match the ids against them). `webhooks listen` runs this
+/// one prepared, on a generic plan ([`SESSION_CLAIMS_SETUP`]).
 pub const IDS_CLAIM: &str = "
 WITH due AS (
     SELECT d.ctid, d.locked_until, newer.id AS superseded_by
-      FROM webhook_deliveries d
+      FROM unnest($1::uuid[]) AS wanted(id)
+      JOIN webhook_deliveries d ON d.id = wanted.id
       LEFT JOIN LATERAL (
             SELECT n.id
               FROM webhook_deliveries n
@@ -163,8 +183,7 @@ WITH due AS (
              ORDER BY n.capture_seq DESC
              LIMIT 1
            ) newer ON true
-     WHERE d.id = ANY($1)
-       AND d.status IN ('pending', 'retrying')
+     WHERE coalesce(d.status IN ('pending', 'retrying'), false)
        AND (d.locked_until IS NULL OR d.locked_until <= coalesce($2, now()))
        AND (d.status = 'pending' OR d.next_retry_at <= coalesce($2, now()))
        AND (d.webhook_type = 'new_request'
