@@ -11,7 +11,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
-use crate::db::{query, query_in_index_order, query_prepared};
+use crate::db::{query, query_in_transaction, query_prepared};
 use crate::status::DeliveryStatus;
 use crate::{Result, sql};
 
@@ -164,8 +164,9 @@ pub(crate) async fn claim_due(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
-    let rows = query_in_index_order(
+    let rows = query_in_transaction(
         db,
+        sql::ORDERED_CLAIM_BEGIN,
         sql::DUE_CLAIM,
         &[
             (&cutoff, Type::TIMESTAMPTZ),
@@ -180,7 +181,8 @@ pub(crate) async fn claim_due(
 }
 
 /// Claims the given ids if they are claimable at `now` (`None`: the database's clock), for
-/// dispatch, superseding replaced status notifications when `supersede` is on.
+/// dispatch, superseding replaced status notifications when `supersede` is on. One statement,
+/// in the caller's transaction if there is one (dispatch itself uses [`claim_ids_async_commit`]).
 pub async fn claim_ids(
     db: &Client,
     ids: &[Uuid],
@@ -190,6 +192,31 @@ pub async fn claim_ids(
 ) -> Result<Claim> {
     let rows = query(
         db,
+        sql::IDS_CLAIM,
+        &[
+            (&ids, Type::UUID_ARRAY),
+            (&now, Type::TIMESTAMPTZ),
+            (&millis(lease), Type::INT8),
+            (&supersede, Type::BOOL),
+        ],
+    )
+    .await?;
+    Claim::from_rows(&rows)
+}
+
+/// [`claim_ids`] in a transaction of its own whose commit does not wait for the disk
+/// ([`sql::CLAIM_BEGIN`]): dispatch's claim, one round trip and no fsync on a notification's
+/// way to the receiver.
+pub(crate) async fn claim_ids_async_commit(
+    db: &Client,
+    ids: &[Uuid],
+    now: Option<DateTime<Utc>>,
+    lease: Duration,
+    supersede: bool,
+) -> Result<Claim> {
+    let rows = query_in_transaction(
+        db,
+        sql::CLAIM_BEGIN,
         sql::IDS_CLAIM,
         &[
             (&ids, Type::UUID_ARRAY),
@@ -247,8 +274,9 @@ pub(crate) async fn claim_fresh(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
-    let rows = query_in_index_order(
+    let rows = query_in_transaction(
         db,
+        sql::ORDERED_CLAIM_BEGIN,
         sql::FRESH_CLAIM,
         &[
             (&count(limit), Type::INT8),
@@ -271,8 +299,9 @@ pub(crate) async fn claim_followers(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
-    let rows = query(
+    let rows = query_in_transaction(
         db,
+        sql::CLAIM_BEGIN,
         sql::FOLLOWER_CLAIM,
         &[
             (&recorded, Type::UUID_ARRAY),

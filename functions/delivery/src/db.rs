@@ -131,25 +131,25 @@ pub(crate) async fn query_prepared(
         .map_err(Error::from)
 }
 
-/// Runs one statement like [`query`], in a transaction of its own in which the planner may not
-/// sort ([`sql::ORDERED_CLAIM_BEGIN`]): for the claims that must read an index in order. The
-/// three messages are pipelined, so this is still one round trip; if the statement fails, the
-/// `COMMIT` rolls back.
-pub(crate) async fn query_in_index_order(
+/// Runs one claim like [`query`], in a transaction of its own opened by `begin`
+/// ([`sql::CLAIM_BEGIN`], [`sql::ORDERED_CLAIM_BEGIN`]). The three messages are pipelined, so
+/// this is still one round trip; if the statement fails, the `COMMIT` rolls back.
+pub(crate) async fn query_in_transaction(
     db: &Client,
+    begin: &str,
     statement: &str,
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>> {
     // Each future sends its message when first polled, and join! polls them in order.
     let pipelined = async {
-        let (begin, rows, commit) = tokio::join!(
-            db.batch_execute(sql::ORDERED_CLAIM_BEGIN),
+        let (begun, rows, committed) = tokio::join!(
+            db.batch_execute(begin),
             db.query_typed(statement, params),
             db.batch_execute(sql::COMMIT),
         );
-        begin?;
+        begun?;
         let rows = rows?;
-        commit?;
+        committed?;
         Ok::<_, tokio_postgres::Error>(rows)
     };
     tokio::time::timeout(STATEMENT_TIMEOUT, pipelined)

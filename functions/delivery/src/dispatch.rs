@@ -25,8 +25,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::claim::{
-    Claim, DEADLINE_HEADROOM, NotClaimed, SessionClaims, Unclaimed, claim_fresh, claim_ids,
-    explain, lease_for, rows_that_fit,
+    Claim, DEADLINE_HEADROOM, NotClaimed, SessionClaims, Unclaimed, claim_fresh,
+    claim_ids_async_commit, explain, lease_for, rows_that_fit,
 };
 use crate::clock::instant_of;
 use crate::db::with_retry;
@@ -293,7 +293,7 @@ async fn claim_round(
         Some(session) => session.claim_ids(ids, now, lease, supersede).await?,
         None => {
             with_retry(&deps.pool, |db| async move {
-                claim_ids(&db, ids, now, lease, supersede).await
+                claim_ids_async_commit(&db, ids, now, lease, supersede).await
             })
             .await?
         }

@@ -28,7 +28,8 @@
 //! since the last `ANALYZE`, e.g. after an outage: each claim then reads every due row, and a
 //! drain turns quadratic), so the sweep's and dispatch's ordered claims run in a transaction of
 //! their own that forbids sorting ([`ORDERED_CLAIM_BEGIN`]; transaction-scoped, so poolers are
-//! fine).
+//! fine). Every claim's commit skips the wait for the disk ([`CLAIM_BEGIN`]): a lease lost in a
+//! crash costs at most a second send under the same `webhook-id`.
 //!
 //! **Superseded notifications** (`WEBHOOK_SUPERSEDE`, the claims' last parameter; see
 //! `docs/superseded.md`). Every claim decides, per status notification (`approved`/`rejected`)
@@ -66,13 +67,21 @@ pub const SESSION_PROBE_UNLISTEN: &str = "UNLISTEN webhook_session_probe";
 /// Sends the token `$1` on [`SESSION_PROBE_CHANNEL`].
 pub const SESSION_PROBE: &str = "SELECT pg_notify('webhook_session_probe', $1)";
 
-/// Opens the transaction an ordered claim ([`DUE_CLAIM`], [`FRESH_CLAIM`]) runs in: the
-/// planner may not sort, so it reads the due index in order and stops at the claim's limit
-/// instead of sorting every due row (see the module documentation). `SET LOCAL` ends with the
+/// Opens the transaction every pooled claim runs in. Its commit does not wait for the disk:
+/// a claim that a crash of the server loses only leaves its rows claimable again — at worst a
+/// second send under the same `webhook-id`, which at-least-once allows (the attempt is still
+/// recorded; its state write finds the lease gone) — and the outcome's record, which does
+/// wait, makes the claim durable too (the log is written in order). `SET LOCAL` ends with the
 /// transaction, so nothing is left on a pooled connection.
-pub const ORDERED_CLAIM_BEGIN: &str = "BEGIN; SET LOCAL enable_sort = off";
+pub const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 
-/// Ends the transaction of [`ORDERED_CLAIM_BEGIN`] (a rollback if the claim failed).
+/// [`CLAIM_BEGIN`] for the ordered claims ([`DUE_CLAIM`], [`FRESH_CLAIM`]): also, the planner
+/// may not sort, so it reads the due index in order and stops at the claim's limit instead of
+/// sorting every due row (see the module documentation).
+pub const ORDERED_CLAIM_BEGIN: &str =
+    "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_sort = off";
+
+/// Ends the transaction of [`CLAIM_BEGIN`] (a rollback if the claim failed).
 pub const COMMIT: &str = "COMMIT";
 
 /// The sweep's claim: unresolved deliveries due by `$1` (default: now) whose lease is free or
