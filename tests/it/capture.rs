@@ -385,7 +385,7 @@ async fn migrations_run_twice_and_into_a_non_public_schema() {
         .expect("count")
         .get(0);
     assert_eq!(captured, 1, "one trigger, not two, after running twice");
-    // The definer functions are pinned to the schema they were created in.
+    // The definer functions resolve names in pg_catalog only (ours are schema-qualified).
     let config: Vec<String> = client
         .query_one(
             "SELECT proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -395,7 +395,7 @@ async fn migrations_run_twice_and_into_a_non_public_schema() {
         .await
         .expect("function")
         .get(0);
-    assert_eq!(config, vec![format!("search_path={schema}, pg_temp")]);
+    assert_eq!(config, vec!["search_path=pg_catalog, pg_temp".to_owned()]);
 }
 
 #[tokio::test]

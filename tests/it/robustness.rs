@@ -91,9 +91,8 @@ async fn recording_the_same_outcomes_twice_stores_them_once() {
         .get(0);
     let none_ts: Option<DateTime<Utc>> = None;
     let none_text: Option<&str> = None;
-    // `recheck` is false for a group's first write and true for every repeat.
     let client = &client;
-    let record = |recheck: bool| async move {
+    let record = || async move {
         client
             .query(
                 delivery::sql::OUTCOME_RECORDING,
@@ -110,7 +109,6 @@ async fn recording_the_same_outcomes_twice_stores_them_once() {
                     &vec![none_ts],
                     &vec![Some(now)],
                     &vec![now],
-                    &recheck,
                 ],
             )
             .await
@@ -118,9 +116,9 @@ async fn recording_the_same_outcomes_twice_stores_them_once() {
             .len()
     };
     // The answer to the first was lost with its connection: the engine records again.
-    assert_eq!(record(false).await, 1);
+    assert_eq!(record().await, 1);
     assert_eq!(
-        record(true).await,
+        record().await,
         1,
         "the repeat reports the delivery as recorded"
     );

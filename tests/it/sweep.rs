@@ -252,8 +252,15 @@ async fn a_worker_that_overran_its_lease_cannot_overwrite_the_new_owner() {
     assert_eq!(late.len(), 1);
     assert_eq!(late[0].recorded, delivery::engine::Recorded::LeaseLost);
     let row = db.delivery(id).await;
-    assert_eq!((row.status.as_str(), row.attempt_count), ("succeeded", 1));
-    assert_eq!(db.attempts(id).await.len(), 2, "both attempts are visible");
+    // Each claim reserved its own attempt number: the new owner's is the second.
+    assert_eq!((row.status.as_str(), row.attempt_count), ("succeeded", 2));
+    let mut numbers: Vec<i32> = db.attempts(id).await.iter().map(|a| a.attempt).collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        vec![1, 2],
+        "both attempts are visible, numbered apart"
+    );
 }
 
 #[tokio::test]

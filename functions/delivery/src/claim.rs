@@ -11,13 +11,10 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
+use crate::clock::BootInstant;
 use crate::db::{query, query_in_transaction, query_prepared};
 use crate::status::DeliveryStatus;
-use crate::{Result, sql};
-
-/// Added to the longest possible send time of a batch to form its lease: time to record the
-/// outcome, and slack for a slow database.
-pub(crate) const LEASE_MARGIN: Duration = Duration::from_secs(30);
+use crate::{Config, Result, sql};
 
 /// Kept free before a Lambda deadline for recording the last outcomes and returning.
 pub(crate) const DEADLINE_HEADROOM: Duration = Duration::from_secs(5);
@@ -30,12 +27,17 @@ pub struct Claimed {
     pub(crate) webhook_type: String,
     /// The exact body to sign and send.
     pub(crate) payload: String,
-    /// Attempts made before this one.
-    pub(crate) attempt_count: i32,
+    /// This attempt's number, reserved by the claim: unique per delivery even when a lease is
+    /// lost and another worker attempts it too.
+    pub(crate) attempt: i32,
     /// Retries allowed after the first attempt.
     pub(crate) max_retries: i32,
     /// Our lease; recording the outcome checks it is still ours.
     pub(crate) lease: DateTime<Utc>,
+    /// When, on this machine's boot clock, the lease may have lapsed: the lease's length
+    /// counted from just before the claim was sent (the database started it later than that,
+    /// so this errs early). No request is sent after it, less the request's timeout.
+    pub(crate) lease_ends: BootInstant,
     /// True when the row was taken over from a worker whose lease expired.
     pub(crate) reclaimed: bool,
     /// When the claim ran, on the database's clock.
@@ -67,10 +69,12 @@ pub struct Claim {
 }
 
 impl Claim {
-    fn from_rows(rows: &[Row]) -> Result<Self> {
+    /// The claim's rows; `asked_at` is when the claim was sent, on the boot clock.
+    fn from_rows(rows: &[Row], asked_at: BootInstant) -> Result<Self> {
         let mut claim = Claim::default();
         for row in rows {
-            claim.claimed_at = Some(row.try_get(7)?);
+            let claimed_at: DateTime<Utc> = row.try_get(7)?;
+            claim.claimed_at = Some(claimed_at);
             match row.try_get::<_, Option<Uuid>>(8)? {
                 Some(by) => claim.superseded.push(Superseded {
                     id: row.try_get(0)?,
@@ -78,16 +82,21 @@ impl Claim {
                     webhook_type: row.try_get(1)?,
                     reclaimed: row.try_get(6)?,
                 }),
-                None => claim.to_send.push(Claimed {
-                    id: row.try_get(0)?,
-                    webhook_type: row.try_get(1)?,
-                    payload: row.try_get(2)?,
-                    attempt_count: row.try_get(3)?,
-                    max_retries: row.try_get(4)?,
-                    lease: row.try_get(5)?,
-                    reclaimed: row.try_get(6)?,
-                    claimed_at: row.try_get(7)?,
-                }),
+                None => {
+                    let lease: DateTime<Utc> = row.try_get(5)?;
+                    let length = (lease - claimed_at).to_std().unwrap_or_default();
+                    claim.to_send.push(Claimed {
+                        id: row.try_get(0)?,
+                        webhook_type: row.try_get(1)?,
+                        payload: row.try_get(2)?,
+                        attempt: row.try_get(3)?,
+                        max_retries: row.try_get(4)?,
+                        lease,
+                        lease_ends: asked_at.after(length),
+                        reclaimed: row.try_get(6)?,
+                        claimed_at,
+                    })
+                }
             }
         }
         Ok(claim)
@@ -114,14 +123,16 @@ impl Claim {
     }
 }
 
-/// How long to lease `rows` deliveries that are sent `concurrency` at a time with a per-request
-/// `timeout`: the worst case of the whole batch plus [`LEASE_MARGIN`]. Always longer than the
-/// HTTP timeout, so a lease never expires under a request that is still allowed to run.
-pub(crate) fn lease_for(rows: usize, concurrency: usize, timeout: Duration) -> Duration {
-    let waves = rows.div_ceil(concurrency.max(1)).max(1);
-    timeout
+/// How long to lease `rows` deliveries that are sent `config.sweep_concurrency` at a time with
+/// a per-request `config.timeout`: the worst case of the whole batch plus
+/// `config.lease_margin` (time to record the outcome, slack for a slow database). Always longer
+/// than the HTTP timeout, so a lease never expires under a request that is still allowed to run.
+pub(crate) fn lease_for(rows: usize, config: &Config) -> Duration {
+    let waves = rows.div_ceil(config.sweep_concurrency.max(1)).max(1);
+    config
+        .timeout
         .saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX))
-        .saturating_add(LEASE_MARGIN)
+        .saturating_add(config.lease_margin)
 }
 
 /// The most deliveries one claim may take so that every one of them can be sent (whole waves
@@ -164,6 +175,7 @@ pub(crate) async fn claim_due(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
+    let asked_at = BootInstant::now();
     let rows = query_in_transaction(
         db,
         sql::ORDERED_CLAIM_BEGIN,
@@ -177,7 +189,7 @@ pub(crate) async fn claim_due(
         ],
     )
     .await?;
-    Claim::from_rows(&rows)
+    Claim::from_rows(&rows, asked_at)
 }
 
 /// Claims the given ids if they are claimable at `now` (`None`: the database's clock), for
@@ -190,6 +202,7 @@ pub async fn claim_ids(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
+    let asked_at = BootInstant::now();
     let rows = query(
         db,
         sql::IDS_CLAIM,
@@ -201,7 +214,7 @@ pub async fn claim_ids(
         ],
     )
     .await?;
-    Claim::from_rows(&rows)
+    Claim::from_rows(&rows, asked_at)
 }
 
 /// [`claim_ids`] in a transaction of its own whose commit does not wait for the disk
@@ -214,6 +227,7 @@ pub(crate) async fn claim_ids_async_commit(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
+    let asked_at = BootInstant::now();
     let rows = query_in_transaction(
         db,
         sql::CLAIM_BEGIN,
@@ -226,7 +240,7 @@ pub(crate) async fn claim_ids_async_commit(
         ],
     )
     .await?;
-    Claim::from_rows(&rows)
+    Claim::from_rows(&rows, asked_at)
 }
 
 /// Dispatch's claim of given ids ([`sql::IDS_CLAIM`]) prepared once on a connection of its own,
@@ -256,13 +270,14 @@ impl SessionClaims {
         lease: Duration,
         supersede: bool,
     ) -> Result<Claim> {
+        let asked_at = BootInstant::now();
         let rows = query_prepared(
             &self.db,
             &self.ids_claim,
             &[&ids, &now, &millis(lease), &supersede],
         )
         .await?;
-        Claim::from_rows(&rows)
+        Claim::from_rows(&rows, asked_at)
     }
 }
 
@@ -274,6 +289,7 @@ pub(crate) async fn claim_fresh(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
+    let asked_at = BootInstant::now();
     let rows = query_in_transaction(
         db,
         sql::ORDERED_CLAIM_BEGIN,
@@ -286,7 +302,7 @@ pub(crate) async fn claim_fresh(
         ],
     )
     .await?;
-    Claim::from_rows(&rows)
+    Claim::from_rows(&rows, asked_at)
 }
 
 /// Claims up to `limit` status notifications that waited for the just recorded deliveries
@@ -299,6 +315,7 @@ pub(crate) async fn claim_followers(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
+    let asked_at = BootInstant::now();
     let rows = query_in_transaction(
         db,
         sql::CLAIM_BEGIN,
@@ -312,7 +329,7 @@ pub(crate) async fn claim_followers(
         ],
     )
     .await?;
-    Claim::from_rows(&rows)
+    Claim::from_rows(&rows, asked_at)
 }
 
 /// Why a delivery was not claimed.
@@ -335,6 +352,9 @@ pub enum NotClaimed {
     WaitingForEarlier,
     /// A retry is scheduled for later; the sweep will send it.
     NotDue,
+    /// Claimed, then given back unsent: its lease might have lapsed before the request could
+    /// end (this worker was stopped or suspended). The next claim sends it.
+    ReturnedUnsent,
 }
 
 /// Where a delivery that was not claimed stands.
@@ -397,11 +417,30 @@ mod tests {
 
     #[test]
     fn a_lease_outlasts_the_whole_batch() {
+        let config = |concurrency: usize, timeout: Duration| {
+            let mut config = Config::from_lookup(|name| {
+                match name {
+                    "DATABASE_URL" => Some("postgres://localhost/x"),
+                    "WEBHOOK_URL" => Some("https://example.com/hook"),
+                    "WEBHOOK_AUTH_TOKEN" => Some("t"),
+                    "WEBHOOK_SIGNING_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                    _ => None,
+                }
+                .map(str::to_owned)
+            })
+            .expect("config");
+            config.sweep_concurrency = concurrency;
+            config.timeout = timeout;
+            config
+        };
         let ten = Duration::from_secs(10);
-        assert_eq!(lease_for(1, 16, ten), Duration::from_secs(40));
-        assert_eq!(lease_for(100, 16, ten), Duration::from_secs(100));
-        assert_eq!(lease_for(0, 0, ten), Duration::from_secs(40));
-        assert_eq!(lease_for(usize::MAX, 1, Duration::MAX), Duration::MAX);
+        assert_eq!(lease_for(1, &config(16, ten)), Duration::from_secs(40));
+        assert_eq!(lease_for(100, &config(16, ten)), Duration::from_secs(100));
+        assert_eq!(lease_for(0, &config(0, ten)), Duration::from_secs(40));
+        assert_eq!(
+            lease_for(usize::MAX, &config(1, Duration::MAX)),
+            Duration::MAX
+        );
     }
 
     #[test]

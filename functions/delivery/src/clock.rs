@@ -94,6 +94,43 @@ pub(crate) fn instant_of(deadline: SystemTime) -> Option<Instant> {
 
 const MAX_AHEAD: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// An instant on the boot clock (Linux `CLOCK_BOOTTIME`): like [`Instant`], but it keeps
+/// counting while the machine is suspended, so a laptop running `webhooks listen` that wakes up
+/// after an hour knows an hour has passed (`Instant` would say no time did). A stopped process
+/// (SIGSTOP, a frozen container) is covered by both. The lease check before each send reads
+/// it: a request must never leave after its lease may have lapsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct BootInstant(Duration);
+
+impl BootInstant {
+    /// Now, on the boot clock.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn now() -> Self {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+        let nanos = u32::try_from(t.tv_nsec).unwrap_or(0);
+        BootInstant(Duration::new(secs, nanos))
+    }
+
+    /// Now, on the monotonic clock where there is no boot clock (a developer's macOS build of
+    /// the command line; the Lambda functions run on Linux).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) fn now() -> Self {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        BootInstant(START.get_or_init(Instant::now).elapsed())
+    }
+
+    /// This instant moved on by `by`.
+    pub(crate) fn after(self, by: Duration) -> Self {
+        BootInstant(self.0.saturating_add(by))
+    }
+
+    /// How long until `later`; zero when it has passed.
+    pub(crate) fn until(self, later: BootInstant) -> Duration {
+        later.0.saturating_sub(self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +149,27 @@ mod tests {
         assert_eq!(left(SystemTime::UNIX_EPOCH), None);
         let far = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::MAX);
         assert!(left(far).is_some_and(|left| left <= MAX_AHEAD));
+    }
+
+    #[test]
+    fn the_boot_clock_moves_forward_with_the_monotonic_clock() {
+        let (boot, mono) = (BootInstant::now(), Instant::now());
+        std::thread::sleep(Duration::from_millis(20));
+        let (boot_elapsed, mono_elapsed) = (boot.until(BootInstant::now()), mono.elapsed());
+        assert!(
+            boot_elapsed >= Duration::from_millis(20),
+            "{boot_elapsed:?}"
+        );
+        // Nothing was suspended: both clocks saw about the same time.
+        assert!(boot_elapsed.abs_diff(mono_elapsed) < Duration::from_millis(50));
+        assert_eq!(
+            boot.until(boot.after(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            boot.after(Duration::from_secs(3)).until(boot),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! | `WEBHOOK_SWEEP_BATCH` | `100` | deliveries claimed per batch |
 //! | `WEBHOOK_SWEEP_CONCURRENCY` | `16` | HTTP requests in flight at once |
 //! | `WEBHOOK_SWEEP_BUDGET_MS` | `60000` | a sweep stops claiming new batches after this |
+//! | `WEBHOOK_LEASE_MARGIN_MS` | `30000` | added to every lease beyond the worst-case send time of what it covers: time to record the outcome. No request is sent with less than its timeout plus half of this left on its lease (tests shorten it) |
 //! | `WEBHOOK_SUPERSEDE` | `on` | `on`: a status notification that a later one of the same booking replaced before it was sent ends `superseded`, unsent; `off`: every one is sent, in capture order (docs/superseded.md). Set it alike on every worker |
 //! | `WEBHOOK_DB_POOL_SIZE` | `4` | Postgres connections per process |
 //! | `WEBHOOK_DB_CA_FILE` | unset | PEM bundle to verify the database's certificate and host name (see [`crate::tls`]) |
@@ -153,6 +154,8 @@ pub struct Config {
     pub sweep_concurrency: usize,
     /// A sweep claims no new batch after this much time.
     pub sweep_budget: Duration,
+    /// Added to every lease beyond the worst-case send time it covers.
+    pub lease_margin: Duration,
     /// The retry sweep removes resolved deliveries older than this (`None`: never).
     pub retention: Option<Duration>,
     /// Whether a status notification replaced by a later one before it was sent ends
@@ -256,6 +259,13 @@ impl Config {
                 60_000,
                 0,
                 900_000,
+            )?),
+            lease_margin: Duration::from_millis(number(
+                &get,
+                "WEBHOOK_LEASE_MARGIN_MS",
+                30_000,
+                100,
+                600_000,
             )?),
             retention: retention(get("WEBHOOK_RETENTION"))?,
             supersede: on_off(&get, "WEBHOOK_SUPERSEDE", true)?,

@@ -5,11 +5,17 @@
 //! NAT, proxy or failover may drop it meanwhile. So a pooled connection is verified (an empty
 //! query, at most [`VERIFY_TIMEOUT`]) before it is handed out, and a dead one is replaced;
 //! TCP keepalives and a TCP user timeout notice a peer that vanished mid-statement; every
-//! statement is bounded by [`STATEMENT_TIMEOUT`] on our side (a server-side
-//! `statement_timeout` would need a startup option that transaction poolers refuse); and a
-//! statement that failed because its connection broke is run once more on a fresh one
-//! ([`with_retry`]). A dropped connection costs a retry, never a hang until the Lambda
-//! timeout.
+//! answer is awaited at most [`CLIENT_TIMEOUT`]; and a statement that failed because its
+//! connection broke is run once more on a fresh one ([`with_retry`]). A dropped connection
+//! costs a retry, never a hang until the Lambda timeout.
+//!
+//! A client that stops waiting does not stop the server: the statement would go on, and might
+//! commit after its retry did. So every statement that writes runs in a transaction that the
+//! server itself ends after [`STATEMENT_TIMEOUT`] (`SET LOCAL statement_timeout`, see
+//! [`sql::BOUNDED_BEGIN`]; transaction poolers refuse the setting as a startup option), shorter
+//! than the client's wait: by the time the client gives up and retries, the first try has
+//! rolled back or committed, and the retry is idempotent either way. Reads are only bounded by
+//! the client: one left running changes nothing.
 //!
 //! Statements run as unnamed, explicitly typed statements ([`query`]), so the pool works
 //! through PgBouncer in transaction mode, Supabase's pooler and RDS Proxy. Migrations:
@@ -33,8 +39,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_WAIT: Duration = Duration::from_secs(30);
 /// How long a pooled connection may take to answer the check before it is replaced.
 pub(crate) const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest any one statement may take, counted by the client.
-pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest a statement that writes may run, counted by the server (the `'15s'` of the
+/// `BEGIN` statements in [`crate::sql`]; a test keeps them equal).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest the client waits for any answer: longer than [`STATEMENT_TIMEOUT`], so the
+/// server's timeout ends a stalled write first.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Keepalive probes start after this much silence, then every [`KEEPALIVE_INTERVAL`].
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
@@ -106,34 +116,32 @@ impl DbConfig {
 }
 
 /// Runs one statement from [`crate::sql`] with typed parameters, as an unnamed statement (no
-/// prepared-statement state, so transaction poolers work), within [`STATEMENT_TIMEOUT`].
+/// prepared-statement state, so transaction poolers work), in the caller's transaction if there
+/// is one; waits at most [`CLIENT_TIMEOUT`]. For reads: a write goes through
+/// [`query_in_transaction`], which the server bounds too.
 pub(crate) async fn query(
     db: &Client,
     statement: &str,
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>> {
-    tokio::time::timeout(STATEMENT_TIMEOUT, db.query_typed(statement, params))
-        .await
-        .map_err(|_| Error::DatabaseTimeout(STATEMENT_TIMEOUT))?
-        .map_err(Error::from)
+    answered(db.query_typed(statement, params)).await
 }
 
-/// Runs a statement prepared on `db` (a session connection of its own: see
-/// [`crate::claim::SessionClaims`]) within [`STATEMENT_TIMEOUT`].
+/// Runs a statement prepared on `db` (a session connection of its own that bounds its
+/// statements on the server: see [`crate::claim::SessionClaims`]), waiting at most
+/// [`CLIENT_TIMEOUT`].
 pub(crate) async fn query_prepared(
     db: &Client,
     statement: &Statement,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>> {
-    tokio::time::timeout(STATEMENT_TIMEOUT, db.query(statement, params))
-        .await
-        .map_err(|_| Error::DatabaseTimeout(STATEMENT_TIMEOUT))?
-        .map_err(Error::from)
+    answered(db.query(statement, params)).await
 }
 
-/// Runs one claim like [`query`], in a transaction of its own opened by `begin`
-/// ([`sql::CLAIM_BEGIN`], [`sql::ORDERED_CLAIM_BEGIN`]). The three messages are pipelined, so
-/// this is still one round trip; if the statement fails, the `COMMIT` rolls back.
+/// Runs one statement like [`query`], in a transaction of its own opened by `begin`
+/// ([`sql::BOUNDED_BEGIN`], [`sql::CLAIM_BEGIN`], [`sql::ORDERED_CLAIM_BEGIN`]: each bounds
+/// the statement on the server). The three messages are pipelined, so this is still one round
+/// trip; if the statement fails, the `COMMIT` rolls back.
 pub(crate) async fn query_in_transaction(
     db: &Client,
     begin: &str,
@@ -141,7 +149,7 @@ pub(crate) async fn query_in_transaction(
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>> {
     // Each future sends its message when first polled, and join! polls them in order.
-    let pipelined = async {
+    answered(async {
         let (begun, rows, committed) = tokio::join!(
             db.batch_execute(begin),
             db.query_typed(statement, params),
@@ -150,11 +158,16 @@ pub(crate) async fn query_in_transaction(
         begun?;
         let rows = rows?;
         committed?;
-        Ok::<_, tokio_postgres::Error>(rows)
-    };
-    tokio::time::timeout(STATEMENT_TIMEOUT, pipelined)
+        Ok(rows)
+    })
+    .await
+}
+
+/// The answer of `request`, or [`Error::DatabaseTimeout`] after [`CLIENT_TIMEOUT`].
+async fn answered<T>(request: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T> {
+    tokio::time::timeout(CLIENT_TIMEOUT, request)
         .await
-        .map_err(|_| Error::DatabaseTimeout(STATEMENT_TIMEOUT))?
+        .map_err(|_| Error::DatabaseTimeout(CLIENT_TIMEOUT))?
         .map_err(Error::from)
 }
 
@@ -176,5 +189,24 @@ where
             work(pool.get().await?).await
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bounded_begin_says_the_statement_timeout() {
+        let said = format!("statement_timeout = '{}s'", STATEMENT_TIMEOUT.as_secs());
+        for begin in [
+            sql::BOUNDED_BEGIN,
+            sql::CLAIM_BEGIN,
+            sql::ORDERED_CLAIM_BEGIN,
+            sql::SESSION_CLAIMS_SETUP,
+        ] {
+            assert!(begin.contains(&said), "{begin}");
+        }
+        assert!(CLIENT_TIMEOUT > STATEMENT_TIMEOUT);
     }
 }

@@ -101,6 +101,9 @@ impl DispatchReport {
         match d.recorded {
             Recorded::Yes => {}
             Recorded::LeaseLost => return self.add_unchanged(d.id, NotClaimed::InFlight, None),
+            Recorded::Returned => {
+                return self.add_unchanged(d.id, NotClaimed::ReturnedUnsent, None);
+            }
             // Refused: the row went away while it was being sent.
             Recorded::Refused => return self.add_not_found(d.id),
         }
@@ -285,8 +288,7 @@ async fn claim_round(
     clock: Clock,
 ) -> Result<Round> {
     let now = clock.sql_now();
-    let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
-    let lease = lease_for(ids.len(), concurrency, timeout);
+    let lease = lease_for(ids.len(), &deps.config);
     let supersede = deps.config.supersede;
     let claimed = match session {
         // No retry on a fresh connection here: the session is listen's, which reconnects.
@@ -380,7 +382,7 @@ pub async fn dispatch_fresh(
         if n == 0 {
             break;
         }
-        let lease = lease_for(n, concurrency, timeout);
+        let lease = lease_for(n, &deps.config);
         let now = clock.sql_now();
         let supersede = deps.config.supersede;
         let claimed = with_retry(&deps.pool, |db| async move {

@@ -28,10 +28,10 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::claim::{Claim, Claimed, Superseded, claim_followers, lease_for, rows_that_fit};
-use crate::clock::BatchClock;
+use crate::clock::{BatchClock, BootInstant};
 use crate::db::with_retry;
 use crate::outcome::decide;
-use crate::record::{Attempted, record_outcomes};
+use crate::record::{Attempted, record_outcomes, release_unsent};
 use crate::send::Sender;
 use crate::status::DeliveryStatus;
 use crate::{Clock, Config, Result};
@@ -85,6 +85,10 @@ pub enum Recorded {
     /// Nothing is stored: the database refused the row (e.g. the delivery was deleted while
     /// it was being sent). Logged.
     Refused,
+    /// Never sent: the lease might have lapsed before the request could end (this worker was
+    /// stopped or its machine suspended), or the invocation's time was up. Given back for the
+    /// next claim, its attempt number returned; no attempt is stored.
+    Returned,
 }
 
 /// What became of one claimed delivery: its attempt made and its outcome recorded — or, for
@@ -163,11 +167,7 @@ pub(crate) async fn deliver_until(
         if recorded.is_empty() || round == HAND_OFF_ROUNDS || limit == 0 {
             break;
         }
-        let (lease, now, recorded) = (
-            lease_for(limit, concurrency, timeout),
-            clock.sql_now(),
-            &recorded,
-        );
+        let (lease, now, recorded) = (lease_for(limit, &deps.config), clock.sql_now(), &recorded);
         claim = with_retry(&deps.pool, |db| async move {
             claim_followers(&db, recorded, now, lease, limit, supersede).await
         })
@@ -191,13 +191,16 @@ async fn send_and_record(
     let clock = BatchClock::start(clock, first.claimed_at);
     let batch_len = batch.len();
     let (completed, completions) = mpsc::unbounded_channel();
+    // Dispatch has no time budget of its own: only the lease check can hold a send back.
+    let never = AtomicBool::new(false);
+    let never = &never;
     let sending = async move {
         futures::stream::iter(batch)
-            .map(|claimed| attempt(deps, claimed, clock))
+            .map(|claimed| attempt(deps, claimed, clock, never))
             .buffer_unordered(deps.config.sweep_concurrency)
-            .for_each(|attempted| {
+            .for_each(|completion| {
                 // The receiver lives until every completion is taken, or the batch is abandoned.
-                let _ = completed.send((Instant::now(), attempted));
+                let _ = completed.send((Instant::now(), completion));
                 async {}
             })
             .await;
@@ -210,7 +213,31 @@ async fn send_and_record(
     Ok(outcomes)
 }
 
-pub(crate) async fn attempt(deps: &Deps, claimed: Claimed, clock: BatchClock) -> Attempted {
+/// A claimed delivery after its turn with a sender.
+#[derive(Debug)]
+pub(crate) enum Completion {
+    /// Sent: what happened, and the state it leads to.
+    Sent(Attempted),
+    /// Not sent (see [`Recorded::Returned`]); to be given back.
+    Unsent(Claimed),
+}
+
+/// Sends `claimed` — unless `stopped` says time is up, or its lease might lapse before the
+/// request could end: a request must never leave after its lease may have lapsed, or another
+/// worker that reclaimed the row could have sent it, or a later decision of its booking,
+/// meanwhile. The lease is read on the boot clock, which counts a stopped process and a
+/// suspended machine, and must still cover the request's timeout and half of the lease margin
+/// (recording the outcome).
+pub(crate) async fn attempt(
+    deps: &Deps,
+    claimed: Claimed,
+    clock: BatchClock,
+    stopped: &AtomicBool,
+) -> Completion {
+    let needed = deps.config.timeout + deps.config.lease_margin / 2;
+    if stopped.load(Ordering::Relaxed) || BootInstant::now().until(claimed.lease_ends) < needed {
+        return Completion::Unsent(claimed);
+    }
     let attempt = deps
         .sender
         .send(claimed.id, &claimed.payload, clock.now())
@@ -218,18 +245,18 @@ pub(crate) async fn attempt(deps: &Deps, claimed: Claimed, clock: BatchClock) ->
     let finished_at = clock.now();
     let transition = decide(
         claimed.id,
-        claimed.attempt_count,
+        claimed.attempt.saturating_sub(1),
         claimed.max_retries,
         &attempt,
         &deps.config.retry,
         finished_at,
     );
-    Attempted {
+    Completion::Sent(Attempted {
         claimed,
         attempt,
         transition,
         finished_at,
-    }
+    })
 }
 
 /// What the recorder wrote, for whoever claims more meanwhile ([`crate::pipeline`]).
@@ -246,7 +273,7 @@ pub(crate) struct Progress {
 /// handing each outcome to `written` (the sweep counts them rather than keeping them all).
 pub(crate) async fn record_as_completed(
     deps: &Deps,
-    mut completions: mpsc::UnboundedReceiver<(Instant, Attempted)>,
+    mut completions: mpsc::UnboundedReceiver<(Instant, Completion)>,
     progress: Option<mpsc::UnboundedSender<Progress>>,
     mut written: impl FnMut(DeliveryOutcome),
 ) -> Result<()> {
@@ -263,13 +290,13 @@ pub(crate) async fn record_as_completed(
             tokio::select! {
                 biased;
                 next = completions.recv() => match next {
-                    Some((_, attempted)) => group.push(attempted),
+                    Some((_, completion)) => group.push(completion),
                     None => break,
                 },
                 () = &mut window => break,
             }
         }
-        let recorded = record(deps, &group).await?;
+        let recorded = record(deps, group).await?;
         if let Some(progress) = &progress {
             let hands_on = recorded
                 .iter()
@@ -287,16 +314,55 @@ pub(crate) async fn record_as_completed(
     Ok(())
 }
 
-/// Writes one group in one statement, or row by row if the statement fails.
-async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>> {
-    let recorded = match write(deps, group, true).await {
+/// Writes one group: the attempts in one statement (row by row if the statement fails), and
+/// gives back what was never sent.
+async fn record(deps: &Deps, group: Vec<Completion>) -> Result<Vec<DeliveryOutcome>> {
+    let (mut sent, mut unsent) = (Vec::new(), Vec::new());
+    for completion in group {
+        match completion {
+            Completion::Sent(attempted) => sent.push(attempted),
+            Completion::Unsent(claimed) => unsent.push(claimed),
+        }
+    }
+    let mut outcomes = record_sent(deps, &sent).await?;
+    if !unsent.is_empty() {
+        let unsent = &unsent;
+        with_retry(
+            &deps.pool,
+            |db| async move { release_unsent(&db, unsent).await },
+        )
+        .await?;
+        for claimed in unsent {
+            tracing::warn!(
+                delivery_id = %claimed.id, webhook_type = claimed.webhook_type, attempt = claimed.attempt,
+                "not sent: its lease might lapse before the request could end (was this worker stopped or suspended?) or time was up; given back for the next claim"
+            );
+        }
+        outcomes.extend(unsent.iter().map(|claimed| DeliveryOutcome {
+            id: claimed.id,
+            status: DeliveryStatus::Retrying,
+            reclaimed: claimed.reclaimed,
+            recorded: Recorded::Returned,
+            superseded_by: None,
+            followed: false,
+        }));
+    }
+    Ok(outcomes)
+}
+
+/// Records the attempts of `group` in one statement, or row by row if the statement fails.
+async fn record_sent(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>> {
+    if group.is_empty() {
+        return Ok(Vec::new());
+    }
+    let recorded = match write(deps, group).await {
         Ok(recorded) => recorded,
         Err(err) if err.is_connection() => return Err(err),
         Err(err) => {
             tracing::warn!(error = %err, rows = group.len(), "recording a group of outcomes failed; recording them one by one");
             let mut each = Vec::with_capacity(group.len());
             for attempted in group {
-                each.push(match write(deps, std::slice::from_ref(attempted), false).await {
+                each.push(match write(deps, std::slice::from_ref(attempted)).await {
                     Ok(recorded) => recorded
                         .into_iter()
                         .next()
@@ -335,16 +401,14 @@ async fn record(deps: &Deps, group: &[Attempted]) -> Result<Vec<DeliveryOutcome>
         .collect())
 }
 
-/// One statement for `group`, retried once on a fresh connection if the connection broke.
-/// With each outcome, whether a later notification of its booking is unresolved. `first`:
-/// no write of this group was tried before, so its attempts cannot be stored yet.
-async fn write(deps: &Deps, group: &[Attempted], first: bool) -> Result<Vec<(Recorded, bool)>> {
-    let tried = AtomicBool::new(!first);
-    let tried = &tried;
-    let updated = with_retry(&deps.pool, |db| async move {
-        let recheck = tried.swap(true, Ordering::Relaxed);
-        record_outcomes(&db, group, recheck).await
-    })
+/// One statement for `group`, retried once on a fresh connection if the connection broke
+/// (the write is idempotent: it may have committed unseen). With each outcome, whether a later
+/// notification of its booking is unresolved.
+async fn write(deps: &Deps, group: &[Attempted]) -> Result<Vec<(Recorded, bool)>> {
+    let updated = with_retry(
+        &deps.pool,
+        |db| async move { record_outcomes(&db, group).await },
+    )
     .await?;
     Ok(group
         .iter()
@@ -361,7 +425,7 @@ fn log(o: &Attempted, recorded: Recorded) {
     let (outcome, latency_ms) = (t.status.as_str(), o.attempt.duration_ms);
     let error_kind = t.error_kind.map(|k| k.as_str());
     match recorded {
-        Recorded::Refused => {}
+        Recorded::Refused | Recorded::Returned => {}
         Recorded::LeaseLost => tracing::warn!(
             delivery_id = %id, webhook_type = kind, attempt = t.attempt, outcome, latency_ms,
             "lease lost while in flight: another worker owns this delivery; attempt kept, state not written"

@@ -219,17 +219,15 @@ pub fn dispatch_finished(tally: Tally, result: &Result<DispatchReport>, clock: C
     emit(&invocation, timestamp(clock));
 }
 
-/// Writes the metrics of a finished `retry-sweep` invocation, reading the backlog gauges (due
-/// rows, oldest due age, missing deliveries) from the database. Gauges that cannot be read are
-/// left out, and logged; the invocation's own result is never changed.
-pub async fn sweep_finished(deps: &Deps, tally: Tally, result: &Result<SweepReport>, clock: Clock) {
-    let gauges = match read_gauges(deps, clock).await {
-        Ok(gauges) => Some(gauges),
-        Err(e) => {
-            tracing::warn!(error = %e, "backlog metrics not read");
-            None
-        }
-    };
+/// Writes the metrics of a finished `retry-sweep` invocation with the backlog gauges (due rows,
+/// oldest due age, missing deliveries) read by [`read_gauges`]; without them (not read, or no
+/// time left to read them) they are left out. The invocation's own result is never changed.
+pub fn sweep_finished(
+    tally: Tally,
+    result: &Result<SweepReport>,
+    gauges: Option<SweepGauges>,
+    clock: Clock,
+) {
     let invocation = Invocation {
         function: Function::RetrySweep,
         tally,
@@ -249,7 +247,8 @@ fn timestamp(clock: Clock) -> DateTime<Utc> {
     }
 }
 
-async fn read_gauges(deps: &Deps, clock: Clock) -> Result<SweepGauges> {
+/// Reads the sweep's gauges: the backlog and the missing-delivery count.
+pub(crate) async fn read_gauges(deps: &Deps, clock: Clock) -> Result<SweepGauges> {
     let db = deps.pool.get().await?;
     let backlog = read_backlog(&db, clock.sql_now()).await?;
     let missing = count_missing(&db, backlog.at, DEFAULT_WINDOW)

@@ -1,5 +1,6 @@
 //! Writing what happened: one `webhook_attempts` row per attempt and the delivery's new state,
-//! for a whole batch in one statement ([`crate::sql::OUTCOME_RECORDING`]).
+//! for a whole batch in one statement ([`crate::sql::OUTCOME_RECORDING`]); and giving back the
+//! deliveries that were claimed but never sent ([`crate::sql::LEASE_RELEASE`]).
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::claim::Claimed;
-use crate::db::query;
+use crate::db::query_in_transaction;
 use crate::outcome::{Attempt, AttemptResult, Transition};
 use crate::sql;
 
@@ -30,13 +31,11 @@ pub(crate) struct Attempted {
 /// Records `outcomes` in one statement. Returns the ids whose state was updated, each with
 /// whether a later status notification of its booking is unresolved (it may have waited for
 /// this one); an id that is missing lost its lease to another worker while in flight (its
-/// attempt row is still kept). Safe to repeat with the same outcomes and `recheck` set: a
-/// write of them may have committed unseen, so attempts already stored are looked for (see
-/// [`sql::OUTCOME_RECORDING`]); only a group's first write may leave it unset.
+/// attempt row is still kept). Safe to repeat with the same outcomes: a write of them may have
+/// committed unseen (see [`sql::OUTCOME_RECORDING`]).
 pub(crate) async fn record_outcomes(
     db: &Client,
     outcomes: &[Attempted],
-    recheck: bool,
 ) -> Result<HashMap<Uuid, bool>> {
     if outcomes.is_empty() {
         return Ok(HashMap::new());
@@ -58,7 +57,7 @@ pub(crate) async fn record_outcomes(
         let t = &o.transition;
         ids.push(o.claimed.id);
         leases.push(o.claimed.lease);
-        attempts.push(t.attempt);
+        attempts.push(o.claimed.attempt);
         started.push(o.attempt.started_at);
         durations.push(o.attempt.duration_ms);
         codes.push(match &o.attempt.result {
@@ -72,8 +71,9 @@ pub(crate) async fn record_outcomes(
         resolved.push(t.resolved_at);
         finished.push(o.finished_at);
     }
-    let rows = query(
+    let rows = query_in_transaction(
         db,
+        sql::BOUNDED_BEGIN,
         sql::OUTCOME_RECORDING,
         &[
             (&ids, Type::UUID_ARRAY),
@@ -88,11 +88,29 @@ pub(crate) async fn record_outcomes(
             (&next_at, Type::TIMESTAMPTZ_ARRAY),
             (&resolved, Type::TIMESTAMPTZ_ARRAY),
             (&finished, Type::TIMESTAMPTZ_ARRAY),
-            (&recheck, Type::BOOL),
         ],
     )
     .await?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
+}
+
+/// Gives back `unsent`, claimed and never sent: their leases cleared and their reserved attempt
+/// numbers returned, where the lease is still ours. Returns the ids given back; one missing
+/// was reclaimed by another worker meanwhile. Safe to repeat.
+pub(crate) async fn release_unsent(db: &Client, unsent: &[Claimed]) -> Result<Vec<Uuid>> {
+    if unsent.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = unsent.iter().map(|c| c.id).collect();
+    let leases: Vec<DateTime<Utc>> = unsent.iter().map(|c| c.lease).collect();
+    let rows = query_in_transaction(
+        db,
+        sql::BOUNDED_BEGIN,
+        sql::LEASE_RELEASE,
+        &[(&ids, Type::UUID_ARRAY), (&leases, Type::TIMESTAMPTZ_ARRAY)],
+    )
+    .await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }

@@ -16,17 +16,13 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
-use crate::db::query;
-use crate::sweep::SweepReport;
-use crate::{Clock, Deps, Result, sql};
+use crate::db::{STATEMENT_TIMEOUT, query, query_in_transaction};
+use crate::{Result, sql};
 
 /// The shortest retention accepted: less would delete what an operator is still debugging.
 pub const MIN_RETENTION: Duration = Duration::from_secs(86_400);
 /// Deliveries deleted per batch by default.
 pub const DEFAULT_BATCH: i64 = 1_000;
-/// What the retry sweep deletes at most per run: delivery comes first, and the rest waits for
-/// the next run.
-pub const SWEEP_MAX_ROWS: i64 = 5_000;
 
 /// What to remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +35,8 @@ pub struct Cleanup {
     pub max_rows: Option<i64>,
     /// Count only; delete nothing.
     pub dry_run: bool,
+    /// Start no batch that the server could still be running then (`None`: no limit).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Cleanup {
@@ -62,6 +60,7 @@ impl Cleanup {
             batch_size: DEFAULT_BATCH,
             max_rows: None,
             dry_run: false,
+            deadline: None,
         })
     }
 }
@@ -117,12 +116,16 @@ pub async fn clean_up(db: &Client, what: &Cleanup) -> Result<CleanupReport> {
             Some(max) => batch_size.min(max - report.total()),
             None => batch_size,
         };
-        if limit <= 0 {
+        let out_of_time = what.deadline.is_some_and(|at| {
+            at.saturating_duration_since(std::time::Instant::now()) < STATEMENT_TIMEOUT
+        });
+        if limit <= 0 || out_of_time {
             report.more_left = true;
             break;
         }
-        let rows = query(
+        let rows = query_in_transaction(
             db,
+            sql::BOUNDED_BEGIN,
             sql::CLEANUP_BATCH,
             &[(&what.cutoff, Type::TIMESTAMPTZ), (&limit, Type::INT8)],
         )
@@ -152,37 +155,6 @@ fn add_counts(report: &mut CleanupReport, by_status: serde_json::Value, attempts
         }
     }
     report.attempts += attempts;
-}
-
-/// The retry sweep's share: with `WEBHOOK_RETENTION` set, removes up to [`SWEEP_MAX_ROWS`]
-/// deliveries resolved more than that long before `now` — unless the sweep used up its time
-/// budget, because delivering comes first. Never fails the sweep: an error is logged and the
-/// next run tries again.
-pub async fn after_sweep(deps: &Deps, sweep: &SweepReport, clock: Clock) -> Option<CleanupReport> {
-    let retention = deps.config.retention?;
-    if sweep.budget_exhausted {
-        return None;
-    }
-    let result = async {
-        let db = deps.pool.get().await?;
-        let now = clock.now_on(&db).await?;
-        let mut what = match Cleanup::older_than(retention, now) {
-            Ok(what) => what,
-            Err(why) => {
-                tracing::error!(error = %why, "WEBHOOK_RETENTION: retention skipped");
-                return Ok(None);
-            }
-        };
-        what.max_rows = Some(SWEEP_MAX_ROWS);
-        clean_up(&db, &what).await.map(Some)
-    };
-    result
-        .await
-        .map_err(|e: crate::Error| {
-            tracing::error!(error = %e, "retention failed; the next sweep tries again");
-        })
-        .ok()
-        .flatten()
 }
 
 /// The human form.

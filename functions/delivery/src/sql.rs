@@ -67,21 +67,33 @@ pub const SESSION_PROBE_UNLISTEN: &str = "UNLISTEN webhook_session_probe";
 /// Sends the token `$1` on [`SESSION_PROBE_CHANNEL`].
 pub const SESSION_PROBE: &str = "SELECT pg_notify('webhook_session_probe', $1)";
 
-/// Opens the transaction every pooled claim runs in. Its commit does not wait for the disk:
-/// a claim that a crash of the server loses only leaves its rows claimable again — at worst a
-/// second send under the same `webhook-id`, which at-least-once allows (the attempt is still
-/// recorded; its state write finds the lease gone) — and the outcome's record, which does
-/// wait, makes the claim durable too (the log is written in order). `SET LOCAL` ends with the
-/// transaction, so nothing is left on a pooled connection.
-pub const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
+/// Opens a transaction whose statements the server ends by itself after
+/// [`crate::db::STATEMENT_TIMEOUT`]: a statement must not go on running after the client gave
+/// up on it and retried on another connection (a second attempt row, a lease nobody holds).
+/// The client waits a little longer than that ([`crate::db::CLIENT_TIMEOUT`]), so the server's
+/// own timeout normally ends a stalled statement first and the transaction rolls back. `SET
+/// LOCAL` ends with the transaction, so nothing is left on a pooled connection (transaction
+/// poolers refuse the session-level setting as a startup option).
+pub const BOUNDED_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '15s'";
+
+/// [`BOUNDED_BEGIN`] for the claims: also, the commit does not wait for the disk — unless the
+/// claim leased a status notification (`approved`/`rejected`), whose lease must survive a crash
+/// of the server: the claims turn `synchronous_commit` back on for their transaction when they
+/// do (the `durable` column of their `RETURNING`). A lost lease lets a later worker send the
+/// same delivery while this one's request is still on the wire; for a decision that could also
+/// let the booking's next decision overtake it. For a `new_request` it costs at worst a second
+/// send under the same `webhook-id`, which at-least-once allows.
+pub const CLAIM_BEGIN: &str =
+    "BEGIN; SET LOCAL statement_timeout = '15s'; SET LOCAL synchronous_commit = off";
 
 /// [`CLAIM_BEGIN`] for the ordered claims ([`DUE_CLAIM`], [`FRESH_CLAIM`]): also, the planner
 /// may not sort, so it reads the due index in order and stops at the claim's limit instead of
 /// sorting every due row (see the module documentation).
-pub const ORDERED_CLAIM_BEGIN: &str =
-    "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_sort = off";
+pub const ORDERED_CLAIM_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '15s'; \
+     SET LOCAL synchronous_commit = off; SET LOCAL enable_sort = off";
 
-/// Ends the transaction of [`CLAIM_BEGIN`] (a rollback if the claim failed).
+/// Ends the transaction of [`BOUNDED_BEGIN`] or [`CLAIM_BEGIN`] (a rollback if its statement
+/// failed).
 pub const COMMIT: &str = "COMMIT";
 
 /// The sweep's claim: unresolved deliveries due by `$1` (default: now) whose lease is free or
@@ -144,28 +156,29 @@ UPDATE webhook_deliveries d
        resolved_at   = CASE WHEN due.superseded_by IS NULL THEN d.resolved_at
                             ELSE coalesce($2, now()) END,
        locked_until  = CASE WHEN due.superseded_by IS NULL
-                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
+                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END,
+       attempt_count = d.attempt_count + (due.superseded_by IS NULL)::int
   FROM due
  WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due))
    AND d.ctid = due.ctid
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
-          d.superseded_by";
+          d.superseded_by,
+          CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
+               THEN set_config('synchronous_commit', 'on', true) END AS durable";
 
 /// The planner settings of `webhooks listen`'s claim connection
 /// ([`crate::claim::SessionClaims`]), a session of its own that runs only [`IDS_CLAIM`],
 /// prepared once: one generic plan (no planning per notification, about a millisecond of its
 /// way to the receiver), which must probe the primary key per id whatever the table looked like
 /// when it was planned — a plan made on a nearly empty table would otherwise scan it, and keep
-/// scanning it as it grew. And its commits do not wait for the disk (`synchronous_commit =
-/// off`): a claim that a crash of the server loses only leaves its rows claimable again, so the
-/// worst case is a second send under the same `webhook-id`, which at-least-once allows (the
-/// attempt is still recorded; its state write finds the lease gone). Never sent through a
-/// pooler: listen refuses transaction poolers.
+/// scanning it as it grew. Its commits wait for the disk only when a status notification was
+/// leased (see [`CLAIM_BEGIN`]), and every statement is bounded on the server as in
+/// [`BOUNDED_BEGIN`]. Never sent through a pooler: listen refuses transaction poolers.
 pub const SESSION_CLAIMS_SETUP: &str = "SET plan_cache_mode = force_generic_plan;
 SET enable_seqscan = off; SET enable_bitmapscan = off;
 SET enable_hashjoin = off; SET enable_mergejoin = off;
-SET synchronous_commit = off";
+SET synchronous_commit = off; SET statement_timeout = '15s'";
 
 /// Dispatch's claim of the given ids `$1` at `$2` (NULL: the database's now), leased for `$3`
 /// milliseconds, superseding as `$4` says; decided and returned like [`DUE_CLAIM`]. Takes a
@@ -227,13 +240,16 @@ UPDATE webhook_deliveries d
        resolved_at   = CASE WHEN due.superseded_by IS NULL THEN d.resolved_at
                             ELSE coalesce($2, now()) END,
        locked_until  = CASE WHEN due.superseded_by IS NULL
-                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
+                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END,
+       attempt_count = d.attempt_count + (due.superseded_by IS NULL)::int
   FROM due
  WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due))
    AND d.ctid = due.ctid
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
-          d.superseded_by";
+          d.superseded_by,
+          CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
+               THEN set_config('synchronous_commit', 'on', true) END AS durable";
 
 /// Dispatch's claim of up to `$1` never-attempted deliveries (`pending`; requeued ones are
 /// `retrying`), oldest first, whose lease is free at `$2` (NULL: the database's now); leased
@@ -290,13 +306,16 @@ UPDATE webhook_deliveries d
        resolved_at   = CASE WHEN due.superseded_by IS NULL THEN d.resolved_at
                             ELSE coalesce($2, now()) END,
        locked_until  = CASE WHEN due.superseded_by IS NULL
-                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
+                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END,
+       attempt_count = d.attempt_count + (due.superseded_by IS NULL)::int
   FROM due
  WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due))
    AND d.ctid = due.ctid
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
-          d.superseded_by";
+          d.superseded_by,
+          CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
+               THEN set_config('synchronous_commit', 'on', true) END AS durable";
 
 /// The hand-off: status notifications of the bookings of the deliveries `$1` (just recorded)
 /// captured after the earliest of them, that are pending or due at `$2` (NULL: the
@@ -363,13 +382,16 @@ UPDATE webhook_deliveries d
        resolved_at   = CASE WHEN due.superseded_by IS NULL THEN d.resolved_at
                             ELSE coalesce($2, now()) END,
        locked_until  = CASE WHEN due.superseded_by IS NULL
-                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END
+                            THEN coalesce($2, now()) + $3::bigint * interval '1 millisecond' END,
+       attempt_count = d.attempt_count + (due.superseded_by IS NULL)::int
   FROM due
  WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due))
    AND d.ctid = due.ctid
 RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries, d.locked_until,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
-          d.superseded_by";
+          d.superseded_by,
+          CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
+               THEN set_config('synchronous_commit', 'on', true) END AS durable";
 
 /// State of the given ids `$1` at `$2` (NULL: the database's now), to explain why a dispatch
 /// did not claim them: status, the delivery that superseded it, whether a live lease holds
@@ -394,17 +416,16 @@ SELECT d.id, d.status, d.superseded_by,
 /// Records a batch of attempts in one statement (atomic without an explicit transaction):
 /// inserts one `webhook_attempts` row per element and moves each delivery to its new state,
 /// releasing the lease — only where the lease `$2` is still ours. Returns the ids updated.
-/// Idempotent, so a batch whose connection broke before the answer arrived can be recorded
-/// again: with `$13` (recheck) an attempt already stored (same delivery, number and start) is
-/// not inserted twice, and a delivery that already holds this very outcome is returned as
-/// updated. The first write of a group passes `$13` false and skips that probe: an attempt is
-/// new until a write of it may have committed unseen (its start is its own). With each id,
-/// whether a later status notification of its booking is still unresolved: one that may have
-/// waited for this one ([`FOLLOWER_CLAIM`] hands it on).
+/// Idempotent, so a batch whose statement may have committed unseen (its connection broke, or
+/// it was cancelled after the commit) can be recorded again: an attempt already stored has its
+/// number (unique per delivery, reserved by the claim) and is not inserted twice, and a
+/// delivery that already holds this very outcome is returned as updated. With each id, whether
+/// a later status notification of its booking is still unresolved: one that may have waited
+/// for this one ([`FOLLOWER_CLAIM`] hands it on).
 /// Parallel arrays, one element per attempt:
 /// `$1` id, `$2` lease, `$3` attempt, `$4` started_at, `$5` duration_ms, `$6` status_code,
 /// `$7` error_kind, `$8` error, `$9` status, `$10` next_retry_at, `$11` resolved_at,
-/// `$12` finished_at; `$13` recheck.
+/// `$12` finished_at.
 pub const OUTCOME_RECORDING: &str = "
 WITH outcome AS (
     SELECT *
@@ -418,12 +439,7 @@ WITH outcome AS (
            (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error)
     SELECT id, attempt, started_at, duration_ms, status_code, error_kind, error
       FROM outcome o
-     WHERE NOT $13
-        OR NOT EXISTS (SELECT 1
-                         FROM webhook_attempts a
-                        WHERE a.delivery_id = o.id
-                          AND a.attempt = o.attempt
-                          AND a.started_at = o.started_at)
+        ON CONFLICT (delivery_id, attempt) DO NOTHING
 )
 UPDATE webhook_deliveries d
    SET status           = o.status,
@@ -449,6 +465,19 @@ RETURNING d.id,
                          AND n.capture_seq > d.capture_seq
                          AND n.status IN ('pending', 'retrying')) AS followed";
 
+/// Gives back deliveries `$1` claimed under leases `$2` and never sent (the lease might have
+/// lapsed while the worker was stopped, or its time was up): the lease is cleared and the
+/// attempt number the claim reserved is returned — only where the lease is still ours, so a
+/// row another worker reclaimed meanwhile is left alone. Returns the ids given back.
+pub const LEASE_RELEASE: &str = "
+UPDATE webhook_deliveries d
+   SET locked_until  = NULL,
+       attempt_count = d.attempt_count - 1
+  FROM unnest($1::uuid[], $2::timestamptz[]) AS r(id, lease)
+ WHERE d.id = r.id
+   AND d.locked_until = r.lease
+RETURNING d.id";
+
 /// Unresolved deliveries due by `$1` (NULL: the database's now): what a sweep left behind.
 pub const DUE_COUNT: &str = "
 SELECT count(*)
@@ -471,6 +500,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("FOLLOWER_CLAIM", FOLLOWER_CLAIM),
     ("DELIVERY_STATES", DELIVERY_STATES),
     ("OUTCOME_RECORDING", OUTCOME_RECORDING),
+    ("LEASE_RELEASE", LEASE_RELEASE),
     ("DUE_COUNT", DUE_COUNT),
     ("FAILED_REQUEUE", FAILED_REQUEUE),
     ("SESSION_PROBE", SESSION_PROBE),

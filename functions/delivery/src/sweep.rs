@@ -13,8 +13,18 @@
 //! Time: no batch is claimed after `WEBHOOK_SWEEP_BUDGET_MS` (default 60 s), and each claim is
 //! sized so that all of it, behind everything claimed before it and not yet recorded, can be
 //! sent and recorded before the Lambda deadline: whole waves of `WEBHOOK_SWEEP_CONCURRENCY`
-//! requests of at most `WEBHOOK_TIMEOUT_MS` each, keeping 5 s free. However large `WEBHOOK_SWEEP_BATCH` or slow the receiver, every invocation records
-//! the work it did, so every invocation makes progress.
+//! requests of at most `WEBHOOK_TIMEOUT_MS` each, keeping 5 s free. However large
+//! `WEBHOOK_SWEEP_BATCH` or slow the receiver, every invocation records the work it did, so
+//! every invocation makes progress. A watchdog makes sure of it: should the drain still run
+//! [`WATCHDOG_STOP`] before the deadline (something stalled), it stops claiming and sending,
+//! and [`WATCHDOG_ABANDON`] before the deadline it is abandoned, so the invocation always
+//! returns its report (outcomes are recorded as they come; what was in flight is sent again
+//! after its lease, under the same `webhook-id`).
+//!
+//! After the drain, with `WEBHOOK_RETENTION` set, retention removes old resolved deliveries,
+//! and the function's metrics read the backlog; each runs only when the deadline leaves it
+//! time, and is bounded by the deadline. What was skipped for lack of time is said in the
+//! report (`skippedAfterSweep`).
 //!
 //! [`engine`]: crate::engine
 
@@ -25,13 +35,23 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::types::Type;
 
+use crate::claim::DEADLINE_HEADROOM;
 use crate::clock::instant_of;
-use crate::db::{query, with_retry};
+use crate::db::{STATEMENT_TIMEOUT, query, with_retry};
 use crate::engine::{DeliveryOutcome, Recorded};
 use crate::event::SweepEvent;
 use crate::pipeline::{Plan, drain};
+use crate::retention::{Cleanup, CleanupReport, clean_up};
 use crate::status::DeliveryStatus;
 use crate::{Clock, Deps, Result, sql};
+
+/// How long before the deadline a drain that is still running stops claiming and sending.
+pub const WATCHDOG_STOP: Duration = Duration::from_secs(4);
+/// How long before the deadline a drain that is still running is abandoned.
+pub const WATCHDOG_ABANDON: Duration = Duration::from_secs(1);
+/// What retention removes at most per sweep: delivery comes first, and the rest waits for the
+/// next run.
+pub const RETENTION_MAX_ROWS: i64 = 5_000;
 
 /// How one sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,17 +85,27 @@ pub struct SweepReport {
     pub lease_lost: usize,
     /// Attempted, but the database refused the outcome (e.g. deleted meanwhile); logged.
     pub unrecorded: usize,
+    /// Claimed, then given back unsent: the lease might have lapsed before the request could
+    /// end (this worker was stopped or suspended), or the watchdog stopped the sweep. Not
+    /// counted in `processed`.
+    pub returned: usize,
     /// Due deliveries left when the sweep ended.
     pub still_due: i64,
     /// Batches claimed.
     pub batches: usize,
     /// True when time (the budget or the deadline) ended the sweep.
     pub budget_exhausted: bool,
+    /// True when the watchdog had to stop the sweep before its deadline (something stalled).
+    pub stopped_by_watchdog: bool,
     /// Wall time of the sweep.
     pub duration_ms: u64,
     /// What retention removed after the sweep (`WEBHOOK_RETENTION`), when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub retention: Option<crate::retention::CleanupReport>,
+    pub retention: Option<CleanupReport>,
+    /// The work after the sweep that the deadline left no time for (`retention`,
+    /// `backlogMetrics`, `stillDue`); it runs again with the next sweep.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_after_sweep: Vec<&'static str>,
 }
 
 impl SweepReport {
@@ -86,10 +116,14 @@ impl SweepReport {
             self.superseded += 1;
             return;
         }
+        if d.recorded == Recorded::Returned {
+            self.returned += 1;
+            return;
+        }
         self.processed += 1;
         match (d.recorded, d.status) {
             (Recorded::LeaseLost, _) => self.lease_lost += 1,
-            (Recorded::Refused, _) => self.unrecorded += 1,
+            (Recorded::Refused | Recorded::Returned, _) => self.unrecorded += 1,
             (Recorded::Yes, DeliveryStatus::Succeeded) => self.succeeded += 1,
             (Recorded::Yes, DeliveryStatus::Failed) => self.failed += 1,
             (Recorded::Yes, _) => self.retrying += 1,
@@ -99,16 +133,40 @@ impl SweepReport {
 
 /// Handles one `retry-sweep` invocation. The event is the scheduler's input: any JSON object
 /// (`{}` by default), optionally `{"batchSize": N}`. `deadline` is the Lambda deadline
-/// (`Context::deadline()`), if any. Afterwards: retention when `WEBHOOK_RETENTION` is set, and the metrics
-/// ([`crate::metrics::sweep_finished`]).
+/// (`Context::deadline()`), if any. Afterwards, as the deadline allows: retention when
+/// `WEBHOOK_RETENTION` is set, and the metrics ([`crate::metrics::sweep_finished`]).
 pub async fn handle(
     event: Value,
     deps: &Deps,
     clock: Clock,
     deadline: Option<SystemTime>,
 ) -> Result<SweepReport> {
-    let (result, tally) = crate::metrics::collect(run(event, deps, clock, deadline)).await;
-    crate::metrics::sweep_finished(deps, tally, &result, clock).await;
+    let (mut result, tally) = crate::metrics::collect(run(event, deps, clock, deadline)).await;
+    let left = TimeLeft(deadline.and_then(instant_of));
+    if let Ok(report) = &mut result {
+        report.retention = retain(deps, report, clock, left).await;
+    }
+    let read = match left.allows(Duration::ZERO) {
+        true => left.bound(crate::metrics::read_gauges(deps, clock)).await,
+        false => None,
+    };
+    let gauges = match read {
+        Some(Ok(gauges)) => Some(gauges),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "backlog metrics not read");
+            None
+        }
+        None => {
+            if let Ok(report) = &mut result {
+                report.skipped_after_sweep.push("backlogMetrics");
+            }
+            None
+        }
+    };
+    if let Ok(report) = &result {
+        tracing::info!(report = ?report, "sweep finished");
+    }
+    crate::metrics::sweep_finished(tally, &result, gauges, clock);
     result
 }
 
@@ -119,10 +177,7 @@ async fn run(
     deadline: Option<SystemTime>,
 ) -> Result<SweepReport> {
     let options = options_for(&event, deps, deadline)?;
-    let mut report = sweep(deps, options, clock).await?;
-    report.retention = crate::retention::after_sweep(deps, &report, clock).await;
-    tracing::info!(report = ?report, "sweep finished");
-    Ok(report)
+    sweep(deps, options, clock).await
 }
 
 /// The options for an event: batch size from the event or configuration, the configured
@@ -144,20 +199,51 @@ pub fn options_for(
 /// left or time is up. Concurrent sweeps never send a delivery twice (claims are leased).
 pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<SweepReport> {
     let started = Instant::now();
+    let deadline = options.deadline.and_then(instant_of);
     let plan = Plan {
         batch_size: options.batch_size.max(1),
         budget: options.budget,
         started,
-        deadline: options.deadline.and_then(instant_of),
+        deadline,
+        stop_at: deadline.and_then(|at| at.checked_sub(WATCHDOG_STOP)),
     };
     let mut report = SweepReport::default();
-    let drained = drain(deps, clock, plan, |d| report.count(&d)).await?;
-    drained.superseded.iter().for_each(|d| report.count(d));
-    report.batches = drained.batches;
-    report.budget_exhausted = drained.budget_exhausted;
+    let drained = drain(deps, clock, plan, |d| report.count(&d));
+    let drained = match deadline.and_then(|at| at.checked_sub(WATCHDOG_ABANDON)) {
+        Some(at) => tokio::time::timeout_at(at.into(), drained).await.ok(),
+        None => Some(drained.await),
+    };
+    match drained {
+        Some(drained) => {
+            let drained = drained?;
+            drained.superseded.iter().for_each(|d| report.count(d));
+            report.batches = drained.batches;
+            report.budget_exhausted = drained.budget_exhausted;
+            report.stopped_by_watchdog = drained.stopped;
+        }
+        None => {
+            tracing::error!(
+                "the sweep was abandoned just before its deadline (something stalled); what it recorded stays, what was in flight is sent again after its lease"
+            );
+            report.budget_exhausted = true;
+            report.stopped_by_watchdog = true;
+        }
+    }
     let now = clock.sql_now();
-    report.still_due =
-        with_retry(&deps.pool, |db| async move { count_due(&db, now).await }).await?;
+    let left = TimeLeft(deadline);
+    let counted = match left.allows(Duration::ZERO) {
+        true => {
+            left.bound(with_retry(&deps.pool, |db| async move {
+                count_due(&db, now).await
+            }))
+            .await
+        }
+        false => None,
+    };
+    match counted {
+        Some(due) => report.still_due = due?,
+        None => report.skipped_after_sweep.push("stillDue"),
+    }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
 }
@@ -168,4 +254,76 @@ async fn count_due(db: &tokio_postgres::Client, now: Option<DateTime<Utc>>) -> R
         Some(row) => row.try_get(0)?,
         None => 0,
     })
+}
+
+/// With `WEBHOOK_RETENTION` set, removes up to [`RETENTION_MAX_ROWS`] deliveries resolved more
+/// than that long before now — unless the sweep used up its time budget (delivering comes
+/// first) or the deadline leaves no time for one batch (then it is skipped, and said in the
+/// report). Never fails the sweep: an error is logged and the next run tries again.
+async fn retain(
+    deps: &Deps,
+    report: &mut SweepReport,
+    clock: Clock,
+    left: TimeLeft,
+) -> Option<CleanupReport> {
+    let retention = deps.config.retention?;
+    if report.budget_exhausted {
+        return None;
+    }
+    // One batch is one statement, which the server ends after STATEMENT_TIMEOUT at most.
+    if !left.allows(STATEMENT_TIMEOUT) {
+        report.skipped_after_sweep.push("retention");
+        return None;
+    }
+    let result = async {
+        let db = deps.pool.get().await?;
+        let now = clock.now_on(&db).await?;
+        let mut what = match Cleanup::older_than(retention, now) {
+            Ok(what) => what,
+            Err(why) => {
+                tracing::error!(error = %why, "WEBHOOK_RETENTION: retention skipped");
+                return Ok(None);
+            }
+        };
+        what.max_rows = Some(RETENTION_MAX_ROWS);
+        what.deadline = left.0.and_then(|at| at.checked_sub(DEADLINE_HEADROOM));
+        clean_up(&db, &what).await.map(Some)
+    };
+    match left.bound(result).await {
+        Some(Ok(removed)) => removed,
+        Some(Err(e)) => {
+            let e: crate::Error = e;
+            tracing::error!(error = %e, "retention failed; the next sweep tries again");
+            None
+        }
+        None => {
+            report.skipped_after_sweep.push("retention");
+            None
+        }
+    }
+}
+
+/// The time left before a deadline (`None`: no deadline), less [`DEADLINE_HEADROOM`] for
+/// returning the report.
+#[derive(Debug, Clone, Copy)]
+struct TimeLeft(Option<Instant>);
+
+impl TimeLeft {
+    /// True when more than `needed` is left, besides the headroom.
+    fn allows(self, needed: Duration) -> bool {
+        self.0.is_none_or(|at| {
+            at.saturating_duration_since(Instant::now()) > needed + DEADLINE_HEADROOM
+        })
+    }
+
+    /// `work`, unless the deadline (less the headroom) comes first: then `None`.
+    async fn bound<T>(self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        match self.0 {
+            None => Some(work.await),
+            Some(at) => {
+                let until = at.checked_sub(DEADLINE_HEADROOM).unwrap_or(at);
+                tokio::time::timeout_at(until.into(), work).await.ok()
+            }
+        }
+    }
 }

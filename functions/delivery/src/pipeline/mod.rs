@@ -21,9 +21,17 @@
 //! recorded, then the error is returned. A recording that fails (after its retry on a fresh
 //! connection) ends everything at once, as in the engine.
 //!
-//! //! [`RECORD_AFTER`]: crate::engine::RECORD_AFTER
+//! The claimer's decisions are [`turns`]: it never waits for the recorder while nothing is
+//! outstanding (nobody would wake it), and every drain ends. And should anything stall anyway,
+//! time is watched: at the drain's `stop_at` no more is claimed, nothing queued is sent (it is
+//! given back), and what is in flight is recorded.
+//!
+//! [`RECORD_AFTER`]: crate::engine::RECORD_AFTER
+
+mod turns;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -37,6 +45,7 @@ use crate::engine::{
     DeliveryOutcome, HAND_OFF_ROUNDS, Progress, RECORD_EVERY, attempt, record_as_completed,
 };
 use crate::{Clock, Deps, Error, Result};
+use turns::{DuePlan, Step, Turns, plan_due};
 
 /// How the sweep drains.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +57,9 @@ pub(crate) struct Plan {
     pub(crate) started: Instant,
     /// The Lambda deadline.
     pub(crate) deadline: Option<Instant>,
+    /// The watchdog: should the drain still run then (something stalled), nothing more is
+    /// claimed or sent, and it ends once what is in flight is recorded.
+    pub(crate) stop_at: Option<Instant>,
 }
 
 /// What a drain did, besides the outcomes it handed over as they were recorded.
@@ -59,6 +71,8 @@ pub(crate) struct Drained {
     pub(crate) batches: usize,
     /// Time (the budget or the deadline) stopped the claims.
     pub(crate) budget_exhausted: bool,
+    /// The watchdog stopped the drain ([`Plan::stop_at`]).
+    pub(crate) stopped: bool,
 }
 
 /// Claims, sends and records due deliveries until nothing due is left or time is up, handing
@@ -73,20 +87,26 @@ pub(crate) async fn drain(
     let (queue, mut queued) = mpsc::channel::<(Claimed, BatchClock)>(queue_len(&plan, deps));
     let (completed, completions) = mpsc::unbounded_channel();
     let (progress, progressed) = mpsc::unbounded_channel();
+    // Set by the claimer when the watchdog fires: the senders give back what they still hold.
+    let stopped = AtomicBool::new(false);
+    let stopped = &stopped;
     let sending = async move {
         futures::stream::poll_fn(move |cx| queued.poll_recv(cx))
-            .map(|(claimed, batch_clock)| attempt(deps, claimed, batch_clock))
+            .map(|(claimed, batch_clock)| attempt(deps, claimed, batch_clock, stopped))
             .buffer_unordered(concurrency)
-            .for_each(|attempted| {
+            .for_each(|completion| {
                 // The recorder lives until every completion is taken, or the drain is abandoned.
-                let _ = completed.send((Instant::now(), attempted));
+                let _ = completed.send((Instant::now(), completion));
                 async {}
             })
             .await;
         Ok(())
     };
     let recording = record_as_completed(deps, completions, Some(progress), written);
-    let claiming = async move { Ok(Claimer::new(deps, clock, plan).run(queue, progressed).await) };
+    let claiming = async move {
+        let claimer = Claimer::new(deps, clock, plan, stopped);
+        Ok(claimer.run(queue, progressed).await)
+    };
     let ((), (), claimed) = tokio::try_join!(sending, recording, claiming)?;
     match claimed.error {
         Some(err) => Err(err),
@@ -102,58 +122,70 @@ fn queue_len(plan: &Plan, deps: &Deps) -> usize {
         .max(1)
 }
 
-/// The claiming side of a drain.
+/// The claiming side of a drain: runs the [`Turns`] against the database.
 struct Claimer<'a> {
     deps: &'a Deps,
     clock: Clock,
     plan: Plan,
+    stopped: &'a AtomicBool,
     /// Only rows due when the sweep started: the first claim's time, on the database's clock.
     cutoff: Option<chrono::DateTime<chrono::Utc>>,
-    /// Claimed to be sent and not recorded yet: queued, in flight, or being written.
-    outstanding: usize,
-    /// Recorded deliveries whose later notification may have its turn now.
-    hand_ons: Vec<Uuid>,
+    turns: Turns,
     /// The hand-off round that claimed a delivery (due claims are round 0).
     rounds: HashMap<Uuid, usize>,
-    /// Nothing due is left, or time is up.
-    due_done: bool,
     drained: Drained,
     error: Option<Error>,
 }
 
 impl<'a> Claimer<'a> {
-    fn new(deps: &'a Deps, clock: Clock, plan: Plan) -> Self {
+    fn new(deps: &'a Deps, clock: Clock, plan: Plan, stopped: &'a AtomicBool) -> Self {
         Claimer {
             deps,
             clock,
             plan,
+            stopped,
             cutoff: clock.sql_now(),
-            outstanding: 0,
-            hand_ons: Vec::new(),
+            turns: Turns::default(),
             rounds: HashMap::new(),
-            due_done: false,
             drained: Drained::default(),
             error: None,
         }
     }
 
-    /// Claims until nothing is left to claim and everything claimed is recorded, or a claim
-    /// fails. Dropping `queue` then lets the senders finish.
+    /// Claims until nothing is left to claim and everything claimed is recorded, a claim
+    /// fails, or the watchdog fires. Dropping `queue` then lets the senders finish.
     async fn run(
         mut self,
         queue: mpsc::Sender<(Claimed, BatchClock)>,
         mut progressed: mpsc::UnboundedReceiver<Progress>,
     ) -> Self {
+        let stop_at = self.plan.stop_at;
+        let watchdog = async move {
+            match stop_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(watchdog);
         loop {
             while let Ok(progress) = progressed.try_recv() {
-                self.absorb(progress);
+                self.turns.progressed(progress.recorded, progress.hands_on);
             }
-            let claimed = if !self.hand_ons.is_empty() {
-                self.hand_off().await
-            } else if !self.due_done {
-                self.next_due().await
-            } else {
-                Ok(None)
+            let claimed = match self.turns.next() {
+                Step::Done => break,
+                Step::HandOff(recorded) => self.hand_off(recorded).await,
+                Step::Due => self.next_due().await,
+                Step::Wait => {
+                    // The recorder frees room under the deadline and brings hand-offs.
+                    tokio::select! {
+                        progress = progressed.recv() => match progress {
+                            Some(progress) => self.turns.progressed(progress.recorded, progress.hands_on),
+                            None => break,
+                        },
+                        () = &mut watchdog => self.stop(),
+                    }
+                    continue;
+                }
             };
             match claimed {
                 Err(err) => {
@@ -164,54 +196,53 @@ impl<'a> Claimer<'a> {
                     if self.enqueue(claim, &queue).await.is_err() {
                         break;
                     }
-                    continue;
                 }
-                Ok(None) if !self.hand_ons.is_empty() => continue,
-                Ok(None) if self.due_done && self.outstanding == 0 => break,
                 Ok(None) => {}
-            }
-            // Wait for the recorder: it frees room under the deadline and brings hand-offs.
-            match progressed.recv().await {
-                Some(progress) => self.absorb(progress),
-                None => break,
             }
         }
         self
     }
 
-    fn absorb(&mut self, progress: Progress) {
-        self.outstanding = self.outstanding.saturating_sub(progress.recorded);
-        self.hand_ons.extend(progress.hands_on);
+    /// The watchdog fired: nothing more is claimed or sent.
+    fn stop(&mut self) {
+        if !self.drained.stopped {
+            tracing::error!(
+                outstanding = self.turns.outstanding(),
+                "the sweep is still running at its deadline: claiming stopped, unsent deliveries given back"
+            );
+        }
+        self.drained.stopped = true;
+        self.drained.budget_exhausted = true;
+        self.stopped.store(true, Ordering::Relaxed);
+        self.turns.stop();
     }
 
     /// How many more rows may be claimed: all of them and everything outstanding must fit
     /// before the deadline.
     fn room(&self, max: usize) -> usize {
         let (concurrency, timeout) = (self.deps.config.sweep_concurrency, self.deps.config.timeout);
+        let outstanding = self.turns.outstanding();
         rows_that_fit(
             self.plan.deadline,
-            max.saturating_add(self.outstanding),
+            max.saturating_add(outstanding),
             concurrency,
             timeout,
         )
-        .saturating_sub(self.outstanding)
+        .saturating_sub(outstanding)
         .min(max)
     }
 
     /// The lease for `rows` more, queued behind everything outstanding.
     fn lease(&self, rows: usize) -> Duration {
-        let (concurrency, timeout) = (self.deps.config.sweep_concurrency, self.deps.config.timeout);
-        lease_for(self.outstanding.saturating_add(rows), concurrency, timeout)
+        lease_for(
+            self.turns.outstanding().saturating_add(rows),
+            &self.deps.config,
+        )
     }
 
-    /// The next due batch; `None` when none may be claimed now (time, or room under the
-    /// deadline) or nothing due is left.
+    /// The next due batch; `None` when none may be claimed now (the turns say whether ever).
     async fn next_due(&mut self) -> Result<Option<Claim>> {
         let batches = self.drained.batches;
-        if batches > 0 && self.plan.started.elapsed() >= self.plan.budget {
-            self.stop_for_time();
-            return Ok(None);
-        }
         // The next claim waits until what is claimed and unrecorded fits in the queue, the
         // requests in flight and two recording groups (one being written, one filling): if
         // recording falls behind the sends, claiming waits for it, so completions never pile
@@ -219,21 +250,26 @@ impl<'a> Claimer<'a> {
         let unrecorded_most = queue_len(&self.plan, self.deps)
             + self.deps.config.sweep_concurrency
             + 2 * RECORD_EVERY;
-        if self.outstanding > unrecorded_most {
-            return Ok(None);
-        }
-        let limit = self.room(self.plan.batch_size.max(1));
-        if limit == 0 {
-            if self.outstanding == 0 {
-                if batches == 0 {
+        let over_budget = self.plan.started.elapsed() >= self.plan.budget;
+        let room = self.room(self.plan.batch_size.max(1));
+        let outstanding = self.turns.outstanding();
+        let limit = match plan_due(outstanding, unrecorded_most, batches, over_budget, room) {
+            DuePlan::Claim(limit) => limit,
+            DuePlan::Blocked => {
+                self.turns.due_blocked();
+                return Ok(None);
+            }
+            DuePlan::Stop { first } => {
+                if first {
                     tracing::warn!(
                         "the deadline leaves no time for one request: make the function's timeout longer than WEBHOOK_TIMEOUT_MS plus 5 s"
                     );
                 }
-                self.stop_for_time();
+                self.drained.budget_exhausted = true;
+                self.turns.due_exhausted();
+                return Ok(None);
             }
-            return Ok(None);
-        }
+        };
         let (lease, now, cutoff) = (self.lease(limit), self.clock.sql_now(), self.cutoff);
         let supersede = self.deps.config.supersede;
         let claim = with_retry(&self.deps.pool, |db| async move {
@@ -241,7 +277,7 @@ impl<'a> Claimer<'a> {
         })
         .await?;
         let Some(claimed_at) = claim.claimed_at else {
-            self.due_done = true;
+            self.turns.due_exhausted();
             return Ok(None);
         };
         self.cutoff.get_or_insert(claimed_at);
@@ -251,8 +287,7 @@ impl<'a> Claimer<'a> {
 
     /// The notifications that waited for the deliveries just recorded, if their chain is not
     /// too long and the deadline leaves room.
-    async fn hand_off(&mut self) -> Result<Option<Claim>> {
-        let recorded = std::mem::take(&mut self.hand_ons);
+    async fn hand_off(&mut self, recorded: Vec<Uuid>) -> Result<Option<Claim>> {
         let round = 1 + recorded
             .iter()
             .filter_map(|id| self.rounds.get(id))
@@ -275,11 +310,6 @@ impl<'a> Claimer<'a> {
         Ok((!claim.is_empty()).then_some(claim))
     }
 
-    fn stop_for_time(&mut self) {
-        self.drained.budget_exhausted = true;
-        self.due_done = true;
-    }
-
     /// Reports what the claim superseded and queues the rest (waiting while the queue is
     /// full). Fails only if the senders are gone.
     async fn enqueue(
@@ -294,7 +324,7 @@ impl<'a> Claimer<'a> {
             return Ok(());
         };
         let batch_clock = BatchClock::start(self.clock, claimed_at);
-        self.outstanding += claim.to_send.len();
+        self.turns.claimed(claim.to_send.len());
         for claimed in claim.to_send {
             queue.send((claimed, batch_clock)).await.map_err(|_| ())?;
         }
