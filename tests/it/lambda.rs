@@ -184,3 +184,78 @@ fn cargo_lambda_deploy_reads_timeout_and_memory_from_the_package_metadata() {
         );
     }
 }
+
+/// `RUST_LOG=trace` through the real Lambda runtime prints no secret: lambda_runtime logs every
+/// raw event at trace, and a function-URL call to dispatch carries the dispatch token.
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_logging_through_the_runtime_prints_no_secret() {
+    const DISPATCH_TOKEN: &str = "dispatch-token-5b9e0c";
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let path = tool_path();
+    let port = crate::support::cluster::free_port();
+    let logs = std::env::temp_dir().join(format!("lambda-trace-{}.log", uuid::Uuid::new_v4()));
+    let log_file = std::fs::File::create(&logs).expect("log file");
+    let child = Command::new("cargo")
+        .args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "--quiet",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
+        .arg(port.to_string())
+        // The function's own environment: trace for everything, text logs.
+        .args([
+            "--env-var",
+            "RUST_LOG=trace",
+            "--env-var",
+            "WEBHOOK_LOG_FORMAT=text",
+        ])
+        .env("PATH", &path)
+        .env("DATABASE_URL", &db.url)
+        .env("WEBHOOK_URL", &receiver.url)
+        .env("WEBHOOK_AUTH_TOKEN", TOKEN)
+        .env("WEBHOOK_SIGNING_SECRET", SIGNING_SECRET)
+        .env("WEBHOOK_DISPATCH_TOKEN", DISPATCH_TOKEN)
+        .current_dir(workspace_root())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .process_group(0)
+        .spawn()
+        .expect("start cargo lambda watch");
+    let watch = Watch(child);
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cargo lambda watch did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100)); // readiness polling of a child process
+    }
+    let (_, id) = db.booking_with_delivery().await;
+    let event = json!({
+        "version": "2.0",
+        "rawPath": "/",
+        "headers": { "authorization": format!("Bearer {DISPATCH_TOKEN}"), "content-type": "application/json" },
+        "requestContext": { "http": { "method": "POST", "path": "/" } },
+        "body": json!({ "deliveryId": id }).to_string(),
+        "isBase64Encoded": false
+    });
+    let report = tokio::task::spawn_blocking(move || invoke(&path, port, "dispatch", &event))
+        .await
+        .expect("invoke task");
+    assert_eq!(report["succeeded"], json!([id]), "{report}");
+    drop(watch);
+    let logged = std::fs::read_to_string(&logs).expect("logs");
+    let _ = std::fs::remove_file(&logs);
+    // The function logged at trace (our own events), and the invocation is in the log...
+    assert!(logged.contains("dispatch finished"), "{logged}");
+    // ...but no secret, and not the raw event.
+    for secret in [DISPATCH_TOKEN, TOKEN, SIGNING_SECRET] {
+        assert!(!logged.contains(secret), "{secret} logged:\n{logged}");
+    }
+    assert!(!logged.contains("raw JSON event"), "{logged}");
+}

@@ -138,3 +138,50 @@ async fn the_command_stops_cleanly_on_sigterm() {
         "exited by the signal, not cleanly: {status}"
     );
 }
+
+/// The catch-up goes on while batches come back full, counting every row a batch took: a
+/// superseded approval in the first batch (taken, never sent) must not end it early.
+#[tokio::test]
+async fn the_catch_up_goes_on_past_a_batch_with_a_superseded_row() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    // Captured while nobody listened, in this order: an approval, the rejection that replaced
+    // it (no tutor address: the booking's new_request is skipped), then a new request.
+    let booking = db.insert_booking(None, Some("student@example.com")).await;
+    let client = db.client().await;
+    for status in ["approved", "rejected"] {
+        client
+            .execute(
+                "UPDATE booking_requests SET status = $2 WHERE id = $1",
+                &[&booking, &status],
+            )
+            .await
+            .expect("decide");
+    }
+    let (_, later) = db.booking_with_delivery().await;
+    let deps = crate::support::deps::deps_with(&db, &receiver.url, &[("WEBHOOK_SWEEP_BATCH", "2")]);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listener = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        listen(
+            &deps,
+            Clock::System,
+            ListenOptions { sweep_every: None },
+            shutdown,
+        )
+        .await
+    });
+    // The first batch: the approval (superseded) and the rejection; the second: the request.
+    let requests = receiver.wait_for(2, LIMIT).await;
+    let _ = stop.send(());
+    listener.await.expect("listener task").expect("listen");
+    let mut types: Vec<String> = requests
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    types.sort();
+    assert_eq!(types, vec!["new_request", "rejected"]);
+    assert_eq!(db.delivery(later).await.status, "succeeded");
+}

@@ -11,10 +11,12 @@
 //! - `doctor`: posture findings.
 //! - `metrics`: EMF lines from dispatch and sweep, validated against the specification.
 //! - `cli`: the built `webhooks` binary: output, `--json`, exit codes.
+//! - `closed_pipe`: every command with its stdout closed early (`| head -1`).
 //! - `unmigrated`: the commands where `webhooks migrate` never ran (or an older one did).
 
 mod cleanup;
 pub(crate) mod cli;
+mod closed_pipe;
 mod doctor;
 pub(crate) mod metrics;
 mod reads;

@@ -55,6 +55,20 @@ pub struct DispatchCounts {
     pub unchanged: usize,
 }
 
+impl DispatchCounts {
+    /// For a `{"limit"}` dispatch: the deliveries its claims took, whatever became of them
+    /// (sent, superseded, given back, lost to another worker, or deleted while being sent —
+    /// the only way such a dispatch finds one `notFound`).
+    pub fn taken(&self) -> usize {
+        self.succeeded
+            + self.retrying
+            + self.failed
+            + self.superseded
+            + self.unchanged
+            + self.not_found
+    }
+}
+
 /// A delivery that a later status notification of the same booking replaced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

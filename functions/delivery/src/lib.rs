@@ -61,6 +61,8 @@ pub mod health;
 pub mod history;
 pub mod listen;
 pub mod metrics;
+#[cfg(feature = "cli")]
+pub mod out;
 mod outcome;
 mod pipeline;
 pub mod posture;

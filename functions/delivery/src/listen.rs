@@ -175,15 +175,17 @@ fn delivery_ids(payloads: &[(String, String)]) -> Vec<Uuid> {
     ids
 }
 
-/// Sends everything captured while nobody was listening.
+/// Sends everything captured while nobody was listening: batch after batch, as long as they
+/// come back full — counting every row a batch took, sent or not (superseded, given back, lost
+/// to another worker), or a batch that happened to hold one of those would end it early.
 async fn catch_up(deps: &Deps, clock: Clock) -> Result<()> {
     loop {
         let report = dispatch_fresh(deps, deps.config.sweep_batch, clock, None).await?;
-        let sent = report.counts.succeeded + report.counts.retrying + report.counts.failed;
-        if sent > 0 {
+        let taken = report.counts.taken();
+        if taken > 0 {
             tracing::info!(counts = ?report.counts, "catch-up batch dispatched");
         }
-        if sent < deps.config.sweep_batch {
+        if taken < deps.config.sweep_batch {
             return Ok(());
         }
     }

@@ -18,7 +18,7 @@ use delivery::replay::Requeue;
 use delivery::retention::Cleanup;
 use delivery::schema::{self, MigrateOptions};
 use delivery::sweep::SweepOptions;
-use delivery::{Clock, DbConfig, Deps};
+use delivery::{Clock, DbConfig, Deps, out};
 use uuid::Uuid;
 
 /// How every command exits, so scripts can tell "found something wrong" from "could not look".
@@ -364,7 +364,7 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
             serde_json::to_value(delivery::replay::requeue(&deps.pool, &what, clock).await?)?
         }
     };
-    println!("{report}");
+    out::line(&report.to_string());
     Ok(Verdict::Fine)
 }
 
@@ -389,7 +389,7 @@ async fn migrate(
         if json {
             eprintln!("{line}");
         } else {
-            println!("{line}");
+            out::line(line);
         }
     };
     if options.dry_run {
@@ -401,16 +401,16 @@ async fn migrate(
             format!("{e}\nNothing was changed: `webhooks migrate` runs in one transaction.")
         })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out::line(&serde_json::to_string_pretty(&report)?);
         return Ok(Verdict::Fine);
     }
     if report.committed {
-        println!("committed");
+        out::line("committed");
     } else {
-        println!("dry run: rolled back, nothing was changed");
+        out::line("dry run: rolled back, nothing was changed");
     }
     if let Some(script) = report.rollback_script {
-        println!("\n{script}");
+        out::line(&format!("\n{script}"));
     }
     Ok(Verdict::Fine)
 }
@@ -440,9 +440,9 @@ async fn operate_on(
     let print =
         |json: bool, value: serde_json::Value, text: String| -> Result<(), serde_json::Error> {
             if json {
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out::line(&serde_json::to_string_pretty(&value)?);
             } else {
-                print!("{text}");
+                out::print(&text);
             }
             Ok(())
         };

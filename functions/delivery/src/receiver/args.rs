@@ -94,13 +94,16 @@ pub async fn run(args: ReceiverArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.json {
         print_json(&ReceiverEvent::Listening { url });
     } else {
-        println!(
+        crate::out::line(&format!(
             "webhooks receiver listening on {url} (POST, any path): bearer token and signature required"
-        );
+        ));
         if !misbehaviour.is_none() {
-            println!("misbehaving on purpose: {}", misbehaviour.describe());
+            crate::out::line(&format!(
+                "misbehaving on purpose: {}",
+                misbehaviour.describe()
+            ));
         }
-        println!("Ctrl-C to stop");
+        crate::out::line("Ctrl-C to stop");
     }
     let (log, mut lines) = mpsc::unbounded_channel();
     let server = tokio::spawn(bound.serve(log, crate::signal::stop_requested()));
@@ -111,14 +114,14 @@ pub async fn run(args: ReceiverArgs) -> Result<(), Box<dyn std::error::Error>> {
         if args.json {
             print_json(&ReceiverEvent::Request(received));
         } else {
-            println!("{received}");
+            crate::out::line(&received.to_string());
         }
     }
     server.await??;
     if args.json {
         print_json(&ReceiverEvent::Stopped { tally });
     } else {
-        println!("stopped: {tally}");
+        crate::out::line(&format!("stopped: {tally}"));
     }
     Ok(())
 }
@@ -126,6 +129,6 @@ pub async fn run(args: ReceiverArgs) -> Result<(), Box<dyn std::error::Error>> {
 fn print_json(event: &ReceiverEvent) {
     // Serializing these plain structs cannot fail.
     if let Ok(line) = serde_json::to_string(event) {
-        println!("{line}");
+        crate::out::line(&line);
     }
 }
