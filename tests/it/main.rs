@@ -6,6 +6,7 @@
 //! - `migrate`: `webhooks migrate` in one transaction; incompatible `booking_requests` refused.
 //! - `adopt`: taking over a running deployment of the old pg_net system.
 //! - `capture`: triggers capture booking events transactionally.
+//! - `definer`: the capture functions run no other role's code (search_path, overloads).
 //! - `dispatch`: the immediate, signed delivery and its outcome classes.
 //! - `hot_path`: the plans of the claims and the record, heap-only leases, the sweep's
 //!   pipeline (issue 13).
@@ -33,6 +34,7 @@ mod support;
 mod adopt;
 mod alarms;
 mod capture;
+mod definer;
 mod dispatch;
 mod faults;
 mod hot_path;

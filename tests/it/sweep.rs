@@ -556,3 +556,49 @@ async fn a_dispatch_and_a_sweep_racing_for_one_delivery_send_it_once() {
     );
     assert_eq!(receiver.requests().len(), 1);
 }
+
+/// The reproduction of a hang: a batch larger than what may be claimed and unrecorded at once,
+/// every approval sent and recorded, their rejections leased by another worker — so the
+/// hand-off finds nothing while nothing is outstanding and the due claims have not finished.
+/// The sweep must end (it used to wait for progress forever).
+#[tokio::test]
+async fn a_hand_off_that_finds_the_followers_leased_elsewhere_ends_the_sweep() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let deps = deps_with(
+        &db,
+        &receiver.url,
+        &[
+            ("WEBHOOK_SUPERSEDE", "off"),
+            ("WEBHOOK_SWEEP_BATCH", "1000"),
+        ],
+    );
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO booking_requests (student_email)
+             SELECT 'student' || n || '@example.com' FROM generate_series(1, 1000) n;
+             UPDATE booking_requests SET status = 'approved';
+             UPDATE booking_requests SET status = 'rejected';",
+        )
+        .await
+        .expect("bookings approved, then rejected");
+    let now = Utc::now();
+    // Another worker holds the rejections.
+    client
+        .execute(
+            "UPDATE webhook_deliveries SET locked_until = $1 WHERE webhook_type = 'rejected'",
+            &[&(now + minutes(10))],
+        )
+        .await
+        .expect("lease the rejections");
+    let report = tokio::time::timeout(Duration::from_secs(60), sweep_at(&deps, now))
+        .await
+        .expect("the sweep ends instead of waiting for progress that cannot come");
+    assert_eq!(
+        (report.processed, report.succeeded),
+        (1000, 1000),
+        "{report:?}"
+    );
+    assert_eq!(receiver.requests().len(), 1000);
+}

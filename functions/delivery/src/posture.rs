@@ -2,7 +2,8 @@
 //!
 //! Checked, in order of harm: the capture triggers exist and fire (a disabled trigger loses
 //! every notification silently); the capture functions are SECURITY DEFINER, owned by the
-//! outbox's owner, `search_path`-pinned and not executable by others; row level security on
+//! outbox's owner, resolve names in `pg_catalog` only and are not executable by others; who
+//! besides the owner may create objects in the schema; row level security on
 //! the outbox tables (and on `booking_requests` where Supabase's API roles can reach it); the
 //! due backlog and its age; migrations current; the NOTIFY switch against whether anything
 //! listens; a wake-up trigger; when anything was last sent. Everything is read from the
@@ -121,6 +122,7 @@ pub async fn check_posture(
     let mut checks = Vec::new();
     checks.extend(capture_triggers(db).await?);
     checks.extend(capture_functions(db).await?);
+    checks.push(schema_create(db).await?);
     checks.extend(row_level_security(db).await?);
     checks.push(backlog(db, now).await?);
     checks.push(migrations(db, known_migrations).await?);
@@ -273,18 +275,17 @@ async fn capture_functions(db: &Client) -> Result<Vec<Check>> {
             .into_iter()
             .find_map(|s| s.strip_prefix("search_path=").map(str::to_owned));
         match search_path {
-            Some(path)
-                if path
-                    .rsplit(',')
-                    .next()
-                    .is_some_and(|l| l.trim() == "pg_temp") => {}
+            Some(path) if pinned_to_catalog(&path) => {}
             Some(path) => wrong.push(format!(
-                "its search_path ({path}) does not end with pg_temp, so a caller's temporary \
-                 table could shadow webhook_deliveries"
+                "its search_path ({path}) is not `pg_catalog, pg_temp`: a role that may CREATE \
+                 in a schema on it can define an overload of a built-in it calls and run its own \
+                 code as {owner}, and a caller's temporary table could shadow the outbox (fix: \
+                 `webhooks migrate` installs the current definition)"
             )),
             None => wrong.push(
-                "its search_path is not pinned, so a caller could shadow webhook_deliveries with \
-                 a table of their own (fix: ALTER FUNCTION … SET search_path = <schema>, pg_temp)"
+                "its search_path is not pinned, so a caller could shadow webhook_deliveries or \
+                 the built-ins it calls with objects of their own (fix: `webhooks migrate` \
+                 installs the current definition)"
                     .to_owned(),
             ),
         }
@@ -306,8 +307,8 @@ async fn capture_functions(db: &Client) -> Result<Vec<Check>> {
                 NAME,
                 Severity::Ok,
                 format!(
-                    "{signature}: SECURITY DEFINER, owned by {owner}, search_path pinned, not \
-                     callable by API roles"
+                    "{signature}: SECURITY DEFINER, owned by {owner}, search_path pg_catalog, \
+                     pg_temp, not callable by API roles"
                 ),
             )
         } else {
@@ -319,6 +320,56 @@ async fn capture_functions(db: &Client) -> Result<Vec<Check>> {
         });
     }
     Ok(checks)
+}
+
+/// True for a definer function's search_path that resolves names in pg_catalog only (and
+/// pg_temp, last: PostgreSQL never looks up functions or operators there).
+fn pinned_to_catalog(path: &str) -> bool {
+    let entries: Vec<&str> = path
+        .split(',')
+        .map(|e| e.trim().trim_matches('"'))
+        .collect();
+    entries == ["pg_catalog", "pg_temp"]
+}
+
+async fn schema_create(db: &Client) -> Result<Check> {
+    const NAME: &str = "schema-create";
+    let rows = query(db, sql::SCHEMA_CREATE, &[]).await?;
+    let Some(row) = rows.first() else {
+        return Ok(check(
+            NAME,
+            Severity::Info,
+            "schema privileges not readable",
+        ));
+    };
+    let schema: Option<String> = row.try_get(0)?;
+    let mut creators: Vec<String> = row.try_get(1)?;
+    // Every role holds what PUBLIC holds: naming the API roles too would only repeat it.
+    if creators.iter().any(|c| c == "PUBLIC") {
+        creators = vec!["PUBLIC".to_owned()];
+    }
+    let schema = schema.unwrap_or_default();
+    Ok(if creators.is_empty() {
+        check(
+            NAME,
+            Severity::Ok,
+            format!("neither PUBLIC nor an API role may create objects in schema {schema:?}"),
+        )
+    } else {
+        let who = creators.join(", ");
+        check(
+            NAME,
+            Severity::Warning,
+            format!(
+                "{who} may create objects in schema {schema:?} (every database created on \
+                 PostgreSQL 14 or older lets PUBLIC create in `public`): such a role can define \
+                 functions and operators that shadow built-ins for any code that resolves names \
+                 there — the app's own SECURITY DEFINER functions included. The capture \
+                 functions resolve names in pg_catalog only. Fix: REVOKE CREATE ON SCHEMA \
+                 {schema} FROM {who};"
+            ),
+        )
+    })
 }
 
 async fn row_level_security(db: &Client) -> Result<Vec<Check>> {

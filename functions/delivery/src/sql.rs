@@ -692,6 +692,22 @@ SELECT coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'),
            AND query ~* '^\\s*LISTEN\\s+\"?webhook_delivery\"?\\s*;?\\s*$'),
        pg_notification_queue_usage()";
 
+/// Doctor: the schema the connection works in, and which of PUBLIC and Supabase's API roles
+/// (`anon`, `authenticated`, where they exist) may CREATE objects in it.
+pub const SCHEMA_CREATE: &str = "
+SELECT current_schema()::text,
+       ARRAY(SELECT 'PUBLIC'
+              WHERE EXISTS (SELECT 1
+                              FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+                             WHERE n.nspname = current_schema()
+                               AND a.grantee = 0
+                               AND a.privilege_type = 'CREATE')
+             UNION ALL
+             SELECT r.rolname::text
+               FROM pg_roles r
+              WHERE r.rolname IN ('anon', 'authenticated')
+                AND has_schema_privilege(r.oid, current_schema(), 'CREATE'))";
+
 /// Doctor: whether refinery's history table exists where migrations run (first schema of the
 /// `search_path`).
 pub const MIGRATION_TABLE: &str = "
@@ -719,6 +735,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("FUNCTIONS", FUNCTIONS),
     ("TABLE_SECURITY", TABLE_SECURITY),
     ("NOTIFY_POSTURE", NOTIFY_POSTURE),
+    ("SCHEMA_CREATE", SCHEMA_CREATE),
     ("MIGRATION_TABLE", MIGRATION_TABLE),
     ("APPLIED_MIGRATIONS", APPLIED_MIGRATIONS),
 ];

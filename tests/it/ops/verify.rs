@@ -299,3 +299,83 @@ async fn a_window_reaching_back_before_the_horizon_is_an_error_not_a_pass() {
     let everything = run(&["verify", "--window", "0s"]).await.expect("run");
     assert_eq!(code(&everything), Some(0), "{}", text(&everything.stderr));
 }
+
+/// A booking inserted with its decision already made (instant booking): capture tells the
+/// tutor and the student, and verify — which expects a delivery of every decision — finds
+/// nothing missing. It used to report the decision missing, and the alarm fired for a healthy
+/// system.
+#[tokio::test]
+async fn a_booking_inserted_with_a_decision_is_notified_and_verify_agrees() {
+    let db = TestDb::new().await;
+    let client = db.pool.get().await.expect("connection");
+    let mut bookings = Vec::new();
+    for status in ["approved", "rejected"] {
+        let id: Uuid = client
+            .query_one(
+                "INSERT INTO booking_requests (tutor_email, student_email, status) \
+                 VALUES ('t@example.com', 's@example.com', $1) RETURNING id",
+                &[&status],
+            )
+            .await
+            .expect("insert with a decision")
+            .get(0);
+        bookings.push((id, status));
+    }
+    for (id, status) in &bookings {
+        let types: Vec<String> = client
+            .query(
+                "SELECT webhook_type FROM webhook_deliveries WHERE booking_id = $1 \
+                 ORDER BY capture_seq",
+                &[id],
+            )
+            .await
+            .expect("deliveries")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(
+            types,
+            vec!["new_request", *status],
+            "tutor first, then the student"
+        );
+    }
+    let check = check_completeness(&client, at(seed::now(), 120), DEFAULT_WINDOW, 100)
+        .await
+        .expect("verify");
+    assert!(check.is_complete(), "{check:?}");
+
+    // With capture off, the same insert is reported: the decision and the request.
+    client
+        .batch_execute("ALTER TABLE booking_requests DISABLE TRIGGER USER")
+        .await
+        .expect("disable");
+    let missed: Uuid = client
+        .query_one(
+            "INSERT INTO booking_requests (tutor_email, student_email, status) \
+             VALUES ('t@example.com', 's@example.com', 'approved') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("insert")
+        .get(0);
+    client
+        .batch_execute("ALTER TABLE booking_requests ENABLE TRIGGER USER")
+        .await
+        .expect("enable");
+    let check = check_completeness(&client, at(seed::now(), 120), DEFAULT_WINDOW, 100)
+        .await
+        .expect("verify");
+    let mut found: Vec<(Uuid, String)> = check
+        .deliveries
+        .iter()
+        .map(|m| (m.booking_id, m.missing_type.clone()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (missed, "approved".to_owned()),
+            (missed, "new_request".to_owned())
+        ]
+    );
+}
