@@ -11,15 +11,22 @@
 //!
 //! # Layout
 //! - `receiver_down`: the receiver refuses every connection for the whole lifecycle.
+//! - `crash`: the server crashes right after a claim of approvals; per-booking order holds.
 //! - `database`: Postgres stopped mid-sweep (a throwaway cluster), backends terminated.
 //! - `killed`: a `webhooks sweep` process SIGKILLed mid-batch.
+//! - `locked`: a recording behind another session's lock: ended on the server, retried once.
+//! - `paused`: a `webhooks sweep` process SIGSTOPped past its lease while another worker
+//!   supersedes and delivers; nothing stale reaches the receiver when it resumes.
 //! - `hostile`: receivers that never answer, cut bodies, flood, loop, drip.
 //! - `slow_backlog`: 2,000 due rows, batch 1000, a 2 s receiver, 20 s invocations.
 //! - `pgbouncer`: the whole lifecycle through PgBouncer in transaction mode.
 
+mod crash;
 mod database;
 mod hostile;
 mod killed;
+mod locked;
+mod paused;
 mod pgbouncer;
 mod receiver_down;
 mod slow_backlog;
