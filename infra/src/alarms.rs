@@ -12,10 +12,10 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Stat
 use clap::Args;
 use serde_json::{Map, Value, json};
 
+use crate::args::non_empty;
 use crate::aws::{Clients, none_if_not_found, sdk_error};
 use crate::change::{Change, Field, Report};
-use crate::cli::non_empty;
-use crate::schedule::DEFAULT_GROUP;
+use crate::schedule::group::DEFAULT_GROUP;
 
 /// The five alarms: the name after the prefix, and what it means when it fires.
 const ALARMS: [(&str, &str); 5] = [

@@ -56,19 +56,45 @@ where
     anyhow::anyhow!("{}{code}", DisplayErrorContext(&error))
 }
 
+/// An operation's error that the SDK can type as "the resource does not exist".
+pub trait NotFound {
+    /// True when the service answered that the resource does not exist.
+    fn is_not_found(&self) -> bool;
+}
+
+/// Implements [`NotFound`] with the SDK's own predicate of each operation's error: the code
+/// differs by service (`ResourceNotFoundException`, IAM's `NoSuchEntity`, CloudWatch's
+/// `ResourceNotFound`), and the SDK knows which.
+macro_rules! not_found {
+    ($($error:ty => $predicate:ident),* $(,)?) => {
+        $(impl NotFound for $error {
+            fn is_not_found(&self) -> bool {
+                self.$predicate()
+            }
+        })*
+    };
+}
+
+not_found! {
+    aws_sdk_scheduler::operation::get_schedule::GetScheduleError => is_resource_not_found_exception,
+    aws_sdk_scheduler::operation::delete_schedule::DeleteScheduleError => is_resource_not_found_exception,
+    aws_sdk_scheduler::operation::get_schedule_group::GetScheduleGroupError => is_resource_not_found_exception,
+    aws_sdk_iam::operation::get_role::GetRoleError => is_no_such_entity_exception,
+    aws_sdk_iam::operation::get_role_policy::GetRolePolicyError => is_no_such_entity_exception,
+    aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyError => is_no_such_entity_exception,
+    aws_sdk_cloudwatch::operation::delete_alarms::DeleteAlarmsError => is_resource_not_found,
+}
+
 /// A call's answer, or `None` when the service says the resource does not exist: reading or
 /// deleting something absent is not an error.
 pub fn none_if_not_found<T, E, R>(result: Result<T, SdkError<E, R>>) -> anyhow::Result<Option<T>>
 where
-    E: StdError + ProvideErrorMetadata + Send + Sync + 'static,
+    E: StdError + ProvideErrorMetadata + NotFound + Send + Sync + 'static,
     R: Debug + Send + Sync + 'static,
 {
     match result {
         Ok(out) => Ok(Some(out)),
-        // Scheduler, IAM and CloudWatch each have their own code for it.
-        Err(e) => match e.code() {
-            Some("ResourceNotFoundException" | "NoSuchEntity" | "ResourceNotFound") => Ok(None),
-            _ => Err(sdk_error(e)),
-        },
+        Err(e) if e.as_service_error().is_some_and(NotFound::is_not_found) => Ok(None),
+        Err(e) => Err(sdk_error(e)),
     }
 }

@@ -86,8 +86,3 @@ pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
         },
     })
 }
-
-/// An unset variable and one set to "" (common in env files) mean the same.
-pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}

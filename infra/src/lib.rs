@@ -10,21 +10,27 @@
 //! integration tests run it against moto.
 //!
 //! # Layout
+//! Each module imports only those below it:
 //! - [`cli`]: the `infra` command line; flags with `WEBHOOK_…`/`AWS_…` fallbacks.
 //! - [`schedule`]: the wanted schedule, built in the SDK's types; apply/show/delete.
-//! - [`group`]: the schedule group, created when missing, purged only when empty.
-//! - [`role`]: the IAM execution role Scheduler assumes (trust + least-privilege policy).
+//!   - [`schedule::role`]: the IAM execution role Scheduler assumes (trust + least-privilege
+//!     policy).
+//!   - [`schedule::target`]: the function the schedule invokes, resolved and checked.
+//!   - [`schedule::group`]: the schedule group, created when missing, purged only when empty.
 //! - [`alarms`]: the CloudWatch alarms on the functions' metrics and on AWS's own.
 //! - [`change`]: created / updated (which fields) / unchanged, deleted / absent / kept.
 //! - [`aws`]: SDK configuration, clients, and SDK errors as messages.
+//! - `args`: command-line values as the commands read them ("" is unset).
 //!
 //! The optional SQL that wakes `dispatch` from Postgres in the cloud lives in `infra/sql/`,
 //! apart from the default migrations; docs/deploy.md explains it.
 
 pub mod alarms;
+mod args;
 pub mod aws;
 pub mod change;
 pub mod cli;
-pub mod group;
-pub mod role;
 pub mod schedule;
+
+// The paths the integration tests name, until they import from the owning module.
+pub use schedule::{group, role};
