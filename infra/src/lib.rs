@@ -31,6 +31,3 @@ pub mod aws;
 pub mod change;
 pub mod cli;
 pub mod schedule;
-
-// The paths the integration tests name, until they import from the owning module.
-pub use schedule::{group, role};

@@ -12,7 +12,7 @@ use clap::Parser as _;
 use infra::alarms::{AlarmNames, AlarmSet};
 use infra::aws::Clients;
 use infra::change::{Item, Report};
-use infra::role::RoleArgs;
+use infra::schedule::role::RoleArgs;
 use infra::schedule::{DeleteOptions, ScheduleId, SweepSchedule};
 
 /// The region every AWS test uses.
