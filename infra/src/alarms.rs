@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::args::non_empty;
 use crate::aws::{Clients, none_if_not_found, sdk_error};
 use crate::change::{Change, Field, Report};
+use crate::metrics::{BACKLOG_AGE_LIMIT_S, NAMESPACE};
 use crate::schedule::group::DEFAULT_GROUP;
 
 /// The five alarms: the name after the prefix, and what it means when it fires.
@@ -100,7 +101,7 @@ impl AlarmSet {
                 .build(),
             // Every sweep writes it (0 when nothing is due): no data means no sweep at all.
             self.alarm(backlog, "OldestDueAge", Statistic::Maximum, 15)
-                .threshold(1800.0)
+                .threshold(BACKLOG_AGE_LIMIT_S as f64)
                 .treat_missing_data("breaching")
                 .build(),
             // Lambda's own count: it also sees timeouts and crashes.
@@ -137,7 +138,7 @@ impl AlarmSet {
             .actions_enabled(true)
             .set_alarm_actions(topic.clone())
             .set_ok_actions(topic)
-            .namespace("BookingWebhooks")
+            .namespace(NAMESPACE)
             .metric_name(metric)
             .statistic(statistic)
             .period(minutes * 60)

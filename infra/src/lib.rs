@@ -18,6 +18,7 @@
 //!   - [`schedule::target`]: the function the schedule invokes, resolved and checked.
 //!   - [`schedule::group`]: the schedule group, created when missing, purged only when empty.
 //! - [`alarms`]: the CloudWatch alarms on the functions' metrics and on AWS's own.
+//! - [`metrics`]: the values of METRICS.md the alarms and the dashboard repeat.
 //! - [`change`]: created / updated (which fields) / unchanged, deleted / absent / kept.
 //! - [`aws`]: SDK configuration, clients, and SDK errors as messages.
 //! - `args`: command-line values as the commands read them ("" is unset).
@@ -30,4 +31,5 @@ mod args;
 pub mod aws;
 pub mod change;
 pub mod cli;
+pub mod metrics;
 pub mod schedule;

@@ -23,6 +23,8 @@
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
 //! - `alarms`: `infra alarms apply | show | delete` against moto.
+//! - `contract`: the metric contract of METRICS.md: what the functions emit against what
+//!   `infra` repeats and reads.
 //! - `security`: what a hostile role, receiver or input could do (issue 8).
 
 // Test code may panic on setup failures: a clear `expect` message is the report.
@@ -33,6 +35,7 @@ mod support;
 mod adopt;
 mod alarms;
 mod capture;
+mod contract;
 mod dispatch;
 mod faults;
 mod hot_path;
