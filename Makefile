@@ -8,7 +8,7 @@ VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate demo test test-faults pgbouncer bench bench-tools lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms
+.PHONY: help db migrate demo test test-faults pgbouncer bench bench-tools lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms dashboard
 
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
@@ -129,23 +129,29 @@ DEPLOY_FLAGS    ?=
 DISPATCH_FLAGS  ?=
 SCHEDULE_FLAGS  ?=
 ALARMS_FLAGS    ?=
+DASHBOARD_FLAGS ?=
 
 build: tools ## build both functions for Lambda (provided.al2023, x86-64) into target/lambda/
 	cargo lambda build --release --x86-64 -p dispatch -p retry-sweep
 
-# A deployment without its alarms fails silently, so deploy applies them too (idempotent).
-deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule and the alarms
+# A deployment without its alarms fails silently, so deploy applies them too (idempotent), and
+# the dashboard beside them.
+deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule, the alarms and the dashboard
 	@test -f $(LAMBDA_ENV_FILE) || { echo "$(LAMBDA_ENV_FILE) missing: cp .env.example $(LAMBDA_ENV_FILE) and edit it" >&2; exit 1; }
 	cargo lambda deploy dispatch    --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS) $(DISPATCH_FLAGS)
 	cargo lambda deploy retry-sweep --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS)
 	$(MAKE) schedule
 	$(MAKE) alarms
+	$(MAKE) dashboard
 
 schedule: ## create or update the EventBridge schedule of retry-sweep (SCHEDULE_FLAGS=--dry-run previews)
 	cargo run -q -p infra -- schedule apply $(SCHEDULE_FLAGS)
 
 alarms: ## create or update the CloudWatch alarms (ALARMS_FLAGS=--dry-run previews; WEBHOOK_ALARM_TOPIC_ARN notifies)
 	cargo run -q -p infra -- alarms apply $(ALARMS_FLAGS)
+
+dashboard: ## create or update the CloudWatch dashboard beside the alarms (DASHBOARD_FLAGS=--dry-run previews)
+	cargo run -q -p infra -- dashboard apply $(DASHBOARD_FLAGS)
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check

@@ -83,6 +83,8 @@ not_found! {
     aws_sdk_iam::operation::get_role_policy::GetRolePolicyError => is_no_such_entity_exception,
     aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyError => is_no_such_entity_exception,
     aws_sdk_cloudwatch::operation::delete_alarms::DeleteAlarmsError => is_resource_not_found,
+    aws_sdk_cloudwatch::operation::get_dashboard::GetDashboardError => is_dashboard_not_found_error,
+    aws_sdk_cloudwatch::operation::delete_dashboards::DeleteDashboardsError => is_dashboard_not_found_error,
 }
 
 /// A call's answer, or `None` when the service says the resource does not exist: reading or

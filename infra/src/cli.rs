@@ -1,5 +1,5 @@
-//! The command line: `infra schedule apply | show | delete` and `infra alarms apply | show |
-//! delete`. The arguments of each command are the inputs of the function it runs
+//! The command line: `infra schedule | alarms | dashboard`, each `apply | show | delete`.
+//! The arguments of each command are the inputs of the function it runs
 //! ([`SweepSchedule`], [`AlarmSet`], …), so they are described once, for `--help` and rustdoc.
 
 use anyhow::Context as _;
@@ -8,10 +8,11 @@ use clap::{Parser, Subcommand};
 
 use crate::alarms::{self, AlarmDelete, AlarmNames, AlarmSet};
 use crate::aws::Clients;
+use crate::dashboard::{self, DashboardDelete, DashboardName, DashboardSet};
 use crate::schedule::{self, DeleteOptions, ScheduleId, SweepSchedule};
 
 /// Deploy-time tool of the booking webhooks: the EventBridge Scheduler schedule that runs
-/// the retry sweep, and the CloudWatch alarms that say when something is wrong.
+/// the retry sweep, the CloudWatch alarms that say when something is wrong, and a dashboard.
 #[derive(Debug, Parser)]
 #[command(name = "infra", version, about, long_about = None)]
 pub struct Cli {
@@ -36,6 +37,9 @@ pub enum Command {
     /// and missing deliveries.
     #[command(subcommand)]
     Alarms(AlarmsCommand),
+    /// The CloudWatch dashboard: deliveries, backlog, latency, errors, the scheduler.
+    #[command(subcommand)]
+    Dashboard(DashboardCommand),
 }
 
 /// `infra schedule …`
@@ -61,6 +65,17 @@ pub enum AlarmsCommand {
     Delete(AlarmDelete),
 }
 
+/// `infra dashboard …`
+#[derive(Debug, Subcommand)]
+pub enum DashboardCommand {
+    /// Create or update the dashboard; report what changed (created / updated / unchanged).
+    Apply(DashboardSet),
+    /// Print the dashboard as JSON: name, ARN and body.
+    Show(DashboardName),
+    /// Delete the dashboard (absent is fine).
+    Delete(DashboardDelete),
+}
+
 /// Runs `cli` against the AWS APIs `config` points at and returns what to print. Fails on
 /// invalid inputs (before any call), on AWS errors, and for `show` when nothing exists.
 pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
@@ -83,6 +98,13 @@ pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
             AlarmsCommand::Apply(wanted) => alarms::apply(clients, wanted).await?.to_string(),
             AlarmsCommand::Show(names) => json(alarms::show(clients, names).await?),
             AlarmsCommand::Delete(options) => alarms::delete(clients, options).await?.to_string(),
+        },
+        Command::Dashboard(command) => match command {
+            DashboardCommand::Apply(wanted) => dashboard::apply(clients, wanted).await?.to_string(),
+            DashboardCommand::Show(name) => json(dashboard::show(clients, name).await?),
+            DashboardCommand::Delete(options) => {
+                dashboard::delete(clients, options).await?.to_string()
+            }
         },
     })
 }

@@ -58,32 +58,49 @@ pub(crate) fn emitted() -> BTreeSet<Emitted> {
     let mut all = BTreeSet::new();
     for function in [Function::Dispatch, Function::RetrySweep] {
         let lines = everything(function).emf_lines(at).expect("EMF lines");
-        for line in &lines {
-            let doc = parse_emf(line);
-            let directives = doc["_aws"]["CloudWatchMetrics"]
-                .as_array()
-                .expect("checked");
-            for directive in directives {
-                let namespace = directive["Namespace"].as_str().expect("checked");
-                for set in directive["Dimensions"].as_array().expect("checked") {
-                    let keys = set.as_array().expect("checked").iter();
-                    let dimensions: BTreeMap<String, String> = keys
-                        .filter_map(Value::as_str)
-                        .map(|k| (k.to_owned(), doc[k].as_str().unwrap_or("").to_owned()))
-                        .collect();
-                    for metric in directive["Metrics"].as_array().expect("checked") {
-                        all.insert(Emitted {
-                            namespace: namespace.to_owned(),
-                            name: metric["Name"].as_str().unwrap_or("").to_owned(),
-                            unit: metric["Unit"].as_str().unwrap_or("").to_owned(),
-                            dimensions: dimensions.clone(),
-                        });
-                    }
-                }
+        all.extend(
+            lines
+                .iter()
+                .flat_map(|l| published(l))
+                .map(|(metric, _)| metric),
+        );
+    }
+    all
+}
+
+/// What one EMF line publishes, checked against the specification first: each metric under
+/// each of its dimension sets, with the line's values of it.
+pub(crate) fn published(line: &str) -> Vec<(Emitted, Vec<f64>)> {
+    let doc = parse_emf(line);
+    let mut published = Vec::new();
+    for directive in doc["_aws"]["CloudWatchMetrics"]
+        .as_array()
+        .expect("checked")
+    {
+        let namespace = directive["Namespace"].as_str().expect("checked");
+        for set in directive["Dimensions"].as_array().expect("checked") {
+            let keys = set.as_array().expect("checked").iter();
+            let dimensions: BTreeMap<String, String> = keys
+                .filter_map(Value::as_str)
+                .map(|k| (k.to_owned(), doc[k].as_str().unwrap_or("").to_owned()))
+                .collect();
+            for metric in directive["Metrics"].as_array().expect("checked") {
+                let name = metric["Name"].as_str().unwrap_or("");
+                let values = match &doc[name] {
+                    Value::Array(values) => values.iter().filter_map(Value::as_f64).collect(),
+                    one => one.as_f64().into_iter().collect(),
+                };
+                let emitted = Emitted {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    unit: metric["Unit"].as_str().unwrap_or("").to_owned(),
+                    dimensions: dimensions.clone(),
+                };
+                published.push((emitted, values));
             }
         }
     }
-    all
+    published
 }
 
 /// True when the functions publish `name` in `namespace` with exactly these dimensions.

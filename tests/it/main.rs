@@ -23,6 +23,8 @@
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
 //! - `alarms`: `infra alarms apply | show | delete` against moto.
+//! - `dashboard`: `infra dashboard apply | show | delete` against moto; its body against what
+//!   the functions emit; the picture of it in the docs.
 //! - `contract`: the metric contract of METRICS.md: what the functions emit against what
 //!   `infra` repeats and reads.
 //! - `security`: what a hostile role, receiver or input could do (issue 8).
@@ -36,6 +38,7 @@ mod adopt;
 mod alarms;
 mod capture;
 mod contract;
+mod dashboard;
 mod dispatch;
 mod faults;
 mod hot_path;

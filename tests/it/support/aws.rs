@@ -1,6 +1,6 @@
 //! AWS test support: a moto server per test, an SDK configuration for it, the `infra`
-//! command line run in-process, `infra`'s inputs with their defaults, reports looked up by
-//! kind, and IAM's URL-encoded policy documents decoded.
+//! command line run in-process, `infra`'s inputs with their defaults (schedule, alarms,
+//! dashboard), reports looked up by kind, and IAM's URL-encoded policy documents decoded.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,6 +12,7 @@ use clap::Parser as _;
 use infra::alarms::{AlarmNames, AlarmSet};
 use infra::aws::Clients;
 use infra::change::{Item, Report};
+use infra::dashboard::{DashboardName, DashboardSet};
 use infra::schedule::role::RoleArgs;
 use infra::schedule::{DeleteOptions, ScheduleId, SweepSchedule};
 
@@ -98,6 +99,19 @@ pub fn alarm_set(function_name: &str, group: &str) -> AlarmSet {
         },
         topic_arn: None,
         function_name: function_name.into(),
+        group: group.into(),
+        dry_run: false,
+    }
+}
+
+/// The dashboard with the default name and function names, for schedule group `group`.
+pub fn dashboard_set(group: &str) -> DashboardSet {
+    DashboardSet {
+        name: DashboardName {
+            name: "booking-webhooks".into(),
+        },
+        dispatch_function_name: "dispatch".into(),
+        function_name: "retry-sweep".into(),
         group: group.into(),
         dry_run: false,
     }
