@@ -59,10 +59,11 @@ NO_NEXTEST := echo "cargo-nextest is not installed, so cargo test runs the same 
 
 test: db tools ## run every test (unit + integration) but the fault suite, against a real Postgres, receivers, moto and cargo lambda
 	@# The Lambda smoke test runs these binaries under `cargo lambda watch`, which builds them as
-	@# `cargo run --bin <name>` at the root does (features unified over the workspace), and the
-	@# ops, receiver and migrate tests run `webhooks` itself: build exactly those first.
-	@echo "test: building the Lambda binaries and the webhooks command"
-	cargo build --bin dispatch --bin retry-sweep --bin webhooks
+	@# `cargo run --bin <name>` at the root does (features unified over the workspace), the
+	@# ops, receiver and migrate tests run `webhooks` itself, and the infra_cli tests `infra`:
+	@# build exactly those first.
+	@echo "test: building the Lambda binaries and the webhooks and infra commands"
+	cargo build --bin dispatch --bin retry-sweep --bin webhooks --bin infra
 	@echo "test: building and running the suite (the first build takes minutes)"
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; \
 	if [ -n "$(NEXTEST)" ]; then \

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::args::non_empty;
 use crate::aws::{Clients, none_if_not_found, sdk_error};
-use crate::change::{Change, Field, Report};
+use crate::change::{Change, Field, Missing, Report};
 use crate::metrics::{BACKLOG_AGE_LIMIT_S, NAMESPACE};
 use crate::schedule::group::DEFAULT_GROUP;
 
@@ -185,6 +185,7 @@ pub fn fields(a: &MetricAlarm) -> Vec<Field> {
 }
 
 /// The alarms that exist, in order, as `show` prints them: name, ARN, state, and [`fields`].
+/// Fails with [`Missing`] when none exists, and on AWS errors.
 pub async fn show(clients: &Clients, names: &AlarmNames) -> anyhow::Result<Value> {
     let mut existing = get(clients, names).await?;
     let shown: Vec<_> = names
@@ -192,11 +193,11 @@ pub async fn show(clients: &Clients, names: &AlarmNames) -> anyhow::Result<Value
         .iter()
         .filter_map(|name| existing.remove(name))
         .collect();
-    anyhow::ensure!(
-        !shown.is_empty(),
-        "no alarm {}-… exists: run `infra alarms apply`",
-        names.prefix
-    );
+    if shown.is_empty() {
+        let prefix = names.prefix.trim();
+        let missing = format!("no alarm {prefix}-… exists: run `infra alarms apply`");
+        return Err(Missing(missing).into());
+    }
     let to_json = |a: MetricAlarm| {
         let state = [
             ("AlarmName", json!(a.alarm_name())),

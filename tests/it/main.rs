@@ -25,6 +25,7 @@
 //! - `alarms`: `infra alarms apply | show | delete` against moto.
 //! - `dashboard`: `infra dashboard apply | show | delete` against moto; its body against what
 //!   the functions emit; the picture of it in the docs.
+//! - `infra_cli`: the built `infra` binary's first-contact errors and exit status.
 //! - `contract`: the metric contract of METRICS.md: what the functions emit against what
 //!   `infra` repeats and reads.
 //! - `security`: what a hostile role, receiver or input could do (issue 8).
@@ -42,6 +43,7 @@ mod dashboard;
 mod dispatch;
 mod faults;
 mod hot_path;
+mod infra_cli;
 mod lambda;
 mod listen;
 mod migrate;

@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::aws::{Clients, none_if_not_found, sdk_error};
-use crate::change::{Change, Field, Report};
+use crate::change::{Change, Field, Missing, Report};
 use crate::schedule::group::DEFAULT_GROUP;
 
 pub mod body;
@@ -127,13 +127,17 @@ pub async fn apply(clients: &Clients, wanted: &DashboardSet) -> anyhow::Result<R
     Ok(report)
 }
 
-/// The dashboard as `show` prints it: name, ARN and body (as JSON, not a string). Fails when
-/// it does not exist, and on AWS errors.
+/// The dashboard as `show` prints it: name, ARN and body (as JSON, not a string). Fails with
+/// [`Missing`] when it does not exist, and on AWS errors.
 pub async fn show(clients: &Clients, name: &DashboardName) -> anyhow::Result<Value> {
     let name = name.name.trim();
     let dashboard = get(clients, name).await?;
-    let dashboard = dashboard
-        .with_context(|| format!("dashboard {name} does not exist: run `infra dashboard apply`"))?;
+    let missing = || {
+        Missing(format!(
+            "dashboard {name} does not exist: run `infra dashboard apply`"
+        ))
+    };
+    let dashboard = dashboard.ok_or_else(missing)?;
     Ok(json!({
         "DashboardName": dashboard.dashboard_name(),
         "DashboardArn": dashboard.dashboard_arn(),

@@ -1,6 +1,7 @@
 //! AWS test support: a moto server per test, an SDK configuration for it, the `infra`
 //! command line run in-process, `infra`'s inputs with their defaults (schedule, alarms,
-//! dashboard), reports looked up by kind, and IAM's URL-encoded policy documents decoded.
+//! dashboard), the built `infra` binary, reports looked up by kind, and IAM's URL-encoded
+//! policy documents decoded.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -126,6 +127,19 @@ pub fn item<'a>(report: &'a Report, kind: &str) -> Option<&'a Item> {
 pub fn decode_policy(document: &str) -> Result<serde_json::Value> {
     let text = percent_encoding::percent_decode_str(document).decode_utf8()?;
     serde_json::from_str(&text).context("policy document is not JSON")
+}
+
+/// The `infra` binary `make test` builds, next to this test binary's `deps/` directory.
+pub fn infra_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile = exe.parent().and_then(|deps| deps.parent());
+    let path = profile.expect("target/<profile>").join("infra");
+    assert!(
+        path.exists(),
+        "{} not found: `make test` builds it (cargo build -p infra)",
+        path.display()
+    );
+    path
 }
 
 /// `$MOTO_SERVER`, else the one `make tools` installs into `target/venv`.
