@@ -64,6 +64,10 @@ test: db tools ## run every test (unit + integration) but the fault suite, again
 	@# build exactly those first.
 	@echo "test: building the Lambda binaries and the webhooks and infra commands"
 	cargo build --bin dispatch --bin retry-sweep --bin webhooks --bin infra
+	@# The deploy rehearsal runs `make deploy BUILD_PROFILE=debug` against moto: build its Lambda
+	@# binaries now (once: about 2 minutes; later runs find them built).
+	@echo "test: building both functions for Lambda, in debug, for the deploy rehearsal"
+	$(MAKE) --no-print-directory build BUILD_PROFILE=debug
 	@echo "test: building and running the suite (the first build takes minutes)"
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; \
 	if [ -n "$(NEXTEST)" ]; then \
@@ -126,19 +130,27 @@ bench-tools: ## install what make bench needs from Debian when missing: nginx, G
 # Deploy settings (docs/deploy.md): the functions' environment file and extra cargo-lambda flags.
 # Timeout and memory are in each function's Cargo.toml, [package.metadata.lambda.deploy].
 LAMBDA_ENV_FILE ?= .env.deploy
+# release for AWS; debug for a rehearsal against moto (docs/deploy.md): the same packaging and
+# calls, minutes sooner, and a binary moto never runs.
+BUILD_PROFILE   ?= release
+# 1: deploy even with the example's (or loopback) DATABASE_URL / WEBHOOK_URL.
+DEPLOY_YES      ?=
 DEPLOY_FLAGS    ?=
 DISPATCH_FLAGS  ?=
 SCHEDULE_FLAGS  ?=
 ALARMS_FLAGS    ?=
 DASHBOARD_FLAGS ?=
 
-build: tools ## build both functions for Lambda (provided.al2023, x86-64) into target/lambda/
-	cargo lambda build --release --x86-64 -p dispatch -p retry-sweep
+build: tools ## build both functions for Lambda (provided.al2023, x86-64) into target/lambda/ (BUILD_PROFILE=debug for a rehearsal)
+	@case "$(BUILD_PROFILE)" in release|debug) ;; *) echo "BUILD_PROFILE must be release or debug, not $(BUILD_PROFILE)" >&2; exit 1 ;; esac
+	cargo lambda build $(if $(filter release,$(BUILD_PROFILE)),--release) --x86-64 -p dispatch -p retry-sweep
 
 # A deployment without its alarms fails silently, so deploy applies them too (idempotent), and
 # the dashboard beside them.
-deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule, the alarms and the dashboard
-	@test -f $(LAMBDA_ENV_FILE) || { echo "$(LAMBDA_ENV_FILE) missing: cp .env.example $(LAMBDA_ENV_FILE) and edit it" >&2; exit 1; }
+# It refuses, before building, settings that cannot work in AWS (scripts/check-deploy-env.sh).
+deploy: ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule, the alarms and the dashboard (refuses the example's settings unless DEPLOY_YES=1)
+	@DEPLOY_YES=$(DEPLOY_YES) scripts/check-deploy-env.sh $(LAMBDA_ENV_FILE)
+	$(MAKE) build
 	cargo lambda deploy dispatch    --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS) $(DISPATCH_FLAGS)
 	cargo lambda deploy retry-sweep --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS)
 	$(MAKE) schedule

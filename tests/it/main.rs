@@ -25,6 +25,8 @@
 //! - `alarms`: `infra alarms apply | show | delete` against moto.
 //! - `dashboard`: `infra dashboard apply | show | delete` against moto; its body against what
 //!   the functions emit; the picture of it in the docs.
+//! - `deploy`: `make deploy` rehearsed on moto as docs/deploy.md says; its refusal of the
+//!   example's settings.
 //! - `infra_cli`: the built `infra` binary's first-contact errors and exit status.
 //! - `contract`: the metric contract of METRICS.md: what the functions emit against what
 //!   `infra` repeats and reads.
@@ -40,6 +42,7 @@ mod alarms;
 mod capture;
 mod contract;
 mod dashboard;
+mod deploy;
 mod dispatch;
 mod faults;
 mod hot_path;

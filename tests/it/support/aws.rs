@@ -161,6 +161,12 @@ fn binary() -> Result<PathBuf> {
 impl Moto {
     /// Starts moto and waits until it accepts connections.
     pub async fn start() -> Result<Self> {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Starts moto with `env` set (e.g. `MOTO_IAM_LOAD_MANAGED_POLICIES=true`) and waits until
+    /// it accepts connections.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Result<Self> {
         let binary = binary()?;
         // The port is found by binding :0 and released just before moto binds it; if
         // another process takes it in between, moto exits and we try another.
@@ -172,6 +178,7 @@ impl Moto {
             let log = std::env::temp_dir().join(format!("moto-{}-{port}.log", std::process::id()));
             let child = Command::new(&binary)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log)?)
