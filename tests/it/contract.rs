@@ -1,7 +1,8 @@
 //! The metric contract of METRICS.md. What the functions emit is derived from `delivery`
 //! itself: its record builders run for an invocation of each function that saw everything, and
 //! the EMF lines they write are parsed. Against that: the values `infra` repeats (namespace,
-//! backlog limit, `Function` values), the metric each alarm watches, and METRICS.md's table.
+//! backlog limit, `Function` values, and the functions' deployed names its flags default to),
+//! the metric each alarm watches, and METRICS.md's table.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -213,4 +214,38 @@ fn metrics_md_lists_exactly_the_metrics_units_and_dimension_sets_emitted() {
         entry.1.insert(e.dimensions.into_keys().collect());
     }
     assert_eq!(documented(), emitted_table);
+}
+
+/// The default of `--<flag>` of `infra <command> apply`, read from the command line's
+/// definition (not parsed, so no `WEBHOOK_…` variable of the shell can change it).
+fn default_of(command: &str, flag: &str) -> String {
+    use clap::CommandFactory as _;
+    let cli = infra::cli::Cli::command();
+    let apply = (cli.find_subcommand(command))
+        .and_then(|c| c.find_subcommand("apply"))
+        .unwrap_or_else(|| panic!("infra {command} apply"));
+    let arg = apply.get_arguments().find(|a| a.get_long() == Some(flag));
+    let arg = arg.unwrap_or_else(|| panic!("infra {command} apply --{flag}"));
+    let default = arg.get_default_values().first().expect("a default");
+    default.to_string_lossy().into_owned()
+}
+
+/// The `name` of a function's package: the name `cargo lambda deploy` gives the function.
+fn package_name(function: &str) -> String {
+    let path = format!(
+        "{}/../functions/{function}/Cargo.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let manifest = std::fs::read_to_string(path).expect("the function's Cargo.toml");
+    let name = manifest.lines().find_map(|l| l.strip_prefix("name = "));
+    name.expect("a package name").trim_matches('"').to_owned()
+}
+
+#[test]
+fn infra_s_default_function_names_are_those_cargo_lambda_deploys() {
+    let (dispatch, sweep) = (package_name("dispatch"), package_name("retry-sweep"));
+    assert_eq!(default_of("schedule", "function-name"), sweep);
+    assert_eq!(default_of("alarms", "function-name"), sweep);
+    assert_eq!(default_of("dashboard", "function-name"), sweep);
+    assert_eq!(default_of("dashboard", "dispatch-function-name"), dispatch);
 }
