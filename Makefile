@@ -8,7 +8,7 @@ VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate demo test test-faults pgbouncer bench bench-tools lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms
+.PHONY: help db migrate demo test test-faults pgbouncer bench bench-tools lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms dashboard
 
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
@@ -59,10 +59,15 @@ NO_NEXTEST := echo "cargo-nextest is not installed, so cargo test runs the same 
 
 test: db tools ## run every test (unit + integration) but the fault suite, against a real Postgres, receivers, moto and cargo lambda
 	@# The Lambda smoke test runs these binaries under `cargo lambda watch`, which builds them as
-	@# `cargo run --bin <name>` at the root does (features unified over the workspace), and the
-	@# ops, receiver and migrate tests run `webhooks` itself: build exactly those first.
-	@echo "test: building the Lambda binaries and the webhooks command"
-	cargo build --bin dispatch --bin retry-sweep --bin webhooks
+	@# `cargo run --bin <name>` at the root does (features unified over the workspace), the
+	@# ops, receiver and migrate tests run `webhooks` itself, and the infra_cli tests `infra`:
+	@# build exactly those first.
+	@echo "test: building the Lambda binaries and the webhooks and infra commands"
+	cargo build --bin dispatch --bin retry-sweep --bin webhooks --bin infra
+	@# The deploy rehearsal runs `make deploy BUILD_PROFILE=debug` against moto: build its Lambda
+	@# binaries now (once: about 2 minutes; later runs find them built).
+	@echo "test: building both functions for Lambda, in debug, for the deploy rehearsal"
+	$(MAKE) --no-print-directory build BUILD_PROFILE=debug
 	@echo "test: building and running the suite (the first build takes minutes)"
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; \
 	if [ -n "$(NEXTEST)" ]; then \
@@ -125,27 +130,41 @@ bench-tools: ## install what make bench needs from Debian when missing: nginx, G
 # Deploy settings (docs/deploy.md): the functions' environment file and extra cargo-lambda flags.
 # Timeout and memory are in each function's Cargo.toml, [package.metadata.lambda.deploy].
 LAMBDA_ENV_FILE ?= .env.deploy
+# release for AWS; debug for a rehearsal against moto (docs/deploy.md): the same packaging and
+# calls, minutes sooner, and a binary moto never runs.
+BUILD_PROFILE   ?= release
+# 1: deploy even with the example's (or loopback) DATABASE_URL / WEBHOOK_URL.
+DEPLOY_YES      ?=
 DEPLOY_FLAGS    ?=
 DISPATCH_FLAGS  ?=
 SCHEDULE_FLAGS  ?=
 ALARMS_FLAGS    ?=
+DASHBOARD_FLAGS ?=
 
-build: tools ## build both functions for Lambda (provided.al2023, x86-64) into target/lambda/
-	cargo lambda build --release --x86-64 -p dispatch -p retry-sweep
+build: tools ## build both functions for Lambda (provided.al2023, x86-64) into target/lambda/ (BUILD_PROFILE=debug for a rehearsal)
+	@case "$(BUILD_PROFILE)" in release|debug) ;; *) echo "BUILD_PROFILE must be release or debug, not $(BUILD_PROFILE)" >&2; exit 1 ;; esac
+	cargo lambda build $(if $(filter release,$(BUILD_PROFILE)),--release) --x86-64 -p dispatch -p retry-sweep
 
-# A deployment without its alarms fails silently, so deploy applies them too (idempotent).
-deploy: build ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule and the alarms
-	@test -f $(LAMBDA_ENV_FILE) || { echo "$(LAMBDA_ENV_FILE) missing: cp .env.example $(LAMBDA_ENV_FILE) and edit it" >&2; exit 1; }
+# A deployment without its alarms fails silently, so deploy applies them too (idempotent), and
+# the dashboard beside them.
+# It refuses, before building, settings that cannot work in AWS (scripts/check-deploy-env.sh).
+deploy: ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply the schedule, the alarms and the dashboard (refuses the example's settings unless DEPLOY_YES=1)
+	@DEPLOY_YES=$(DEPLOY_YES) scripts/check-deploy-env.sh $(LAMBDA_ENV_FILE)
+	$(MAKE) build
 	cargo lambda deploy dispatch    --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS) $(DISPATCH_FLAGS)
 	cargo lambda deploy retry-sweep --env-file $(LAMBDA_ENV_FILE) $(DEPLOY_FLAGS)
 	$(MAKE) schedule
 	$(MAKE) alarms
+	$(MAKE) dashboard
 
 schedule: ## create or update the EventBridge schedule of retry-sweep (SCHEDULE_FLAGS=--dry-run previews)
 	cargo run -q -p infra -- schedule apply $(SCHEDULE_FLAGS)
 
 alarms: ## create or update the CloudWatch alarms (ALARMS_FLAGS=--dry-run previews; WEBHOOK_ALARM_TOPIC_ARN notifies)
 	cargo run -q -p infra -- alarms apply $(ALARMS_FLAGS)
+
+dashboard: ## create or update the CloudWatch dashboard beside the alarms (DASHBOARD_FLAGS=--dry-run previews)
+	cargo run -q -p infra -- dashboard apply $(DASHBOARD_FLAGS)
 
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check

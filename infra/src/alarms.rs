@@ -12,10 +12,11 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Stat
 use clap::Args;
 use serde_json::{Map, Value, json};
 
+use crate::args::non_empty;
 use crate::aws::{Clients, none_if_not_found, sdk_error};
-use crate::change::{Change, Field, Report};
-use crate::cli::non_empty;
-use crate::schedule::DEFAULT_GROUP;
+use crate::change::{Change, Field, Missing, Report};
+use crate::metrics::{BACKLOG_AGE_LIMIT_S, NAMESPACE};
+use crate::schedule::group::DEFAULT_GROUP;
 
 /// The five alarms: the name after the prefix, and what it means when it fires.
 const ALARMS: [(&str, &str); 5] = [
@@ -100,7 +101,7 @@ impl AlarmSet {
                 .build(),
             // Every sweep writes it (0 when nothing is due): no data means no sweep at all.
             self.alarm(backlog, "OldestDueAge", Statistic::Maximum, 15)
-                .threshold(1800.0)
+                .threshold(BACKLOG_AGE_LIMIT_S as f64)
                 .treat_missing_data("breaching")
                 .build(),
             // Lambda's own count: it also sees timeouts and crashes.
@@ -137,7 +138,7 @@ impl AlarmSet {
             .actions_enabled(true)
             .set_alarm_actions(topic.clone())
             .set_ok_actions(topic)
-            .namespace("BookingWebhooks")
+            .namespace(NAMESPACE)
             .metric_name(metric)
             .statistic(statistic)
             .period(minutes * 60)
@@ -184,6 +185,7 @@ pub fn fields(a: &MetricAlarm) -> Vec<Field> {
 }
 
 /// The alarms that exist, in order, as `show` prints them: name, ARN, state, and [`fields`].
+/// Fails with [`Missing`] when none exists, and on AWS errors.
 pub async fn show(clients: &Clients, names: &AlarmNames) -> anyhow::Result<Value> {
     let mut existing = get(clients, names).await?;
     let shown: Vec<_> = names
@@ -191,11 +193,11 @@ pub async fn show(clients: &Clients, names: &AlarmNames) -> anyhow::Result<Value
         .iter()
         .filter_map(|name| existing.remove(name))
         .collect();
-    anyhow::ensure!(
-        !shown.is_empty(),
-        "no alarm {}-… exists: run `infra alarms apply`",
-        names.prefix
-    );
+    if shown.is_empty() {
+        let prefix = names.prefix.trim();
+        let missing = format!("no alarm {prefix}-… exists: run `infra alarms apply`");
+        return Err(Missing(missing).into());
+    }
     let to_json = |a: MetricAlarm| {
         let state = [
             ("AlarmName", json!(a.alarm_name())),

@@ -1,6 +1,7 @@
 //! What a command did (or, in a dry run, would do) to each resource, and the field-by-field
 //! comparison behind "updated".
 
+use std::error::Error as StdError;
 use std::fmt;
 
 use serde_json::Value;
@@ -164,3 +165,17 @@ pub fn to_json(fields: impl IntoIterator<Item = Field>) -> Value {
     }
     json
 }
+
+/// What `show` fails with when what it shows does not exist: a finding, not a failure to run
+/// (`infra` exits 1 for it and 2 when it could not run). The text says what is missing and
+/// which `apply` creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing(pub String);
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Missing {}

@@ -1,19 +1,28 @@
-//! The command line: `infra schedule apply | show | delete` and `infra alarms apply | show |
-//! delete`. The arguments of each command are the inputs of the function it runs
+//! The command line: `infra schedule | alarms | dashboard`, each `apply | show | delete`.
+//! The arguments of each command are the inputs of the function it runs
 //! ([`SweepSchedule`], [`AlarmSet`], …), so they are described once, for `--help` and rustdoc.
 
-use anyhow::Context as _;
 use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
 
 use crate::alarms::{self, AlarmDelete, AlarmNames, AlarmSet};
 use crate::aws::Clients;
+use crate::change::Missing;
+use crate::dashboard::{self, DashboardDelete, DashboardName, DashboardSet};
 use crate::schedule::{self, DeleteOptions, ScheduleId, SweepSchedule};
 
+/// How `infra` exits, as `webhooks` does, so scripts can tell "not there" from "could not run".
+pub const EXIT_STATUS: &str = "\
+Exit status:
+  0  done (apply and delete also when nothing had to change)
+  1  show found nothing: the schedule, the alarms or the dashboard do not exist
+  2  could not run: bad arguments, no AWS credentials or region, an input AWS would refuse,
+     an error from AWS";
+
 /// Deploy-time tool of the booking webhooks: the EventBridge Scheduler schedule that runs
-/// the retry sweep, and the CloudWatch alarms that say when something is wrong.
+/// the retry sweep, the CloudWatch alarms that say when something is wrong, and a dashboard.
 #[derive(Debug, Parser)]
-#[command(name = "infra", version, about, long_about = None)]
+#[command(name = "infra", version, about, long_about = None, after_help = EXIT_STATUS)]
 pub struct Cli {
     /// AWS region of the schedule and the function (else the profile's region).
     #[arg(long, env = "AWS_REGION", global = true)]
@@ -36,6 +45,9 @@ pub enum Command {
     /// and missing deliveries.
     #[command(subcommand)]
     Alarms(AlarmsCommand),
+    /// The CloudWatch dashboard: deliveries, backlog, latency, errors, the scheduler.
+    #[command(subcommand)]
+    Dashboard(DashboardCommand),
 }
 
 /// `infra schedule …`
@@ -61,8 +73,22 @@ pub enum AlarmsCommand {
     Delete(AlarmDelete),
 }
 
+/// `infra dashboard …`
+#[derive(Debug, Subcommand)]
+pub enum DashboardCommand {
+    /// Create or update the dashboard; report what changed (created / updated / unchanged).
+    Apply(DashboardSet),
+    /// Print the dashboard as JSON: name, ARN and body.
+    Show(DashboardName),
+    /// Delete the dashboard (absent is fine).
+    Delete(DashboardDelete),
+}
+
 /// Runs `cli` against the AWS APIs `config` points at and returns what to print. Fails on
-/// invalid inputs (before any call), on AWS errors, and for `show` when nothing exists.
+/// invalid inputs (before any call), on AWS errors (no credentials: [`NoCredentials`]), and for
+/// `show` when nothing exists ([`Missing`]).
+///
+/// [`NoCredentials`]: crate::aws::NoCredentials
 pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
     let clients = &Clients::new(config)?;
     let json = |value: serde_json::Value| format!("{value:#}\n");
@@ -71,9 +97,11 @@ pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
             ScheduleCommand::Apply(desired) => schedule::apply(clients, desired).await?.to_string(),
             ScheduleCommand::Show(ScheduleId { name, group }) => {
                 let shown = schedule::get(clients, group, name).await?;
-                let shown =
-                    shown.with_context(|| format!("schedule {group}/{name} does not exist"))?;
-                json(schedule::to_json(&shown))
+                let missing = || {
+                    let what = format!("schedule {group}/{name} does not exist");
+                    Missing(format!("{what}: run `infra schedule apply`"))
+                };
+                json(schedule::to_json(&shown.ok_or_else(missing)?))
             }
             ScheduleCommand::Delete(options) => {
                 schedule::delete(clients, options).await?.to_string()
@@ -84,10 +112,12 @@ pub async fn run(cli: &Cli, config: &SdkConfig) -> anyhow::Result<String> {
             AlarmsCommand::Show(names) => json(alarms::show(clients, names).await?),
             AlarmsCommand::Delete(options) => alarms::delete(clients, options).await?.to_string(),
         },
+        Command::Dashboard(command) => match command {
+            DashboardCommand::Apply(wanted) => dashboard::apply(clients, wanted).await?.to_string(),
+            DashboardCommand::Show(name) => json(dashboard::show(clients, name).await?),
+            DashboardCommand::Delete(options) => {
+                dashboard::delete(clients, options).await?.to_string()
+            }
+        },
     })
-}
-
-/// An unset variable and one set to "" (common in env files) mean the same.
-pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }

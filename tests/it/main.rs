@@ -24,6 +24,13 @@
 //! - `tls`: TLS to Postgres: sslmode, CA bundle.
 //! - `schedule`: `infra schedule apply | show | delete` against moto.
 //! - `alarms`: `infra alarms apply | show | delete` against moto.
+//! - `dashboard`: `infra dashboard apply | show | delete` against moto; its body against what
+//!   the functions emit; the picture of it in the docs.
+//! - `deploy`: `make deploy` rehearsed on moto as docs/deploy.md says; its refusal of the
+//!   example's settings.
+//! - `infra_cli`: the built `infra` binary's first-contact errors and exit status.
+//! - `contract`: the metric contract of METRICS.md: what the functions emit against what
+//!   `infra` repeats and reads.
 //! - `security`: what a hostile role, receiver or input could do (issue 8).
 
 // Test code may panic on setup failures: a clear `expect` message is the report.
@@ -34,10 +41,14 @@ mod support;
 mod adopt;
 mod alarms;
 mod capture;
+mod contract;
+mod dashboard;
 mod definer;
+mod deploy;
 mod dispatch;
 mod faults;
 mod hot_path;
+mod infra_cli;
 mod lambda;
 mod listen;
 mod migrate;

@@ -14,7 +14,7 @@ use clap::Parser as _;
 use infra::aws::{Clients, none_if_not_found, sdk_error};
 use infra::change::{Change, Report};
 use infra::cli::{Cli, Command, ScheduleCommand};
-use infra::role::RoleArgs;
+use infra::schedule::role::RoleArgs;
 use infra::schedule::{self, DeleteOptions, SweepSchedule};
 use serde_json::json;
 
@@ -80,7 +80,7 @@ async fn role_is_absent(clients: &Clients, name: &str) -> Result<bool> {
 async fn role_policy(clients: &Clients) -> Result<serde_json::Value> {
     let get = clients.iam.get_role_policy().role_name(ROLE_NAME);
     let out = get
-        .policy_name(infra::role::POLICY_NAME)
+        .policy_name(infra::schedule::role::POLICY_NAME)
         .send()
         .await
         .map_err(sdk_error)?;
@@ -383,6 +383,47 @@ async fn a_dead_letter_queue_is_set_and_the_managed_role_may_send_to_it() -> Res
 }
 
 #[tokio::test]
+async fn purge_keeps_a_group_that_holds_others_and_names_them_all_past_the_first_page() -> Result<()>
+{
+    let (_moto, _, clients) = emulator().await?;
+    apply(&clients, &sweep_schedule(FUNCTION)).await?;
+    // More than one ListSchedules page (moto answers 50 at a time, AWS at most 100).
+    let others: Vec<String> = (0..55).map(|i| format!("other-{i:02}")).collect();
+    for name in &others {
+        let target = aws_sdk_scheduler::types::Target::builder()
+            .arn(FUNCTION)
+            .role_arn(ROLE_ARN)
+            .build()?;
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()?;
+        (clients.scheduler.create_schedule())
+            .group_name("booking-webhooks")
+            .name(name)
+            .schedule_expression("rate(1 hour)")
+            .flexible_time_window(window)
+            .target(target)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+    }
+
+    let purge = DeleteOptions {
+        purge: true,
+        ..delete_options()
+    };
+    let report = schedule::delete(&clients, &purge).await?;
+    assert_eq!(change(&report, "schedule"), &Change::Deleted);
+    let Change::Kept(why) = change(&report, "schedule group") else {
+        panic!("the group is kept: {report:?}");
+    };
+    let missing: Vec<_> = others.iter().filter(|n| !why.contains(*n)).collect();
+    assert!(missing.is_empty(), "not named: {missing:?} in {why}");
+    assert!(!group_is_absent(&clients, "booking-webhooks").await?);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_given_role_is_used_as_is_and_no_role_is_created() -> Result<()> {
     let (_moto, _, clients) = emulator().await?;
     let own_role = "arn:aws:iam::123456789012:role/platform/sweep-invoker";
@@ -645,7 +686,7 @@ fn the_schedule_shows_as_json_with_api_field_names() -> Result<()> {
 
 #[test]
 fn trust_is_limited_to_the_scheduler_of_this_account_and_group() -> Result<()> {
-    let trust: serde_json::Value = serde_json::from_str(&infra::role::trust_policy(
+    let trust: serde_json::Value = serde_json::from_str(&infra::schedule::role::trust_policy(
         "aws",
         ACCOUNT,
         "eu-west-1",
@@ -670,9 +711,9 @@ fn trust_is_limited_to_the_scheduler_of_this_account_and_group() -> Result<()> {
 #[test]
 fn permissions_cover_the_one_function_and_only_the_given_queue() -> Result<()> {
     let policy = |dlq| -> Result<serde_json::Value> {
-        Ok(serde_json::from_str(&infra::role::permissions_policy(
-            FUNCTION, dlq,
-        ))?)
+        Ok(serde_json::from_str(
+            &infra::schedule::role::permissions_policy(FUNCTION, dlq),
+        )?)
     };
     assert_eq!(
         policy(None)?["Statement"],

@@ -1,6 +1,7 @@
 //! AWS test support: a moto server per test, an SDK configuration for it, the `infra`
-//! command line run in-process, `infra`'s inputs with their defaults, reports looked up by
-//! kind, and IAM's URL-encoded policy documents decoded.
+//! command line run in-process, `infra`'s inputs with their defaults (schedule, alarms,
+//! dashboard), the built `infra` binary, reports looked up by kind, and IAM's URL-encoded
+//! policy documents decoded.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +13,8 @@ use clap::Parser as _;
 use infra::alarms::{AlarmNames, AlarmSet};
 use infra::aws::Clients;
 use infra::change::{Item, Report};
-use infra::role::RoleArgs;
+use infra::dashboard::{DashboardName, DashboardSet};
+use infra::schedule::role::RoleArgs;
 use infra::schedule::{DeleteOptions, ScheduleId, SweepSchedule};
 
 /// The region every AWS test uses.
@@ -103,6 +105,19 @@ pub fn alarm_set(function_name: &str, group: &str) -> AlarmSet {
     }
 }
 
+/// The dashboard with the default name and function names, for schedule group `group`.
+pub fn dashboard_set(group: &str) -> DashboardSet {
+    DashboardSet {
+        name: DashboardName {
+            name: "booking-webhooks".into(),
+        },
+        dispatch_function_name: "dispatch".into(),
+        function_name: "retry-sweep".into(),
+        group: group.into(),
+        dry_run: false,
+    }
+}
+
 /// The first resource of `kind` in `report`, if it has one.
 pub fn item<'a>(report: &'a Report, kind: &str) -> Option<&'a Item> {
     report.items.iter().find(|item| item.kind == kind)
@@ -112,6 +127,19 @@ pub fn item<'a>(report: &'a Report, kind: &str) -> Option<&'a Item> {
 pub fn decode_policy(document: &str) -> Result<serde_json::Value> {
     let text = percent_encoding::percent_decode_str(document).decode_utf8()?;
     serde_json::from_str(&text).context("policy document is not JSON")
+}
+
+/// The `infra` binary `make test` builds, next to this test binary's `deps/` directory.
+pub fn infra_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile = exe.parent().and_then(|deps| deps.parent());
+    let path = profile.expect("target/<profile>").join("infra");
+    assert!(
+        path.exists(),
+        "{} not found: `make test` builds it (cargo build -p infra)",
+        path.display()
+    );
+    path
 }
 
 /// `$MOTO_SERVER`, else the one `make tools` installs into `target/venv`.
@@ -133,6 +161,12 @@ fn binary() -> Result<PathBuf> {
 impl Moto {
     /// Starts moto and waits until it accepts connections.
     pub async fn start() -> Result<Self> {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Starts moto with `env` set (e.g. `MOTO_IAM_LOAD_MANAGED_POLICIES=true`) and waits until
+    /// it accepts connections.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Result<Self> {
         let binary = binary()?;
         // The port is found by binding :0 and released just before moto binds it; if
         // another process takes it in between, moto exits and we try another.
@@ -144,6 +178,7 @@ impl Moto {
             let log = std::env::temp_dir().join(format!("moto-{}-{port}.log", std::process::id()));
             let child = Command::new(&binary)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log)?)

@@ -6,6 +6,10 @@ use anyhow::{Context as _, bail};
 use crate::aws::{Clients, none_if_not_found, sdk_error};
 use crate::change::Change;
 
+/// Default schedule group: our own rather than `default`, so that it scopes the execution
+/// role's trust and a teardown removes everything with it.
+pub const DEFAULT_GROUP: &str = "booking-webhooks";
+
 /// The group every account has; it can be neither created nor deleted.
 const AWS_DEFAULT_GROUP: &str = "default";
 
@@ -51,9 +55,11 @@ pub async fn purge(
     if !exists(clients, group).await? {
         return Ok(Change::Absent);
     }
-    let listed = scheduler.list_schedules().group_name(group).send().await;
+    // Every page: a group may hold more schedules than one answer lists.
+    let list = scheduler.list_schedules().group_name(group);
+    let listed: Result<Vec<_>, _> = list.into_paginator().items().send().collect().await;
     let listed = (listed.map_err(sdk_error)).with_context(|| format!("listing group {group}"))?;
-    let names = listed.schedules.into_iter().filter_map(|s| s.name);
+    let names = listed.into_iter().filter_map(|s| s.name);
     let others: Vec<_> = names.filter(|n| n != ours).collect();
     if !others.is_empty() {
         return Ok(Change::Kept(format!(

@@ -14,10 +14,10 @@ use clap::Args;
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
+use super::target::Function;
+use crate::args::non_empty;
 use crate::aws::{Clients, none_if_not_found, sdk_error};
 use crate::change::{Change, FieldChange};
-use crate::cli::non_empty;
-use crate::schedule::Function;
 
 /// Name of the one inline policy on the role.
 pub const POLICY_NAME: &str = "invoke-retry-sweep";

@@ -2,20 +2,30 @@
 //! | delete`. The wanted schedule is built in the SDK's own types, as the `GetSchedule` answer
 //! it should produce, and compared with the real answer field by field ([`fields`]). Why its
 //! period, retry policy and window are what they are: docs/deploy.md, "The schedule".
+//!
+//! # Layout
+//! - [`target`]: the function the schedule invokes, and the `Target` that invokes it.
+//! - [`role`]: the IAM execution role Scheduler assumes (trust + least-privilege policy).
+//! - [`group`]: the schedule group, created when missing, purged only when empty.
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
 use aws_sdk_scheduler::primitives::{DateTime, DateTimeFormat};
-use aws_sdk_scheduler::types::{DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode};
-use aws_sdk_scheduler::types::{RetryPolicy, ScheduleState, Target};
+use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
 use clap::Args;
 use serde_json::{Value, json};
 
+use crate::args::non_empty;
 use crate::aws::{Clients, none_if_not_found};
 use crate::change::{Change, Field, Report};
-use crate::cli::non_empty;
-use crate::group;
-use crate::role::{self, RoleArgs};
+
+pub mod group;
+pub mod role;
+pub mod target;
+
+use group::DEFAULT_GROUP;
+use role::RoleArgs;
+pub use target::Function;
 
 /// Sets every field `apply` manages on a `CreateSchedule` or `UpdateSchedule` request: the
 /// two take the same fields but are different builder types.
@@ -32,10 +42,6 @@ macro_rules! with_fields_of {
             .set_target($wanted.target.clone())
     };
 }
-
-/// Default schedule group: our own rather than `default`, so that it scopes the execution
-/// role's trust and a teardown removes everything with it.
-pub const DEFAULT_GROUP: &str = "booking-webhooks";
 
 /// The schedule's description.
 pub const DESCRIPTION: &str = "Invokes the booking-webhooks retry sweep, the safety net that \
@@ -84,15 +90,6 @@ pub struct SweepSchedule {
     pub dry_run: bool,
 }
 
-/// The function the schedule invokes: its ARN, and the partition and account of the role.
-#[allow(missing_docs)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Function {
-    pub arn: String,
-    pub partition: String,
-    pub account: String,
-}
-
 impl SweepSchedule {
     /// The dead-letter queue, if one is set.
     pub fn dead_letter_queue(&self) -> Option<&str> {
@@ -100,69 +97,20 @@ impl SweepSchedule {
     }
 
     /// The function to invoke in `region`: `--function-arn`, else built from the name and the
-    /// account. Refuses, before any call, an ARN it cannot read and what AWS would accept but
-    /// cannot work: a function in another region (Scheduler invokes Lambda only in its own;
-    /// usually a wrong `AWS_REGION`) and a FIFO dead-letter queue (Scheduler cannot use one).
+    /// account ([`Function::resolve`]). Refuses, before any call, what that refuses and a FIFO
+    /// dead-letter queue (Scheduler cannot use one).
     pub fn function(&self, region: &str) -> anyhow::Result<Function> {
-        let arn = match (non_empty(&self.function_arn), non_empty(&self.account_id)) {
-            (Some(arn), _) => arn.to_owned(),
-            (None, Some(account)) => {
-                let name = self.function_name.trim();
-                format!("arn:aws:lambda:{region}:{account}:function:{name}")
-            }
-            (None, None) => bail!(
-                "which function? set WEBHOOK_SWEEP_FUNCTION_ARN (--function-arn), or \
-                 AWS_ACCOUNT_ID (--account-id) with WEBHOOK_SWEEP_FUNCTION_NAME \
-                 (--function-name, default retry-sweep)"
-            ),
-        };
-        let parts: Vec<&str> = arn.split(':').collect();
-        let [
-            "arn",
-            partition,
-            "lambda",
-            in_region,
-            account,
-            "function",
-            name,
-            ..,
-        ] = parts[..]
-        else {
-            bail!("invalid Lambda function ARN {arn:?}: expected {ARN_FORMAT}");
-        };
-        if name.is_empty() || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            bail!("invalid Lambda function ARN {arn:?}: expected {ARN_FORMAT}");
-        }
-        if in_region != region {
-            bail!(
-                "invalid Lambda function ARN {arn:?}: the function is in {in_region} but the \
-                 schedule would be in {region}"
-            );
-        }
-        if let Some(queue) = self.dead_letter_queue().filter(|q| q.ends_with(".fifo")) {
-            bail!("invalid SQS dead-letter queue ARN {queue:?}: Scheduler cannot use a FIFO queue");
-        }
-        let (partition, account) = (partition.to_owned(), account.to_owned());
-        Ok(Function {
-            arn,
-            partition,
-            account,
-        })
+        let (arn, account) = (non_empty(&self.function_arn), non_empty(&self.account_id));
+        let function = Function::resolve(arn, account, &self.function_name, region)?;
+        target::check_dead_letter_queue(self.dead_letter_queue())?;
+        Ok(function)
     }
 
     /// The schedule as `GetSchedule` returns it when it is exactly as wanted, invoking
     /// `function_arn` as `role_arn`: UTC (a `cron(…)` sweep must not skip or double a run at
-    /// daylight-saving changes), no flexible window, input `{}`, Scheduler's own retries
-    /// bounded to 300 s and 3 attempts.
+    /// daylight-saving changes), no flexible window, and the [`target::target`].
     pub fn wanted(&self, function_arn: &str, role_arn: &str) -> anyhow::Result<GetScheduleOutput> {
-        let retry = RetryPolicy::builder().maximum_event_age_in_seconds(300);
-        let dead_letter = self.dead_letter_queue();
-        let dead_letter = dead_letter.map(|arn| DeadLetterConfig::builder().arn(arn).build());
-        let target = Target::builder()
-            .arn(function_arn)
-            .role_arn(role_arn)
-            .input("{}");
-        let target = target.retry_policy(retry.maximum_retry_attempts(3).build());
+        let target = target::target(function_arn, role_arn, self.dead_letter_queue())?;
         let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off);
         Ok(GetScheduleOutput::builder()
             .name(&self.id.name)
@@ -172,12 +120,10 @@ impl SweepSchedule {
             .description(DESCRIPTION)
             .state(ScheduleState::Enabled)
             .flexible_time_window(window.build()?)
-            .target(target.set_dead_letter_config(dead_letter).build()?)
+            .target(target)
             .build())
     }
 }
-
-const ARN_FORMAT: &str = "arn:aws:lambda:<region>:<12-digit account>:function:<name>";
 
 /// Every field `apply` manages, and those it never sets: `UpdateSchedule` replaces the whole
 /// schedule, so a KMS key or start/end date added by hand counts as a difference and is
