@@ -161,7 +161,7 @@ pub fn render_completeness(c: &Completeness) -> String {
     );
     if !c.bookings_dated {
         return "nothing checked: booking_requests has no created_at column, so no booking can be \
-                dated (add it, then apply migrations/V9__operations.sql again)\n"
+                dated (add it, then run `webhooks migrate --repair`)\n"
             .to_owned();
     }
     if c.is_complete() {

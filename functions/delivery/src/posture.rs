@@ -3,7 +3,8 @@
 //! Checked, in order of harm: the capture triggers exist and fire (a disabled trigger loses
 //! every notification silently); the capture functions are SECURITY DEFINER, owned by the
 //! outbox's owner, resolve names in `pg_catalog` only and are not executable by others; who
-//! besides the owner may create objects in the schema; row level security on
+//! besides the owner may create objects in the schema; every function, trigger and view is
+//! this build's definition (bodies compared, not only attributes); row level security on
 //! the outbox tables (and on `booking_requests` where Supabase's API roles can reach it); the
 //! due backlog and its age; migrations current; the NOTIFY switch against whether anything
 //! listens; a wake-up trigger; when anything was last sent. Everything is read from the
@@ -123,6 +124,7 @@ pub async fn check_posture(
     checks.extend(capture_triggers(db).await?);
     checks.extend(capture_functions(db).await?);
     checks.push(schema_create(db).await?);
+    checks.extend(definitions(db).await?);
     checks.extend(row_level_security(db).await?);
     checks.push(backlog(db, now).await?);
     checks.push(migrations(db, known_migrations).await?);
@@ -161,8 +163,8 @@ async fn capture_triggers(db: &Client) -> Result<Vec<Check>> {
                 Severity::Problem,
                 format!(
                     "trigger {trigger} on booking_requests is MISSING: {what} are not captured and \
-                     never notified. Recreate it as in migrations/V3__capture_triggers.sql, then run \
-                     `webhooks verify` to list the bookings it missed."
+                     never notified. Fix: `webhooks migrate --repair`, then `webhooks verify` lists \
+                     the bookings it missed."
                 ),
             ),
             Some((_, _, f)) if f != function => check(
@@ -170,7 +172,7 @@ async fn capture_triggers(db: &Client) -> Result<Vec<Check>> {
                 Severity::Problem,
                 format!(
                     "trigger {trigger} calls {f}() instead of {function}(): {what} may not be \
-                     captured. Recreate it as in migrations/V3__capture_triggers.sql."
+                     captured. Fix: `webhooks migrate --repair`."
                 ),
             ),
             Some((_, enabled, _)) if enabled == "D" => check(
@@ -178,8 +180,8 @@ async fn capture_triggers(db: &Client) -> Result<Vec<Check>> {
                 Severity::Problem,
                 format!(
                     "trigger {trigger} is DISABLED: {what} are not captured and never notified. \
-                     Fix: ALTER TABLE booking_requests ENABLE TRIGGER {trigger}; then run \
-                     `webhooks verify` to list the bookings it missed."
+                     Fix: ALTER TABLE booking_requests ENABLE TRIGGER {trigger}; (or `webhooks \
+                     migrate --repair`), then `webhooks verify` lists the bookings it missed."
                 ),
             ),
             Some((_, enabled, _)) if enabled == "R" => check(
@@ -247,8 +249,7 @@ async fn capture_functions(db: &Client) -> Result<Vec<Check>> {
                 Severity::Problem,
                 format!(
                     "function {signature} is MISSING: the capture triggers fail, and with them \
-                     every booking insert or approval. Run `webhooks migrate` on a fresh schema, \
-                     or recreate it from migrations/V3__capture_triggers.sql."
+                     every booking insert or approval. Fix: `webhooks migrate --repair`."
                 ),
             ));
             continue;
@@ -320,6 +321,40 @@ async fn capture_functions(db: &Client) -> Result<Vec<Check>> {
         });
     }
     Ok(checks)
+}
+
+/// Every function, trigger and view compared with this build's definition: a body that is not
+/// ours (an old migration's text run by hand brings back capture without its address checks)
+/// is a problem even when owner, definer and search_path look right.
+async fn definitions(db: &Client) -> Result<Vec<Check>> {
+    const NAME: &str = "definitions";
+    let drift = crate::schema::drift(db).await?;
+    let wrong: Vec<String> = drift
+        .iter()
+        .filter(|d| d.is_definition())
+        .map(ToString::to_string)
+        .collect();
+    Ok(if wrong.is_empty() {
+        vec![check(
+            NAME,
+            Severity::Ok,
+            "every function, trigger and view is this build's definition",
+        )]
+    } else {
+        wrong
+            .into_iter()
+            .map(|what| {
+                check(
+                    NAME,
+                    Severity::Problem,
+                    format!(
+                        "{what}. Fix: `webhooks migrate --repair` reinstalls the current \
+                         definitions in one transaction."
+                    ),
+                )
+            })
+            .collect()
+    })
 }
 
 /// True for a definer function's search_path that resolves names in pg_catalog only (and
@@ -530,8 +565,8 @@ async fn completeness(db: &Client) -> Result<Check> {
             Severity::Warning,
             "booking_requests has no created_at column: `webhooks verify` and the \
              MissingDeliveries metric cannot date bookings and check nothing, so a disabled \
-             trigger would go unnoticed. Add the column, then apply migrations/V9__operations.sql \
-             again.",
+             trigger would go unnoticed. Add the column, then run `webhooks migrate --repair` \
+             (it rebuilds the completeness view).",
         )
     } else {
         check(

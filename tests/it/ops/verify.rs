@@ -233,19 +233,25 @@ async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
     assert_eq!(warning.severity, delivery::posture::Severity::Warning);
     assert!(warning.message.contains("no created_at"), "{warning:?}");
 
-    // Once the column exists (existing rows dated now), applying V9 again makes the check see
-    // the booking that was written with capture off.
-    let v9 = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/V9__operations.sql"),
-    )
-    .expect("V9");
+    // Once the column exists (existing rows dated now), `webhooks migrate --repair` (as doctor
+    // says) rebuilds the view, and the check sees the booking written with capture off.
     client
         .batch_execute(
             "ALTER TABLE booking_requests ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()",
         )
         .await
         .expect("add created_at");
-    client.batch_execute(&v9).await.expect("V9 again");
+    let options = delivery::schema::MigrateOptions {
+        repair: true,
+        ..Default::default()
+    };
+    let repaired = delivery::schema::migrate(&db.pool, options, &mut |_| {})
+        .await
+        .expect("migrate --repair");
+    assert_eq!(
+        repaired.repaired,
+        vec!["view webhook_missing_deliveries differs from this build's: its query"]
+    );
     let check = check_completeness(&client, at(seed::now(), 120), Duration::ZERO, 100)
         .await
         .expect("verify");

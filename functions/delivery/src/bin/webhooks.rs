@@ -49,6 +49,11 @@ enum Command {
         /// (docs/switching-from-pg-net.md). Prints each step and a rollback script.
         #[arg(long)]
         adopt_seed: bool,
+        /// Reinstall the current definition of every function, trigger and view that is not
+        /// this build's (after a rollback to the pg_net system, a hand edit, an old migration's
+        /// text run by hand), and enable the capture triggers; what `webhooks doctor` advises.
+        #[arg(long)]
+        repair: bool,
         /// Do everything and print it, then roll back: nothing changes.
         #[arg(long)]
         dry_run: bool,
@@ -305,11 +310,13 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
         }
         Command::Migrate {
             adopt_seed,
+            repair,
             dry_run,
             json,
         } => {
             let options = MigrateOptions {
                 adopt_seed,
+                repair,
                 dry_run,
             };
             return migrate(options, json).await;

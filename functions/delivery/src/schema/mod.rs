@@ -13,11 +13,14 @@
 //! - [`seed`]: finding and adopting the pg_net system.
 //! - [`email_logs`]: leaving the email service's `email_logs` table alone.
 //! - [`installed`]: whether the schema is there for the operator commands.
+//! - [`objects`]: the current definitions of the functions, triggers and views, compared with
+//!   what the database holds, and reinstalled by `--repair` and adoption.
 //! - `sql/`: the statements, one file each, each saying why.
 
 mod columns;
 mod email_logs;
 mod installed;
+mod objects;
 mod seed;
 mod transaction;
 
@@ -26,6 +29,7 @@ use tokio_postgres::Transaction;
 
 pub use columns::Mismatch;
 pub use installed::{explain_missing, require_installed};
+pub use objects::{Difference, Drift};
 pub use seed::{ImportGroup, SeedSystem};
 
 use crate::{Error, Result};
@@ -61,6 +65,9 @@ pub struct MigrateOptions {
     pub adopt_seed: bool,
     /// Do everything, then roll back.
     pub dry_run: bool,
+    /// Reinstall the current definition of every function, trigger and view that differs
+    /// from this build's (missing, altered, a capture trigger disabled).
+    pub repair: bool,
 }
 
 /// What a migration run did (or, for a dry run, would do).
@@ -73,6 +80,8 @@ pub struct MigrateReport {
     pub applied: Vec<String>,
     /// True when the pg_net system was adopted.
     pub adopted: bool,
+    /// What was not as this build defines it and was reinstalled (adoption, `--repair`).
+    pub repaired: Vec<String>,
     /// How the old rows were imported.
     pub imported: Vec<ImportGroup>,
     /// The script that restores the old system (only when adopting).
@@ -118,6 +127,10 @@ pub enum SchemaError {
         /// The connection's current schema; `None` when no schema of `search_path` exists.
         schema: Option<String>,
     },
+    /// Functions, triggers or views differ from this build's definitions: reinstalled only
+    /// when asked (`--repair`).
+    #[error("{}", drifted(.0))]
+    Drift(Vec<String>),
     /// A statement named something the schema lacks (the server's message): the schema is
     /// older than this build.
     #[error(
@@ -137,6 +150,18 @@ fn not_installed(schema: Option<&str>) -> String {
         "the webhooks schema is not installed {place}: there is no webhook_deliveries table. \
          Run `webhooks migrate` first (it needs only DATABASE_URL), or check that DATABASE_URL \
          names the database (and search_path the schema) the functions use."
+    )
+}
+
+fn drifted(drift: &[String]) -> String {
+    let lines: Vec<String> = drift.iter().map(|d| format!("  - {d}")).collect();
+    format!(
+        "the schema's functions, triggers or views are not this build's:\n{}\nA rollback to the \
+         pg_net system, a hand edit or an old migration's text run by hand leaves them so (an \
+         old capture function may send to addresses the current one refuses). Reinstall the \
+         current definitions with\n    webhooks migrate --repair\n(one transaction; \
+         `--repair --dry-run` shows the plan).",
+        lines.join("\n")
     )
 }
 
@@ -180,6 +205,15 @@ pub(crate) fn describe_db_error(err: &tokio_postgres::Error) -> String {
         out.push_str(hint);
     }
     out
+}
+
+/// What of the functions, triggers and views differs from this build's definitions
+/// (`webhooks doctor`), read in a transaction of its own that is rolled back: nothing changes.
+pub async fn drift(db: &tokio_postgres::Client) -> Result<Vec<Drift>> {
+    db.batch_execute("BEGIN READ WRITE").await?;
+    let found = objects::drift(db).await;
+    db.batch_execute("ROLLBACK").await?;
+    found
 }
 
 /// Applies the schema in one transaction: checks `booking_requests`, looks for the pg_net
@@ -268,6 +302,7 @@ async fn run(
     }
 
     report.applied = apply_migrations(tx, say).await?;
+    report.repaired = check_objects(tx, adopting || options.repair, say).await?;
 
     if adopting {
         report.imported = seed::import(tx, &found, say).await?;
@@ -282,6 +317,49 @@ async fn run(
         );
     }
     Ok(report)
+}
+
+/// Compares the functions, triggers and views with this build's definitions; reinstalls what
+/// differs when `repair`, and refuses otherwise (a trigger that is only disabled is said, not
+/// refused: doctor reports it). Returns what was reinstalled.
+async fn check_objects(
+    tx: &Transaction<'_>,
+    repair: bool,
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<Vec<String>> {
+    if !repair {
+        let drift = objects::drift(tx).await?;
+        let (wrong, disabled): (Vec<&Drift>, Vec<&Drift>) =
+            drift.iter().partition(|d| d.is_definition());
+        for d in disabled {
+            say(&format!(
+                "note: {d}: bookings are not captured while it is (`webhooks migrate --repair` \
+                 enables it)"
+            ));
+        }
+        if !wrong.is_empty() {
+            return Err(SchemaError::Drift(wrong.iter().map(ToString::to_string).collect()).into());
+        }
+        return Ok(Vec::new());
+    }
+    let repaired: Vec<String> = objects::reinstall(tx)
+        .await?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for line in &repaired {
+        say(&format!("reinstalled: {line}"));
+    }
+    let left = objects::drift(tx).await?;
+    if !left.is_empty() {
+        return Err(SchemaError::Drift(left.iter().map(ToString::to_string).collect()).into());
+    }
+    if repaired.is_empty() {
+        say("checked: every function, trigger and view is this build's");
+    } else {
+        say("checked: every function, trigger and view is this build's now");
+    }
+    Ok(repaired)
 }
 
 /// Applies the pending migrations inside `tx`, the email service's `email_logs` set aside

@@ -1,0 +1,34 @@
+-- AFTER INSERT: the tutor hears about a new request; a booking inserted already approved or
+-- rejected also tells the student, after the tutor's notification in capture order.
+-- Current definition: V14.
+CREATE OR REPLACE FUNCTION @schema@.notify_new_booking()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    recipient   text := nullif(btrim(NEW.tutor_email), '');
+    delivery_id uuid;
+BEGIN
+    IF (CASE WHEN recipient IS NULL OR octet_length(recipient) > 254 THEN false
+             ELSE recipient !~ '[\x01-\x20\x7f-\xa0\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]'
+                  AND recipient ~ '^[^]@"(),:;<>\\[]+@[^]@"(),:;<>\\[]+$'
+        END) THEN
+        INSERT INTO @schema@.webhook_deliveries (booking_id, webhook_type, recipient_email, payload)
+        VALUES (NEW.id, 'new_request', recipient,
+                jsonb_build_object('type', 'new_request', 'bookingId', NEW.id, 'email', recipient))
+        RETURNING id INTO delivery_id;
+        IF lower(coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'))
+           NOT IN ('off', 'false', '0', 'no') THEN
+            PERFORM pg_notify('webhook_delivery', delivery_id::text);
+        END IF;
+    ELSE
+        PERFORM @schema@.capture_booking_webhook(NEW.id, 'new_request', NEW.tutor_email);
+    END IF;
+    IF NEW.status::text IN ('approved', 'rejected') THEN
+        PERFORM @schema@.capture_booking_webhook(NEW.id, NEW.status::text, NEW.student_email);
+    END IF;
+    RETURN NULL;
+END
+$body$
