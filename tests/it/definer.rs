@@ -109,7 +109,7 @@ async fn a_role_that_may_create_in_the_schema_cannot_run_code_as_the_owner() {
         .await
         .expect("grant");
     let now = chrono::Utc::now();
-    let posture = delivery::posture::check_posture(&client, now, &[])
+    let posture = delivery::posture::check_posture(&client, now)
         .await
         .expect("doctor");
     let functions: Vec<_> = posture

@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
 use crate::db::query;
+use crate::schema::HistoryState;
 use crate::table::{Table, span};
 use crate::{Result, sql};
 
@@ -113,13 +114,8 @@ const OUTBOX_TABLES: [&str; 3] = [
 
 const API_ROLES: [&str; 3] = ["PUBLIC", "anon", "authenticated"];
 
-/// Runs every check at `now`. `known_migrations` are the (version, name) pairs this build
-/// embeds ([`crate::schema::known_migrations`]).
-pub async fn check_posture(
-    db: &Client,
-    now: DateTime<Utc>,
-    known_migrations: &[(i64, String)],
-) -> Result<Posture> {
+/// Runs every check at `now`; migrations are judged against this build's.
+pub async fn check_posture(db: &Client, now: DateTime<Utc>) -> Result<Posture> {
     let mut checks = Vec::new();
     checks.extend(capture_triggers(db).await?);
     checks.extend(capture_functions(db).await?);
@@ -127,7 +123,7 @@ pub async fn check_posture(
     checks.extend(definitions(db).await?);
     checks.extend(row_level_security(db).await?);
     checks.push(backlog(db, now).await?);
-    checks.push(migrations(db, known_migrations).await?);
+    checks.push(migrations(db).await?);
     checks.push(completeness(db).await?);
     let (notify, listeners) = notify(db).await?;
     checks.extend(notify);
@@ -488,49 +484,80 @@ async fn backlog(db: &Client, now: DateTime<Utc>) -> Result<Check> {
     })
 }
 
-async fn migrations(db: &Client, known: &[(i64, String)]) -> Result<Check> {
+/// The migration history judged by refinery's rules ([`crate::schema::judge_history`]): what
+/// `webhooks migrate` would apply, refuse, or need `--repair` for.
+async fn migrations(db: &Client) -> Result<Check> {
     const NAME: &str = "migrations";
     let has_table = match query(db, sql::MIGRATION_TABLE, &[]).await?.first() {
         Some(row) => row.try_get(0)?,
         None => false,
     };
-    let applied: Vec<(i64, String)> = if has_table {
-        query(db, sql::APPLIED_MIGRATIONS, &[])
-            .await?
+    let mut applied: Vec<(i32, String, u64)> = Vec::new();
+    if has_table {
+        for r in query(db, sql::APPLIED_MIGRATIONS, &[]).await? {
+            let checksum: String = r.try_get(2)?;
+            applied.push((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                checksum.parse().unwrap_or_default(),
+            ));
+        }
+    }
+    let judged = crate::schema::judge_history(&applied);
+    let lines = |state: HistoryState| -> Vec<String> {
+        judged
             .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_>>()?
-    } else {
-        Vec::new()
+            .filter(|(_, s)| *s == state)
+            .map(|(line, _)| line.clone())
+            .collect()
     };
-    let label = |(v, n): &(i64, String)| format!("V{v}__{n}");
-    let pending: Vec<String> = known
-        .iter()
-        .filter(|k| !applied.iter().any(|a| a.0 == k.0))
-        .map(label)
-        .collect();
-    let unknown: Vec<String> = applied
-        .iter()
-        .filter(|a| !known.iter().any(|k| k.0 == a.0))
-        .map(label)
-        .collect();
-    Ok(if !pending.is_empty() {
+    let (pending, repairable, refused, newer) = (
+        lines(HistoryState::Pending),
+        lines(HistoryState::Repairable),
+        lines(HistoryState::Refused),
+        lines(HistoryState::Newer),
+    );
+    Ok(if !refused.is_empty() {
+        check(
+            NAME,
+            Severity::Problem,
+            format!(
+                "{}: webhooks migrate refuses this history, and --repair cannot set it right \
+                 (compare with migrations/README.md)",
+                refused.join("; ")
+            ),
+        )
+    } else if !repairable.is_empty() {
+        check(
+            NAME,
+            Severity::Problem,
+            format!(
+                "{}: a build between releases migrated this database; `webhooks migrate \
+                 --repair` brings it up (migrations/README.md)",
+                repairable.join("; ")
+            ),
+        )
+    } else if !pending.is_empty() {
+        let names: Vec<&str> = pending
+            .iter()
+            .map(|p| p.trim_end_matches(" is not applied"))
+            .collect();
         check(
             NAME,
             Severity::Problem,
             format!(
                 "not applied: {}. Run `webhooks migrate` with this DATABASE_URL.",
-                pending.join(", ")
+                names.join(", ")
             ),
         )
-    } else if !unknown.is_empty() {
+    } else if !newer.is_empty() {
         check(
             NAME,
             Severity::Warning,
             format!(
-                "the database has migrations this build does not know ({}): deploy the newer \
-                 version of the functions",
-                unknown.join(", ")
+                "{}: a newer build migrated this database; deploy it (this build's `webhooks \
+                 migrate` refuses)",
+                newer.join("; ")
             ),
         )
     } else {
@@ -538,9 +565,12 @@ async fn migrations(db: &Client, known: &[(i64, String)]) -> Result<Check> {
             NAME,
             Severity::Ok,
             format!(
-                "all {} migrations applied (latest {})",
+                "all {} migrations applied, as refinery records them (latest {})",
                 applied.len(),
-                applied.last().map(label).unwrap_or_default()
+                applied
+                    .last()
+                    .map(|(v, n, _)| format!("V{v}__{n}"))
+                    .unwrap_or_default()
             ),
         )
     })

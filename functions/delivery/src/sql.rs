@@ -713,9 +713,9 @@ SELECT current_schema()::text,
 pub const MIGRATION_TABLE: &str = "
 SELECT to_regclass('refinery_schema_history') IS NOT NULL";
 
-/// Doctor: the migrations applied (refinery's history), by version.
+/// Doctor: the migrations applied (refinery's history), by version, with refinery's checksum.
 pub const APPLIED_MIGRATIONS: &str = "
-SELECT version::int8, name::text FROM refinery_schema_history ORDER BY version";
+SELECT version::int4, name::text, checksum::text FROM refinery_schema_history ORDER BY version";
 
 /// Every operations statement, for the test that prepares them against the migrated schema.
 pub const OPERATIONS: &[(&str, &str)] = &[

@@ -218,13 +218,9 @@ async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
     assert!(!check.bookings_dated && !check.is_complete(), "{check:?}");
     assert!(delivery::completeness::render_completeness(&check).starts_with("nothing checked"));
 
-    let posture = delivery::posture::check_posture(
-        &client,
-        seed::now(),
-        &delivery::schema::known_migrations(),
-    )
-    .await
-    .expect("doctor");
+    let posture = delivery::posture::check_posture(&client, seed::now())
+        .await
+        .expect("doctor");
     let warning = posture
         .checks
         .iter()

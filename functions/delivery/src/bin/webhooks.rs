@@ -49,6 +49,10 @@ enum Command {
         /// (docs/switching-from-pg-net.md). Prints each step and a rollback script.
         #[arg(long)]
         adopt_seed: bool,
+        /// With --adopt-seed: how long to wait for a run of the old system's retry function in
+        /// progress before refusing (its pg_cron jobs are unscheduled first), e.g. 2m.
+        #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "adopt_seed")]
+        wait_for_old_sender: Duration,
         /// Reinstall the current definition of every function, trigger and view that is not
         /// this build's (after a rollback to the pg_net system, a hand edit, an old migration's
         /// text run by hand), and enable the capture triggers; what `webhooks doctor` advises.
@@ -61,6 +65,11 @@ enum Command {
         /// script); the steps go to stderr.
         #[arg(long)]
         json: bool,
+        /// Change nothing: print what would be applied as one psql script, in version order,
+        /// with the history rows refinery keeps (`webhooks migrate --print-sql > m.sql`, then
+        /// `psql -v ON_ERROR_STOP=1 -f m.sql "$DATABASE_URL"`).
+        #[arg(long, conflicts_with_all = ["adopt_seed", "repair", "dry_run", "json", "wait_for_old_sender"])]
+        print_sql: bool,
     },
     /// Dispatch each delivery the moment its booking commits (LISTEN/NOTIFY), until Ctrl-C or SIGTERM.
     /// Needs a session connection: not a transaction pooler (docs/connecting.md).
@@ -309,15 +318,26 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
             return Ok(Verdict::Fine);
         }
         Command::Migrate {
+            print_sql: true, ..
+        } => {
+            let mut db = DbConfig::from_env()?;
+            db.pool_size = 1;
+            out::print(&schema::print_sql(&db.pool()?).await?);
+            return Ok(Verdict::Fine);
+        }
+        Command::Migrate {
             adopt_seed,
             repair,
             dry_run,
             json,
+            wait_for_old_sender,
+            ..
         } => {
             let options = MigrateOptions {
                 adopt_seed,
                 repair,
                 dry_run,
+                old_sender_wait: Some(wait_for_old_sender),
             };
             return migrate(options, json).await;
         }
@@ -541,8 +561,7 @@ async fn operate_on(
             }
         }
         Operation::Doctor { json } => {
-            let known = delivery::schema::known_migrations();
-            let posture = delivery::posture::check_posture(db, now, &known).await?;
+            let posture = delivery::posture::check_posture(db, now).await?;
             print(
                 json,
                 serde_json::to_value(&posture)?,

@@ -48,6 +48,19 @@ async fn names(tx: &Transaction<'_>) -> Result<Names> {
     Ok(names)
 }
 
+/// The same two steps as statements for a psql script (`--print-sql`): set aside, then back.
+pub(crate) const ASIDE_STATEMENTS: (&str, &str) = (
+    "ALTER TABLE email_logs RENAME TO email_logs_aside_during_migrate;
+ALTER VIEW IF EXISTS webhook_email_logs RENAME TO email_logs",
+    "ALTER VIEW IF EXISTS email_logs RENAME TO webhook_email_logs;
+ALTER TABLE email_logs_aside_during_migrate RENAME TO email_logs",
+);
+
+/// Whether `email_logs` is there and not ours (the email service's).
+pub(crate) async fn foreign(tx: &Transaction<'_>) -> Result<bool> {
+    Ok(names(tx).await?.foreign)
+}
+
 /// Before migrations: renames a foreign `email_logs` aside and lends the name to our view.
 /// Returns whether it did (then [`restore`] must follow).
 pub(crate) async fn put_aside(tx: &Transaction<'_>) -> Result<bool> {

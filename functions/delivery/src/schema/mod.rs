@@ -12,15 +12,22 @@
 //! - [`columns`]: the columns the capture triggers need from `booking_requests`.
 //! - [`seed`]: finding and adopting the pg_net system.
 //! - [`email_logs`]: leaving the email service's `email_logs` table alone.
+//! - [`history`]: refinery's history judged by refinery's rules; the ledger of released
+//!   migrations; what `--repair` does for databases intermediate builds migrated.
 //! - [`installed`]: whether the schema is there for the operator commands.
+//! - [`script`]: the pending migrations as one psql script (`--print-sql`).
+//! - [`old_sender`]: the old system's pg_cron jobs stopped before the takeover.
 //! - [`objects`]: the current definitions of the functions, triggers and views, compared with
 //!   what the database holds, and reinstalled by `--repair` and adoption.
 //! - `sql/`: the statements, one file each, each saying why.
 
 mod columns;
 mod email_logs;
+mod history;
 mod installed;
 mod objects;
+mod old_sender;
+mod script;
 mod seed;
 mod transaction;
 
@@ -28,8 +35,10 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Transaction;
 
 pub use columns::Mismatch;
+pub use history::RELEASED;
 pub use installed::{explain_missing, require_installed};
 pub use objects::{Difference, Drift};
+pub use old_sender::DEFAULT_WAIT as OLD_SENDER_WAIT;
 pub use seed::{ImportGroup, SeedSystem};
 
 use crate::{Error, Result};
@@ -38,20 +47,62 @@ mod embedded {
     refinery::embed_migrations!("../../migrations");
 }
 
-/// The migrations this build embeds, as (version, name) in order: what `webhooks doctor`
-/// compares the database's history with.
-pub fn known_migrations() -> Vec<(i64, String)> {
-    embedded::migrations::runner()
+/// The migrations this build embeds, as (version, name, refinery's checksum) in order: what
+/// `webhooks doctor` compares the database's history with.
+pub fn known_migrations() -> Vec<(i32, String, u64)> {
+    let mut known: Vec<(i32, String, u64)> = embedded::migrations::runner()
         .get_migrations()
         .iter()
-        .map(|m| (i64::from(m.version()), m.name().to_owned()))
+        .map(|m| (m.version(), m.name().to_owned(), m.checksum()))
+        .collect();
+    known.sort();
+    known
+}
+
+/// How the database's migration history stands against this build, by refinery's rules: one
+/// line per migration that is pending, skipped, divergent or unknown (empty: all applied), and
+/// whether `webhooks migrate` (or `--repair`) can bring it up. `applied` is the history as
+/// (version, name, checksum).
+pub fn judge_history(applied: &[(i32, String, u64)]) -> Vec<(String, HistoryState)> {
+    let applied: Vec<history::Applied> = applied
+        .iter()
+        .map(|(version, name, checksum)| history::Applied {
+            version: *version,
+            name: name.clone(),
+            checksum: *checksum,
+        })
+        .collect();
+    history::compare(&applied, &known_migrations())
+        .into_iter()
+        .map(|finding| {
+            let state = match &finding {
+                history::Finding::Pending(_) => HistoryState::Pending,
+                history::Finding::Unknown(_) => HistoryState::Newer,
+                f if f.repairable() => HistoryState::Repairable,
+                _ => HistoryState::Refused,
+            };
+            (finding.to_string(), state)
+        })
         .collect()
+}
+
+/// Where one migration stands ([`judge_history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryState {
+    /// `webhooks migrate` applies it.
+    Pending,
+    /// refinery refuses; `webhooks migrate --repair` sets it right.
+    Repairable,
+    /// refinery refuses, and so does `--repair`: changed by hand, or unknown.
+    Refused,
+    /// Applied by a newer build.
+    Newer,
 }
 
 /// See `sql/begin.sql`: lock timeout and one migration per schema at a time.
 const BEGIN: &str = include_str!("sql/begin.sql");
 /// The schema migrations apply to; NULL when no schema of `search_path` exists.
-const CURRENT_SCHEMA: &str = "SELECT current_schema()::text";
+pub(crate) const CURRENT_SCHEMA: &str = "SELECT current_schema()::text";
 /// Taken before adoption changes anything: no booking is inserted or updated meanwhile, and
 /// the lock order (bookings, then the old table their triggers write) cannot deadlock with
 /// an old trigger in flight. Reads go on until the old triggers are dropped (DROP TRIGGER
@@ -68,6 +119,9 @@ pub struct MigrateOptions {
     /// Reinstall the current definition of every function, trigger and view that differs
     /// from this build's (missing, altered, a capture trigger disabled).
     pub repair: bool,
+    /// Adoption: how long to wait for a run of the old retry function in progress
+    /// (`None`: [`old_sender::DEFAULT_WAIT`]).
+    pub old_sender_wait: Option<std::time::Duration>,
 }
 
 /// What a migration run did (or, for a dry run, would do).
@@ -117,6 +171,14 @@ pub enum SchemaError {
     /// A migration failed.
     #[error("{0}")]
     Migration(String),
+    /// refinery's history does not fit this build's migrations (see `history`).
+    #[error("{}", history_refused(.findings, *.repairable))]
+    History {
+        /// One line per migration that does not fit.
+        findings: Vec<String>,
+        /// True when `--repair` can set every one right.
+        repairable: bool,
+    },
     /// After adoption, part of the old system was still there.
     #[error("adoption would leave part of the pg_net system in place:\n  - {}", .0.join("\n  - "))]
     Incomplete(Vec<String>),
@@ -150,6 +212,22 @@ fn not_installed(schema: Option<&str>) -> String {
         "the webhooks schema is not installed {place}: there is no webhook_deliveries table. \
          Run `webhooks migrate` first (it needs only DATABASE_URL), or check that DATABASE_URL \
          names the database (and search_path the schema) the functions use."
+    )
+}
+
+fn history_refused(findings: &[String], repairable: bool) -> String {
+    let lines: Vec<String> = findings.iter().map(|f| format!("  - {f}")).collect();
+    let what = if repairable {
+        "A build between those releases migrated this database. Bring it up with\n    \
+         webhooks migrate --repair\n(one transaction; see migrations/README.md)."
+    } else {
+        "`webhooks migrate --repair` cannot set this right: a migration this build does not \
+         know was applied (deploy the newer build), or a released migration was changed by \
+         hand (compare it with migrations/README.md)."
+    };
+    format!(
+        "the database's migration history does not fit this build's migrations:\n{}\n{what}",
+        lines.join("\n")
     )
 }
 
@@ -207,6 +285,17 @@ pub(crate) fn describe_db_error(err: &tokio_postgres::Error) -> String {
     out
 }
 
+/// What `webhooks migrate` would apply, as one psql script with the history rows refinery
+/// keeps (`webhooks migrate --print-sql`). Changes nothing.
+pub async fn print_sql(pool: &Pool) -> Result<String> {
+    let mut object = pool.get().await?;
+    let client: &mut tokio_postgres::Client = &mut object;
+    let tx = client.transaction().await?;
+    let script = script::script(&tx).await;
+    tx.rollback().await?;
+    script
+}
+
 /// What of the functions, triggers and views differs from this build's definitions
 /// (`webhooks doctor`), read in a transaction of its own that is rolled back: nothing changes.
 pub async fn drift(db: &tokio_postgres::Client) -> Result<Vec<Drift>> {
@@ -225,10 +314,30 @@ pub async fn migrate(
     options: MigrateOptions,
     say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<MigrateReport> {
+    // Adoption stops the old sender first, committed on its own (see `old_sender`).
+    let stopped = if options.adopt_seed {
+        let wait = options.old_sender_wait.unwrap_or(old_sender::DEFAULT_WAIT);
+        old_sender::stop(pool, wait, options.dry_run, say).await?
+    } else {
+        Vec::new()
+    };
+    let done = in_one_transaction(pool, options, &stopped, say).await;
+    if done.is_err() && !stopped.is_empty() {
+        old_sender::restart(pool, &stopped, say).await;
+    }
+    done
+}
+
+async fn in_one_transaction(
+    pool: &Pool,
+    options: MigrateOptions,
+    stopped: &[old_sender::CronJob],
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<MigrateReport> {
     let mut object = pool.get().await?;
     let client: &mut tokio_postgres::Client = &mut object;
     let tx = client.transaction().await?;
-    match run(&tx, options, say).await {
+    match run(&tx, options, stopped, say).await {
         Ok(mut report) if !options.dry_run => {
             tx.commit().await?;
             report.committed = true;
@@ -256,6 +365,7 @@ pub async fn migrate_quietly(pool: &Pool) -> Result<Vec<String>> {
 async fn run(
     tx: &Transaction<'_>,
     options: MigrateOptions,
+    stopped: &[old_sender::CronJob],
     say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<MigrateReport> {
     tx.batch_execute(BEGIN).await?;
@@ -296,12 +406,12 @@ async fn run(
         for note in found.notes() {
             say(&format!("note: {note}"));
         }
-        report.rollback_script = Some(seed::rollback_script(tx, &found).await?);
+        report.rollback_script = Some(seed::rollback_script(tx, &found, stopped).await?);
         tx.batch_execute(LOCK_BOOKINGS).await?;
         seed::remove_old(tx, &found, say).await?;
     }
 
-    report.applied = apply_migrations(tx, say).await?;
+    report.applied = apply_migrations(tx, options.repair, say).await?;
     report.repaired = check_objects(tx, adopting || options.repair, say).await?;
 
     if adopting {
@@ -366,9 +476,24 @@ async fn check_objects(
 /// meanwhile.
 async fn apply_migrations(
     tx: &Transaction<'_>,
+    repair: bool,
     say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Vec<String>> {
     let runner = embedded::migrations::runner();
+    let applied = transaction::applied(tx).await?;
+    let findings = history::compare(&applied, &known_migrations());
+    let refused: Vec<String> = findings
+        .iter()
+        .filter(|f| !matches!(f, history::Finding::Pending(_)))
+        .map(ToString::to_string)
+        .collect();
+    if !refused.is_empty() && !(repair && findings.iter().all(history::Finding::repairable)) {
+        return Err(SchemaError::History {
+            findings: refused,
+            repairable: findings.iter().all(history::Finding::repairable),
+        }
+        .into());
+    }
     let pending = transaction::pending(tx, &runner).await?;
     if pending.is_empty() {
         say(&format!(
@@ -378,6 +503,13 @@ async fn apply_migrations(
         return Ok(Vec::new());
     }
     let aside = email_logs::put_aside(tx).await?;
+    let mut applied_now = Vec::new();
+    for finding in &findings {
+        if let Some(line) = repair_history(tx, &runner, finding).await? {
+            say(&line);
+            applied_now.push(line);
+        }
+    }
     let report = runner
         .run_async(&mut transaction::InTransaction::new(tx))
         .await
@@ -398,6 +530,47 @@ async fn apply_migrations(
         );
     }
     Ok(applied)
+}
+
+/// Sets one history finding right (`--repair`): a known earlier text is replaced by the
+/// current one, run again (it is re-runnable); a known late migration is applied out of order.
+/// Each is recorded in the history as refinery records it. Returns what was done, if anything.
+async fn repair_history(
+    tx: &Transaction<'_>,
+    runner: &refinery::Runner,
+    finding: &history::Finding,
+) -> Result<Option<String>> {
+    let (name, update) = match finding {
+        history::Finding::Divergent {
+            name,
+            earlier: Some(_),
+        } => (name, true),
+        history::Finding::Skipped {
+            name,
+            repairable: true,
+        } => (name, false),
+        _ => return Ok(None),
+    };
+    let Some(migration) = runner
+        .get_migrations()
+        .iter()
+        .find(|m| m.to_string() == *name)
+    else {
+        return Ok(None);
+    };
+    tx.batch_execute(migration.sql().unwrap_or_default())
+        .await
+        .map_err(|e| SchemaError::Migration(format!("{name}: {}", describe_db_error(&e))))?;
+    transaction::record(tx, migration, update).await?;
+    Ok(Some(if update {
+        format!(
+            "repaired history: {name} applied with its current text (an earlier one was recorded)"
+        )
+    } else {
+        format!(
+            "repaired history: {name} applied out of order (later migrations were applied without it)"
+        )
+    }))
 }
 
 /// refinery's error with the server's message, detail and hint spelled out.

@@ -14,14 +14,13 @@ use uuid::Uuid;
 
 use super::SchemaError;
 use super::columns::{self, SEED_COLUMNS};
+use super::old_sender::{CRON_UNSCHEDULE, CronJob, cron_jobs};
 use crate::Result;
 
 /// See `sql/seed_objects.sql`.
 const SEED_OBJECTS: &str = include_str!("sql/seed_objects.sql");
 /// See `sql/seed_tables.sql`.
 pub(crate) const SEED_TABLES: &str = include_str!("sql/seed_tables.sql");
-/// See `sql/cron_jobs.sql`.
-const CRON_JOBS: &str = include_str!("sql/cron_jobs.sql");
 /// See `sql/pg_net_queue.sql`.
 const PG_NET_QUEUE: &str = include_str!("sql/pg_net_queue.sql");
 /// See `sql/seed_rename.sql`.
@@ -30,22 +29,21 @@ const SEED_RENAME: &str = include_str!("sql/seed_rename.sql");
 const SEED_TABLE_RESTORE: &str = include_str!("sql/seed_table_restore.sql");
 /// See `sql/seed_import.sql`.
 const SEED_IMPORT: &str = include_str!("sql/seed_import.sql");
+/// After the import: the capture sequence moves past the imported rows, so what is captured
+/// next counts as later than every one of them (they took values above it).
+const CAPTURE_SEQ_PAST_IMPORT: &str = "SELECT setval('webhook_deliveries_capture_seq',
+       greatest((SELECT max(capture_seq) FROM webhook_deliveries),
+                (SELECT last_value FROM webhook_deliveries_capture_seq), 1))";
 /// See `sql/rollback_ours.sql`.
 const ROLLBACK_OURS: &str = include_str!("sql/rollback_ours.sql");
 /// See `sql/rollback_sync.sql`.
 const ROLLBACK_SYNC: &str = include_str!("sql/rollback_sync.sql");
 
-/// Whether pg_cron's job table is there and readable by us (a role without access cannot
-/// have scheduled a job in it either; pg_cron shows each role only its own jobs).
-const CRON_READABLE: &str = "SELECT to_regclass('cron.job') IS NOT NULL
-       AND has_table_privilege('cron.job', 'SELECT')";
 /// Whether pg_net's queue is there and readable.
 const PG_NET_READABLE: &str = "SELECT to_regclass('net.http_request_queue') IS NOT NULL
        AND has_table_privilege('net.http_request_queue', 'SELECT')";
 /// Rows in the old table (only run when it is a table of the current schema).
 const SEED_ROWS: &str = "SELECT count(*) FROM webhook_failures";
-/// Unschedules one pg_cron job by id; pg_cron raises if it cannot.
-const CRON_UNSCHEDULE: &str = "SELECT cron.unschedule($1::bigint)";
 /// The first lines of the rollback script: the schema it applies to and when it was made.
 const ROLLBACK_HEAD: &str = "SELECT format('SET LOCAL search_path = %I;', current_schema()),
        current_schema()::text,
@@ -60,26 +58,6 @@ struct OldObject {
     restore: String,
 }
 
-/// A pg_cron job calling `retry_failed_webhooks`.
-#[derive(Debug, Clone)]
-struct CronJob {
-    id: i64,
-    name: String,
-    schedule: String,
-    active: bool,
-    restore: String,
-}
-
-impl CronJob {
-    fn describe(&self) -> String {
-        let paused = if self.active { "" } else { ", paused" };
-        format!(
-            "pg_cron job {} {:?} ({}{paused}) calls retry_failed_webhooks",
-            self.id, self.name, self.schedule
-        )
-    }
-}
-
 /// What of the pg_net system the current schema holds.
 #[derive(Debug, Clone, Default)]
 pub struct SeedSystem {
@@ -89,7 +67,7 @@ pub struct SeedSystem {
     table_restore: Option<String>,
     /// Triggers, functions and views, in the order adoption removes them.
     objects: Vec<OldObject>,
-    cron_jobs: Vec<CronJob>,
+    pub(crate) cron_jobs: Vec<CronJob>,
     /// A `webhook_failures_seed` already exists (a previous adoption's history).
     history_exists: bool,
     /// Facts worth telling the operator that need no action.
@@ -145,17 +123,7 @@ pub(crate) async fn detect(tx: &Transaction<'_>) -> Result<SeedSystem> {
             restore: row.try_get(3)?,
         });
     }
-    if tx.query_one(CRON_READABLE, &[]).await?.try_get(0)? {
-        for row in tx.query(CRON_JOBS, &[]).await? {
-            found.cron_jobs.push(CronJob {
-                id: row.try_get(0)?,
-                name: row.try_get(1)?,
-                schedule: row.try_get(2)?,
-                active: row.try_get(3)?,
-                restore: row.try_get(4)?,
-            });
-        }
-    }
+    found.cron_jobs = cron_jobs(tx).await?;
     if tx.query_one(PG_NET_READABLE, &[]).await?.try_get(0)? {
         // Requests pg_net has queued but not sent: it still sends them after the switch.
         let queued: i64 = tx.query_one(PG_NET_QUEUE, &[]).await?.try_get(0)?;
@@ -197,8 +165,13 @@ pub(crate) async fn check_adoptable(tx: &Transaction<'_>, found: &SeedSystem) ->
 }
 
 /// The script that puts the old system back after adoption (printed, never run by us). It
-/// holds the old functions' source verbatim.
-pub(crate) async fn rollback_script(tx: &Transaction<'_>, found: &SeedSystem) -> Result<String> {
+/// holds the old functions' source verbatim, and schedules the pg_cron jobs again as they were
+/// before [`super::old_sender::stop`] paused them (`stopped`).
+pub(crate) async fn rollback_script(
+    tx: &Transaction<'_>,
+    found: &SeedSystem,
+    stopped: &[CronJob],
+) -> Result<String> {
     let head = tx.query_one(ROLLBACK_HEAD, &[]).await?;
     let set_path: String = head.try_get(0)?;
     let schema: String = head.try_get(1)?;
@@ -230,7 +203,15 @@ pub(crate) async fn rollback_script(tx: &Transaction<'_>, found: &SeedSystem) ->
     out.extend(restores("trigger"));
     // Dropped readers-first; created in the reverse order.
     out.extend(restores("view").into_iter().rev());
-    out.extend(found.cron_jobs.iter().map(|j| j.restore.clone()));
+    // A job paused before the adoption transaction is restored as it was before the pause.
+    out.extend(found.cron_jobs.iter().map(|job| {
+        stopped
+            .iter()
+            .find(|paused| paused.id == job.id)
+            .unwrap_or(job)
+            .restore
+            .clone()
+    }));
     out.push("COMMIT;".to_owned());
     Ok(out.join("\n\n") + "\n")
 }
@@ -286,6 +267,7 @@ pub(crate) async fn import(
         .query(SEED_IMPORT, &[])
         .await
         .map_err(|e| SchemaError::Import(super::describe_db_error(&e)))?;
+    tx.query_one(CAPTURE_SEQ_PAST_IMPORT, &[]).await?;
     let mut groups = Vec::new();
     let mut inserted = 0;
     for row in &rows {
@@ -310,7 +292,7 @@ pub(crate) async fn import(
     }
     say(&format!(
         "imported {inserted} of {total} rows into webhook_deliveries, each with its old id \
-         (the webhook-id receivers see):"
+         (the webhook-id receivers see), after every delivery already here in capture order:"
     ));
     for group in &groups {
         say(&format!("    {}", describe_group(group)));

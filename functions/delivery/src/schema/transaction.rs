@@ -79,6 +79,62 @@ impl AsyncQuery<Vec<Migration>> for InTransaction<'_, '_> {
 
 impl AsyncMigrate for InTransaction<'_, '_> {}
 
+/// The history as refinery holds it (empty before the first run).
+pub(crate) async fn applied(tx: &Transaction<'_>) -> crate::Result<Vec<super::history::Applied>> {
+    if !tx
+        .query_one(HISTORY_EXISTS, &[])
+        .await?
+        .try_get::<_, bool>(0)?
+    {
+        return Ok(Vec::new());
+    }
+    Ok(InTransaction::new(tx)
+        .get_applied_migrations(HISTORY_TABLE)
+        .await?
+        .iter()
+        .map(|m| super::history::Applied {
+            version: m.version(),
+            name: m.name().to_owned(),
+            checksum: m.checksum(),
+        })
+        .collect())
+}
+
+/// refinery's history row for `migration`, as refinery writes it: inserted, or (`update`)
+/// replacing the row of the same version.
+pub(crate) async fn record(
+    tx: &Transaction<'_>,
+    migration: &Migration,
+    update: bool,
+) -> crate::Result<()> {
+    let applied_on = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    let (version, name, checksum) = (
+        migration.version(),
+        migration.name(),
+        migration.checksum().to_string(),
+    );
+    let statement = if update {
+        HISTORY_UPDATE
+    } else {
+        HISTORY_INSERT
+    };
+    tx.execute(statement, &[&version, &name, &applied_on, &checksum])
+        .await?;
+    Ok(())
+}
+
+/// A history row as refinery inserts it (`applied_on` RFC 3339 text, the checksum as text).
+const HISTORY_INSERT: &str =
+    "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+VALUES ($1, $2, $3, $4)";
+
+/// The row of a version, rewritten for the text applied now.
+const HISTORY_UPDATE: &str = "UPDATE refinery_schema_history
+   SET name = $2, applied_on = $3, checksum = $4
+ WHERE version = $1";
+
 /// The names (`V1__booking_requests`, …) of the migrations refinery would apply now.
 pub(crate) async fn pending(
     tx: &Transaction<'_>,
