@@ -487,10 +487,11 @@ async fn apply_migrations(
         .filter(|f| !matches!(f, history::Finding::Pending(_)))
         .map(ToString::to_string)
         .collect();
-    if !refused.is_empty() && !(repair && findings.iter().all(history::Finding::repairable)) {
+    let repairable = findings.iter().all(history::Finding::repairable);
+    if !refused.is_empty() && !(repair && repairable) {
         return Err(SchemaError::History {
             findings: refused,
-            repairable: findings.iter().all(history::Finding::repairable),
+            repairable,
         }
         .into());
     }
