@@ -488,7 +488,9 @@ async fn apply_migrations(
         .map(ToString::to_string)
         .collect();
     let repairable = findings.iter().all(history::Finding::repairable);
-    if !refused.is_empty() && !(repair && repairable) {
+    // refinery would refuse it: only `--repair` goes on, and only when it knows how.
+    let refinery_refuses = !refused.is_empty();
+    if refinery_refuses && (!repair || !repairable) {
         return Err(SchemaError::History {
             findings: refused,
             repairable,
