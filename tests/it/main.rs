@@ -14,6 +14,8 @@
 //!   receivers, slow backlogs, PgBouncer; each scenario prints its figures.
 //! - `lambda`: both functions under `cargo lambda watch`, invoked with `cargo lambda invoke`;
 //!   their deploy settings as `cargo lambda deploy` reads them.
+//! - `lifecycle`: the second time through: adopt again after a rollback, repair by the
+//!   doctor's advice, intermediate builds' databases, psql, the migration ledger (issue 20).
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
 //! - `ops`: the operator commands (stats, failures, show, cleanup, verify, doctor) and metrics.
 //! - `receiver`: `webhooks receiver` against the real signer: checks, dedupe, misbehaviour.
@@ -50,6 +52,7 @@ mod faults;
 mod hot_path;
 mod infra_cli;
 mod lambda;
+mod lifecycle;
 mod listen;
 mod migrate;
 mod ops;

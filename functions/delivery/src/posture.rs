@@ -120,10 +120,15 @@ pub async fn check_posture(db: &Client, now: DateTime<Utc>) -> Result<Posture> {
     checks.extend(capture_triggers(db).await?);
     checks.extend(capture_functions(db).await?);
     checks.push(schema_create(db).await?);
-    checks.extend(definitions(db).await?);
+    let migrated = migrations(db).await?;
+    // Against a schema that is behind, or whose history refinery refuses, comparing
+    // definitions says nothing new: the migrations finding says what to run first.
+    if migrated.severity == Severity::Ok || migrated.severity == Severity::Warning {
+        checks.extend(definitions(db).await?);
+    }
     checks.extend(row_level_security(db).await?);
     checks.push(backlog(db, now).await?);
-    checks.push(migrations(db).await?);
+    checks.push(migrated);
     checks.push(completeness(db).await?);
     let (notify, listeners) = notify(db).await?;
     checks.extend(notify);
@@ -277,12 +282,12 @@ async fn capture_functions(db: &Client) -> Result<Vec<Check>> {
                 "its search_path ({path}) is not `pg_catalog, pg_temp`: a role that may CREATE \
                  in a schema on it can define an overload of a built-in it calls and run its own \
                  code as {owner}, and a caller's temporary table could shadow the outbox (fix: \
-                 `webhooks migrate` installs the current definition)"
+                 `webhooks migrate --repair` installs the current definition)"
             )),
             None => wrong.push(
                 "its search_path is not pinned, so a caller could shadow webhook_deliveries or \
-                 the built-ins it calls with objects of their own (fix: `webhooks migrate` \
-                 installs the current definition)"
+                 the built-ins it calls with objects of their own (fix: `webhooks migrate \
+                 --repair` installs the current definition)"
                     .to_owned(),
             ),
         }
@@ -324,7 +329,16 @@ async fn capture_functions(db: &Client) -> Result<Vec<Check>> {
 /// is a problem even when owner, definer and search_path look right.
 async fn definitions(db: &Client) -> Result<Vec<Check>> {
     const NAME: &str = "definitions";
-    let drift = crate::schema::drift(db).await?;
+    let drift = match crate::schema::drift(db).await {
+        Ok(drift) => drift,
+        Err(err) => {
+            return Ok(vec![check(
+                NAME,
+                Severity::Problem,
+                format!("the definitions could not be compared: {err}"),
+            )]);
+        }
+    };
     let wrong: Vec<String> = drift
         .iter()
         .filter(|d| d.is_definition())

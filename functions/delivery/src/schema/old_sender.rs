@@ -175,7 +175,7 @@ pub(crate) async fn stop(
                 if dry_run {
                     ""
                 } else {
-                    " (the pg_cron jobs were scheduled again)"
+                    " (the pg_cron jobs were resumed)"
                 }
             ))
             .into());
