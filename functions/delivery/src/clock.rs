@@ -1,5 +1,6 @@
 //! Where "now" comes from. In production it is the database's clock: statements take "now"
-//! as a parameter that is `NULL`, and the database uses its own `now()` (see [`crate::sql`]);
+//! as a parameter that is `NULL`, and the database uses its own `now()` (see
+//! [`crate::db::sql`]; [`crate::db::now`] reads it for work that needs it first);
 //! a batch's attempts are stamped from the time its claim returned. Tests pass a fixed instant
 //! and move it forward, so backoff and leases are tested without ever sleeping.
 
@@ -17,25 +18,6 @@ pub enum Clock {
 }
 
 impl Clock {
-    /// The current time: the fixed instant, or the database server's `now()` (one statement),
-    /// for work that computes a cut-off or an age before its statements run (the operator
-    /// commands, retention, the sweep's metrics).
-    pub async fn now_on(self, db: &tokio_postgres::Client) -> crate::Result<DateTime<Utc>> {
-        if let Clock::Fixed(at) = self {
-            return Ok(at);
-        }
-        let rows = crate::db::query(
-            db,
-            crate::sql::CURRENT_TIME,
-            &[(&self.sql_now(), tokio_postgres::types::Type::TIMESTAMPTZ)],
-        )
-        .await?;
-        match rows.first() {
-            Some(row) => Ok(row.try_get(0)?),
-            None => Ok(Utc::now()),
-        }
-    }
-
     /// "Now" as a statement parameter: `None` lets the database use its own `now()`.
     pub(crate) fn sql_now(self) -> Option<DateTime<Utc>> {
         match self {

@@ -24,16 +24,16 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::claim::{
-    Claim, DEADLINE_HEADROOM, NotClaimed, SessionClaims, Unclaimed, claim_fresh,
-    claim_ids_async_commit, explain, lease_for, rows_that_fit,
-};
 use crate::clock::instant_of;
 use crate::db::with_retry;
-use crate::engine::{DeliveryOutcome, Recorded, deliver_until};
+use crate::engine::claim::{Claim, SessionClaims, claim_fresh, claim_ids_async_commit};
+use crate::engine::deliver::deliver_until;
+use crate::engine::delivered::{DeliveryOutcome, Recorded};
+use crate::engine::explain::{NotClaimed, Unclaimed, explain};
+use crate::engine::lease::{DEADLINE_HEADROOM, lease_for, rows_that_fit};
 pub use crate::event::DispatchEvent;
 use crate::status::DeliveryStatus;
-use crate::{Clock, Deps, Result};
+use crate::{Clock, Deps, Result, metrics};
 
 /// Counts per category of a [`DispatchReport`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -163,7 +163,7 @@ impl DispatchReport {
     }
 }
 
-/// Handles one `dispatch` invocation, then writes its metrics ([`crate::metrics`]).
+/// Handles one `dispatch` invocation, then writes its metrics ([`metrics`]).
 /// `deadline` is the Lambda deadline (`Context::deadline()`), if any: the wait for an
 /// uncommitted id and the claims of a `{"limit"}` dispatch are cut so that everything claimed
 /// is sent and recorded before it.
@@ -173,8 +173,15 @@ pub async fn handle(
     clock: Clock,
     deadline: Option<SystemTime>,
 ) -> Result<DispatchReport> {
-    let (result, tally) = crate::metrics::collect(run(event, deps, clock, deadline)).await;
-    crate::metrics::dispatch_finished(tally, &result, clock);
+    let (result, tally) = metrics::collect(run(event, deps, clock, deadline)).await;
+    let invocation = metrics::Invocation {
+        function: metrics::Function::Dispatch,
+        skipped: result.as_ref().map_or(0, |r| r.counts.skipped as u64),
+        error: result.is_err(),
+        gauges: None,
+        tally,
+    };
+    metrics::emit(&invocation, metrics::timestamp(clock));
     result
 }
 

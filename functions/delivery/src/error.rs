@@ -31,12 +31,6 @@ pub enum Error {
     /// The pool could not be built from the configuration.
     #[error("database pool setup: {0}")]
     PoolSetup(String),
-    /// Applying `migrations/` failed.
-    #[error("migration: {}", chain(.0))]
-    Migration(#[from] refinery::Error),
-    /// `webhooks migrate` refused or stopped (incompatible table, pg_net system found, …).
-    #[error(transparent)]
-    Schema(#[from] crate::schema::SchemaError),
     /// The HTTP client could not be built.
     #[error("HTTP client setup: {0}")]
     HttpSetup(String),
@@ -54,7 +48,6 @@ impl Error {
             | Error::PoolSetup(_)
             | Error::DatabaseTimeout(_)
             | Error::SessionRequired(_) => "DatabaseError",
-            Error::Migration(_) | Error::Schema(_) => "MigrationError",
             Error::HttpSetup(_) => "HttpSetupError",
         }
     }

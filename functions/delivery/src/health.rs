@@ -8,9 +8,10 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
+use crate::Result;
 use crate::db::query;
+use crate::db::sql;
 use crate::table::{Table, instant, or_dash, span};
-use crate::{Result, sql};
 
 /// One row of `webhook_stats`, plus ages computed at the time of reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,7 +85,7 @@ pub async fn read_health(db: &Client, now: DateTime<Utc>) -> Result<Vec<TypeHeal
         .collect()
 }
 
-/// The due backlog at a moment ([`crate::sql::DUE_BACKLOG`]).
+/// The due backlog at a moment ([`crate::db::sql::DUE_BACKLOG`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backlog {
     /// Unresolved deliveries due.

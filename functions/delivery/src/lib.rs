@@ -46,13 +46,12 @@
 #![warn(unreachable_pub)]
 
 pub mod backoff;
-pub mod claim;
 pub mod clock;
 pub mod completeness;
 pub mod config;
 pub mod db;
+pub mod deps;
 pub mod dispatch;
-pub mod emf;
 pub mod engine;
 pub mod error;
 mod event;
@@ -64,18 +63,15 @@ pub mod metrics;
 #[cfg(feature = "cli")]
 pub mod out;
 mod outcome;
-mod pipeline;
 pub mod posture;
 #[cfg(feature = "cli")]
 pub mod receiver;
-mod record;
 pub mod replay;
 pub mod retention;
 pub mod schema;
 mod send;
 mod sign;
 pub mod signal;
-pub mod sql;
 mod status;
 pub mod sweep;
 pub mod table;
@@ -85,8 +81,14 @@ mod tls;
 
 pub use clock::Clock;
 pub use config::{Config, DbConfig};
-pub use engine::Deps;
+/// The statements, where they were before `db/sql/` (for the tests' paths).
+pub use db::sql;
+pub use deps::Deps;
+/// The claims, where they were before `engine/` (for the tests' paths).
+pub use engine::claim;
 pub use error::{Error, Result};
+/// The EMF record builder, where it was before `metrics/`.
+pub use metrics::emf;
 pub use outcome::{Attempt, AttemptResult, ErrorKind};
 pub use send::Sender;
 pub use status::DeliveryStatus;

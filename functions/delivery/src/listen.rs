@@ -22,11 +22,12 @@ use tokio_postgres::AsyncMessage;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::claim::SessionClaims;
+use crate::db::sql;
 use crate::db::{query, with_retry};
 use crate::dispatch::{dispatch_fresh, dispatch_ids_claiming_on};
+use crate::engine::claim::SessionClaims;
 use crate::sweep::{SweepOptions, sweep};
-use crate::{Clock, Deps, Error, Result, sql};
+use crate::{Clock, Deps, Error, Result};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

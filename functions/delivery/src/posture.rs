@@ -15,10 +15,11 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
+use crate::Result;
 use crate::db::query;
+use crate::db::sql;
 use crate::schema::HistoryState;
 use crate::table::{Table, span};
-use crate::{Result, sql};
 
 /// How bad a finding is. Only [`Severity::Problem`] makes `doctor` exit non-zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -12,8 +12,9 @@ use serde::Serialize;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::db::sql;
 use crate::db::{query, with_retry};
-use crate::{Clock, Result, sql};
+use crate::{Clock, Result};
 
 /// Which failed deliveries to requeue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

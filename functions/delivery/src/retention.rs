@@ -2,7 +2,7 @@
 //! deletes resolved deliveries — succeeded, failed, skipped, superseded (any status but
 //! `pending` and `retrying`) — resolved before a cut-off, with their attempts.
 //!
-//! It works in bounded batches, each its own short transaction ([`crate::sql::CLEANUP_BATCH`]),
+//! It works in bounded batches, each its own short transaction ([`crate::db::sql::CLEANUP_BATCH`]),
 //! so locks and WAL stay small and the capture triggers never wait long. It never touches a
 //! delivery that is still to be sent, and skips rows a concurrent replay holds. Each batch
 //! that deletes also moves the completeness horizon to the cut-off, so `webhooks verify` does
@@ -16,11 +16,11 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
+use crate::Result;
+use crate::config::retention::at_least_a_day;
+use crate::db::sql;
 use crate::db::{STATEMENT_TIMEOUT, query, query_in_transaction};
-use crate::{Result, sql};
 
-/// The shortest retention accepted: less would delete what an operator is still debugging.
-pub const MIN_RETENTION: Duration = Duration::from_secs(86_400);
 /// Deliveries deleted per batch by default.
 pub const DEFAULT_BATCH: i64 = 1_000;
 
@@ -41,14 +41,9 @@ pub struct Cleanup {
 
 impl Cleanup {
     /// Everything resolved more than `older_than` before `now`, in default batches. Refuses a
-    /// retention shorter than [`MIN_RETENTION`], saying why.
+    /// retention shorter than [`crate::config::retention::MIN_RETENTION`], saying why.
     pub fn older_than(older_than: Duration, now: DateTime<Utc>) -> Result<Cleanup, String> {
-        if older_than < MIN_RETENTION {
-            return Err(format!(
-                "must be at least 1d (got {}s): recent history is what you debug with",
-                older_than.as_secs()
-            ));
-        }
+        at_least_a_day(older_than)?;
         let cutoff = chrono::Duration::from_std(older_than)
             .ok()
             .and_then(|age| now.checked_sub_signed(age))

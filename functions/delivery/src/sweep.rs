@@ -35,15 +35,19 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::types::Type;
 
-use crate::claim::DEADLINE_HEADROOM;
 use crate::clock::instant_of;
+use crate::completeness::{DEFAULT_WINDOW, count_missing};
+use crate::db::sql;
 use crate::db::{STATEMENT_TIMEOUT, query, with_retry};
-use crate::engine::{DeliveryOutcome, Recorded};
+use crate::engine::delivered::{DeliveryOutcome, Recorded};
+use crate::engine::lease::DEADLINE_HEADROOM;
+use crate::engine::pipeline::{Plan, drain};
 use crate::event::SweepEvent;
-use crate::pipeline::{Plan, drain};
+use crate::health::read_backlog;
+use crate::metrics::SweepGauges;
 use crate::retention::{Cleanup, CleanupReport, clean_up};
 use crate::status::DeliveryStatus;
-use crate::{Clock, Deps, Result, sql};
+use crate::{Clock, Deps, Result, metrics};
 
 /// How long before the deadline a drain that is still running stops claiming and sending.
 pub const WATCHDOG_STOP: Duration = Duration::from_secs(4);
@@ -141,13 +145,13 @@ pub async fn handle(
     clock: Clock,
     deadline: Option<SystemTime>,
 ) -> Result<SweepReport> {
-    let (mut result, tally) = crate::metrics::collect(run(event, deps, clock, deadline)).await;
+    let (mut result, tally) = metrics::collect(run(event, deps, clock, deadline)).await;
     let left = TimeLeft(deadline.and_then(instant_of));
     if let Ok(report) = &mut result {
         report.retention = retain(deps, report, clock, left).await;
     }
     let read = match left.allows(Duration::ZERO) {
-        true => left.bound(crate::metrics::read_gauges(deps, clock)).await,
+        true => left.bound(read_gauges(deps, clock)).await,
         false => None,
     };
     let gauges = match read {
@@ -166,8 +170,30 @@ pub async fn handle(
     if let Ok(report) = &result {
         tracing::info!(report = ?report, "sweep finished");
     }
-    crate::metrics::sweep_finished(tally, &result, gauges, clock);
+    let invocation = metrics::Invocation {
+        function: metrics::Function::RetrySweep,
+        skipped: 0,
+        error: result.is_err(),
+        gauges,
+        tally,
+    };
+    metrics::emit(&invocation, metrics::timestamp(clock));
     result
+}
+
+/// Reads the sweep's gauges: the backlog and the missing-delivery count.
+async fn read_gauges(deps: &Deps, clock: Clock) -> Result<SweepGauges> {
+    let db = deps.pool.get().await?;
+    let backlog = read_backlog(&db, clock.sql_now()).await?;
+    let missing = count_missing(&db, backlog.at, DEFAULT_WINDOW)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "missing-delivery count not read"))
+        .ok();
+    Ok(SweepGauges {
+        due_backlog: backlog.due,
+        oldest_due_age_s: backlog.oldest_due_age_s.round(),
+        missing_deliveries: missing,
+    })
 }
 
 async fn run(
@@ -277,7 +303,7 @@ async fn retain(
     }
     let result = async {
         let db = deps.pool.get().await?;
-        let now = clock.now_on(&db).await?;
+        let now = crate::db::now(&db, clock).await?;
         let mut what = match Cleanup::older_than(retention, now) {
             Ok(what) => what,
             Err(why) => {

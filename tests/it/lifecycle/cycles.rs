@@ -308,7 +308,7 @@ fn adopting(
     db: &ScratchDb,
     wait: Duration,
     lines: tokio::sync::mpsc::UnboundedSender<String>,
-) -> tokio::task::JoinHandle<delivery::Result<delivery::schema::MigrateReport>> {
+) -> tokio::task::JoinHandle<delivery::schema::Result<delivery::schema::MigrateReport>> {
     let mut config = delivery::DbConfig::new(db.url.clone());
     config.pool_size = 2;
     let pool = config.pool().expect("pool");

@@ -446,7 +446,7 @@ async fn migrate(
 async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Error>> {
     let db = connect().await?;
     // Ages and cut-offs on the database's clock, like the engine's.
-    let now = Clock::System.now_on(&db).await?;
+    let now = delivery::db::now(&db, Clock::System).await?;
     // Where `webhooks migrate` never ran, or ran an older build, say so and what to do
     // instead of the server's "relation … does not exist".
     schema::require_installed(&db).await?;

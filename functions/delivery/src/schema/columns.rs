@@ -7,7 +7,7 @@
 
 use tokio_postgres::Transaction;
 
-use crate::Result;
+use super::Result;
 
 /// What a column must be (see `sql/columns.sql`).
 #[derive(Debug, Clone, Copy)]

@@ -10,8 +10,8 @@
 
 use tokio_postgres::Transaction;
 
+use super::Result;
 use super::seed::SEED_TABLES;
-use crate::Result;
 
 /// Moves the service's relation out of the way.
 const ASIDE: &str = "ALTER TABLE email_logs RENAME TO email_logs_aside_during_migrate";

@@ -5,9 +5,10 @@
 
 use tokio_postgres::Client;
 
+use super::Result;
 use super::SchemaError;
+use crate::Error;
 use crate::db::query;
-use crate::{Error, Result};
 
 /// The schema the connection's unqualified names resolve to, and whether the outbox is there
 /// (the table every operator command reads, through the same `search_path`).
@@ -28,13 +29,13 @@ pub async fn require_installed(db: &Client) -> Result<()> {
     if found {
         return Ok(());
     }
-    Err(SchemaError::NotInstalled { schema }.into())
+    Err(SchemaError::NotInstalled { schema })
 }
 
 /// `err` as the operator should read it: a statement that named something the schema lacks
 /// becomes [`SchemaError::OutOfDate`] (the schema predates this build); anything else is
-/// returned unchanged.
-pub fn explain_missing(err: Error) -> Error {
+/// returned as it is ([`SchemaError::Engine`]).
+pub fn explain_missing(err: Error) -> SchemaError {
     let undefined = match &err {
         Error::Database(db) => db
             .as_db_error()
@@ -43,7 +44,7 @@ pub fn explain_missing(err: Error) -> Error {
         _ => None,
     };
     match undefined {
-        Some(message) => SchemaError::OutOfDate(message).into(),
-        None => err,
+        Some(message) => SchemaError::OutOfDate(message),
+        None => SchemaError::Engine(err),
     }
 }

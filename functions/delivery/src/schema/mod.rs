@@ -16,13 +16,17 @@
 //!   migrations; what `--repair` does for databases intermediate builds migrated.
 //! - [`installed`]: whether the schema is there for the operator commands.
 //! - [`script`]: the pending migrations as one psql script (`--print-sql`).
+//! - [`cron`]: the old system's pg_cron jobs.
 //! - [`old_sender`]: the old system's pg_cron jobs stopped before the takeover.
 //! - [`objects`]: the current definitions of the functions, triggers and views, compared with
 //!   what the database holds, and reinstalled by `--repair` and adoption.
 //! - `sql/`: the statements, one file each, each saying why.
 
+mod apply;
 mod columns;
+mod cron;
 mod email_logs;
+mod error;
 mod history;
 mod installed;
 mod objects;
@@ -41,7 +45,7 @@ pub use objects::{Difference, Drift};
 pub use old_sender::DEFAULT_WAIT as OLD_SENDER_WAIT;
 pub use seed::{ImportGroup, SeedSystem};
 
-use crate::{Error, Result};
+pub use error::{Result, SchemaError};
 
 mod embedded {
     refinery::embed_migrations!("../../migrations");
@@ -144,147 +148,6 @@ pub struct MigrateReport {
     pub committed: bool,
 }
 
-/// Why `webhooks migrate` refused or stopped, or why another command found no schema to work
-/// on. Each message names what to fix; none contains an email address or a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
-    /// `search_path` names no schema that exists.
-    #[error("search_path names no existing schema: there is nowhere to migrate into")]
-    NoSchema,
-    /// `booking_requests` exists but the capture triggers could not work on it.
-    #[error("{}", incompatible_bookings(.0))]
-    IncompatibleBookings(Vec<Mismatch>),
-    /// The old pg_net system is there and adoption was not asked for.
-    #[error("{}", seed_found(.schema, .findings))]
-    SeedFound {
-        /// The schema holding it.
-        schema: String,
-        /// One line per object found.
-        findings: Vec<String>,
-    },
-    /// Adoption cannot be done as things are.
-    #[error("cannot adopt the pg_net system: {0}")]
-    NotAdoptable(String),
-    /// Importing the old rows failed.
-    #[error("importing the rows of webhook_failures failed: {0}")]
-    Import(String),
-    /// A migration failed.
-    #[error("{0}")]
-    Migration(String),
-    /// refinery's history does not fit this build's migrations (see `history`).
-    #[error("{}", history_refused(.findings, *.repairable))]
-    History {
-        /// One line per migration that does not fit.
-        findings: Vec<String>,
-        /// True when `--repair` can set every one right.
-        repairable: bool,
-    },
-    /// After adoption, part of the old system was still there.
-    #[error("adoption would leave part of the pg_net system in place:\n  - {}", .0.join("\n  - "))]
-    Incomplete(Vec<String>),
-    /// `webhook_deliveries` is not on the connection's `search_path`: migrations never ran
-    /// here (or DATABASE_URL points at another database or schema).
-    #[error("{}", not_installed(.schema.as_deref()))]
-    NotInstalled {
-        /// The connection's current schema; `None` when no schema of `search_path` exists.
-        schema: Option<String>,
-    },
-    /// Functions, triggers or views differ from this build's definitions: reinstalled only
-    /// when asked (`--repair`).
-    #[error("{}", drifted(.0))]
-    Drift(Vec<String>),
-    /// A statement named something the schema lacks (the server's message): the schema is
-    /// older than this build.
-    #[error(
-        "the database schema is older than this webhooks command ({0}): run `webhooks migrate` \
-         to apply the pending migrations (it needs only DATABASE_URL). If it finds nothing to \
-         apply, the schema was changed by hand: `webhooks doctor` lists what is wrong."
-    )]
-    OutOfDate(String),
-}
-
-fn not_installed(schema: Option<&str>) -> String {
-    let place = match schema {
-        Some(schema) => format!("in schema {schema:?}"),
-        None => "here (no schema of the connection's search_path exists)".to_owned(),
-    };
-    format!(
-        "the webhooks schema is not installed {place}: there is no webhook_deliveries table. \
-         Run `webhooks migrate` first (it needs only DATABASE_URL), or check that DATABASE_URL \
-         names the database (and search_path the schema) the functions use."
-    )
-}
-
-fn history_refused(findings: &[String], repairable: bool) -> String {
-    let lines: Vec<String> = findings.iter().map(|f| format!("  - {f}")).collect();
-    let what = if repairable {
-        "A build between those releases migrated this database. Bring it up with\n    \
-         webhooks migrate --repair\n(one transaction; see migrations/README.md)."
-    } else {
-        "`webhooks migrate --repair` cannot set this right: a migration this build does not \
-         know was applied (deploy the newer build), or a released migration was changed by \
-         hand (compare it with migrations/README.md)."
-    };
-    format!(
-        "the database's migration history does not fit this build's migrations:\n{}\n{what}",
-        lines.join("\n")
-    )
-}
-
-fn drifted(drift: &[String]) -> String {
-    let lines: Vec<String> = drift.iter().map(|d| format!("  - {d}")).collect();
-    format!(
-        "the schema's functions, triggers or views are not this build's:\n{}\nA rollback to the \
-         pg_net system, a hand edit or an old migration's text run by hand leaves them so (an \
-         old capture function may send to addresses the current one refuses). Reinstall the \
-         current definitions with\n    webhooks migrate --repair\n(one transaction; \
-         `--repair --dry-run` shows the plan).",
-        lines.join("\n")
-    )
-}
-
-fn incompatible_bookings(mismatches: &[Mismatch]) -> String {
-    let lines: Vec<String> = mismatches.iter().map(|m| format!("  - {m}")).collect();
-    format!(
-        "booking_requests does not fit the capture triggers (they read NEW.id, NEW.tutor_email, \
-         NEW.student_email and NEW.status):\n{}\nChange the table (or migrate into another \
-         schema), then run again.",
-        lines.join("\n")
-    )
-}
-
-fn seed_found(schema: &str, findings: &[String]) -> String {
-    let lines: Vec<String> = findings.iter().map(|f| format!("  - {f}")).collect();
-    format!(
-        "schema {schema:?} runs the old pg_net webhook system:\n{}\n\
-         Migrating over it would fail half-way, and its retries would keep sending next to our \
-         sweep. To take it over in one transaction (old rows imported with their ids, old \
-         triggers, functions and views replaced, the cron job unscheduled), look at the plan \
-         and save the rollback script with\n    webhooks migrate --adopt-seed --dry-run\n\
-         then run\n    webhooks migrate --adopt-seed\n\
-         See docs/switching-from-pg-net.md.",
-        lines.join("\n")
-    )
-}
-
-/// A server error as the operator should see it: message, detail and hint — except the
-/// detail of an integrity violation, which quotes the failing row (email addresses).
-pub(crate) fn describe_db_error(err: &tokio_postgres::Error) -> String {
-    let Some(db) = err.as_db_error() else {
-        return crate::error::chain(err);
-    };
-    let mut out = format!("{}: {}", db.severity(), db.message());
-    if let Some(detail) = db.detail().filter(|_| !db.code().code().starts_with("23")) {
-        out.push_str("\nDETAIL: ");
-        out.push_str(detail);
-    }
-    if let Some(hint) = db.hint() {
-        out.push_str("\nHINT: ");
-        out.push_str(hint);
-    }
-    out
-}
-
 /// What `webhooks migrate` would apply, as one psql script with the history rows refinery
 /// keeps (`webhooks migrate --print-sql`). Changes nothing.
 pub async fn print_sql(pool: &Pool) -> Result<String> {
@@ -331,7 +194,7 @@ pub async fn migrate(
 async fn in_one_transaction(
     pool: &Pool,
     options: MigrateOptions,
-    stopped: &[old_sender::CronJob],
+    stopped: &[cron::CronJob],
     say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<MigrateReport> {
     let mut object = pool.get().await?;
@@ -365,7 +228,7 @@ pub async fn migrate_quietly(pool: &Pool) -> Result<Vec<String>> {
 async fn run(
     tx: &Transaction<'_>,
     options: MigrateOptions,
-    stopped: &[old_sender::CronJob],
+    stopped: &[cron::CronJob],
     say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<MigrateReport> {
     tx.batch_execute(BEGIN).await?;
@@ -373,7 +236,7 @@ async fn run(
     let schema = schema.ok_or(SchemaError::NoSchema)?;
     let mismatches = columns::mismatches(tx, "booking_requests", columns::BOOKING_COLUMNS).await?;
     if !mismatches.is_empty() {
-        return Err(SchemaError::IncompatibleBookings(mismatches).into());
+        return Err(SchemaError::IncompatibleBookings(mismatches));
     }
 
     let found = seed::detect(tx).await?;
@@ -382,8 +245,7 @@ async fn run(
         return Err(SchemaError::SeedFound {
             schema,
             findings: found.findings(),
-        }
-        .into());
+        });
     }
     let mut report = MigrateReport {
         schema: schema.clone(),
@@ -411,15 +273,15 @@ async fn run(
         seed::remove_old(tx, &found, say).await?;
     }
 
-    report.applied = apply_migrations(tx, options.repair, say).await?;
-    report.repaired = check_objects(tx, adopting || options.repair, say).await?;
+    report.applied = apply::apply_migrations(tx, options.repair, say).await?;
+    report.repaired = apply::check_objects(tx, adopting || options.repair, say).await?;
 
     if adopting {
         report.imported = seed::import(tx, &found, say).await?;
         seed::unschedule(tx, &found, say).await?;
         let left = seed::detect(tx).await?;
         if !left.is_empty() {
-            return Err(SchemaError::Incomplete(left.findings()).into());
+            return Err(SchemaError::Incomplete(left.findings()));
         }
         say(
             "checked: no trigger on booking_requests calls net.http_post; no old retry \
@@ -427,164 +289,4 @@ async fn run(
         );
     }
     Ok(report)
-}
-
-/// Compares the functions, triggers and views with this build's definitions; reinstalls what
-/// differs when `repair`, and refuses otherwise (a trigger that is only disabled is said, not
-/// refused: doctor reports it). Returns what was reinstalled.
-async fn check_objects(
-    tx: &Transaction<'_>,
-    repair: bool,
-    say: &mut (dyn FnMut(&str) + Send),
-) -> Result<Vec<String>> {
-    if !repair {
-        let drift = objects::drift(tx).await?;
-        let (wrong, disabled): (Vec<&Drift>, Vec<&Drift>) =
-            drift.iter().partition(|d| d.is_definition());
-        for d in disabled {
-            say(&format!(
-                "note: {d}: bookings are not captured while it is (`webhooks migrate --repair` \
-                 enables it)"
-            ));
-        }
-        if !wrong.is_empty() {
-            return Err(SchemaError::Drift(wrong.iter().map(ToString::to_string).collect()).into());
-        }
-        return Ok(Vec::new());
-    }
-    let repaired: Vec<String> = objects::reinstall(tx)
-        .await?
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    for line in &repaired {
-        say(&format!("reinstalled: {line}"));
-    }
-    let left = objects::drift(tx).await?;
-    if !left.is_empty() {
-        return Err(SchemaError::Drift(left.iter().map(ToString::to_string).collect()).into());
-    }
-    if repaired.is_empty() {
-        say("checked: every function, trigger and view is this build's");
-    } else {
-        say("checked: every function, trigger and view is this build's now");
-    }
-    Ok(repaired)
-}
-
-/// Applies the pending migrations inside `tx`, the email service's `email_logs` set aside
-/// meanwhile.
-async fn apply_migrations(
-    tx: &Transaction<'_>,
-    repair: bool,
-    say: &mut (dyn FnMut(&str) + Send),
-) -> Result<Vec<String>> {
-    let runner = embedded::migrations::runner();
-    let applied = transaction::applied(tx).await?;
-    let findings = history::compare(&applied, &known_migrations());
-    let refused: Vec<String> = findings
-        .iter()
-        .filter(|f| !matches!(f, history::Finding::Pending(_)))
-        .map(ToString::to_string)
-        .collect();
-    let repairable = findings.iter().all(history::Finding::repairable);
-    // refinery would refuse it: only `--repair` goes on, and only when it knows how.
-    let refinery_refuses = !refused.is_empty();
-    if refinery_refuses && (!repair || !repairable) {
-        return Err(SchemaError::History {
-            findings: refused,
-            repairable,
-        }
-        .into());
-    }
-    let pending = transaction::pending(tx, &runner).await?;
-    if pending.is_empty() {
-        say(&format!(
-            "schema is current: all {} migrations applied, nothing to do",
-            runner.get_migrations().len()
-        ));
-        return Ok(Vec::new());
-    }
-    let aside = email_logs::put_aside(tx).await?;
-    let mut applied_now = Vec::new();
-    for finding in &findings {
-        if let Some(line) = repair_history(tx, &runner, finding).await? {
-            say(&line);
-            applied_now.push(line);
-        }
-    }
-    let report = runner
-        .run_async(&mut transaction::InTransaction::new(tx))
-        .await
-        .map_err(describe_migration_error)?;
-    let applied: Vec<String> = report
-        .applied_migrations()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    for name in &applied {
-        say(&format!("applied migration {name}"));
-    }
-    if aside {
-        email_logs::restore(tx).await?;
-        say(
-            "email_logs is not ours (the email service's table): left untouched; our view of \
-             delivered notifications is webhook_email_logs here",
-        );
-    }
-    Ok(applied)
-}
-
-/// Sets one history finding right (`--repair`): a known earlier text is replaced by the
-/// current one, run again (it is re-runnable); a known late migration is applied out of order.
-/// Each is recorded in the history as refinery records it. Returns what was done, if anything.
-async fn repair_history(
-    tx: &Transaction<'_>,
-    runner: &refinery::Runner,
-    finding: &history::Finding,
-) -> Result<Option<String>> {
-    let (name, update) = match finding {
-        history::Finding::Divergent {
-            name,
-            earlier: Some(_),
-        } => (name, true),
-        history::Finding::Skipped {
-            name,
-            repairable: true,
-        } => (name, false),
-        _ => return Ok(None),
-    };
-    let Some(migration) = runner
-        .get_migrations()
-        .iter()
-        .find(|m| m.to_string() == *name)
-    else {
-        return Ok(None);
-    };
-    tx.batch_execute(migration.sql().unwrap_or_default())
-        .await
-        .map_err(|e| SchemaError::Migration(format!("{name}: {}", describe_db_error(&e))))?;
-    transaction::record(tx, migration, update).await?;
-    Ok(Some(if update {
-        format!(
-            "repaired history: {name} applied with its current text (an earlier one was recorded)"
-        )
-    } else {
-        format!(
-            "repaired history: {name} applied out of order (later migrations were applied without it)"
-        )
-    }))
-}
-
-/// refinery's error with the server's message, detail and hint spelled out.
-fn describe_migration_error(err: refinery::Error) -> Error {
-    if let refinery::error::Kind::Connection(what, source) = err.kind() {
-        if let Some(transaction::HistoryError::Db(db)) = source.downcast_ref() {
-            return SchemaError::Migration(format!("{what}: {}", describe_db_error(db))).into();
-        }
-        if let Some(inner) = source.source() {
-            return SchemaError::Migration(format!("{what}: {inner}")).into();
-        }
-    }
-    Error::Migration(err)
 }

@@ -15,18 +15,11 @@
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use tokio_postgres::GenericClient;
 
+use super::Result;
 use super::SchemaError;
-use crate::Result;
+use super::cron::CronJob;
 
-/// See `sql/cron_jobs.sql`.
-const CRON_JOBS: &str = include_str!("sql/cron_jobs.sql");
-/// Whether pg_cron's job table is there and readable by us.
-const CRON_READABLE: &str = "SELECT to_regclass('cron.job') IS NOT NULL
-       AND has_table_privilege('cron.job', 'SELECT')";
-/// Unschedules one pg_cron job by id; pg_cron raises if it cannot.
-pub(crate) const CRON_UNSCHEDULE: &str = "SELECT cron.unschedule($1::bigint)";
 /// Pauses (`false`) or resumes (`true`) one pg_cron job by id, keeping it; pg_cron raises if
 /// this role may not.
 const CRON_ACTIVE: &str = "SELECT cron.alter_job($1::bigint, active := $2)";
@@ -50,49 +43,6 @@ SELECT pid, state, coalesce(to_char(xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"
 
 /// How long adoption waits, by default, for a run of the old retry function to end.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
-
-/// A pg_cron job calling `retry_failed_webhooks`.
-#[derive(Debug, Clone)]
-pub(crate) struct CronJob {
-    pub(crate) id: i64,
-    pub(crate) name: String,
-    pub(crate) schedule: String,
-    pub(crate) active: bool,
-    /// The statement that schedules it again, as it is now.
-    pub(crate) restore: String,
-}
-
-impl CronJob {
-    pub(crate) fn describe(&self) -> String {
-        let paused = if self.active { "" } else { ", paused" };
-        format!(
-            "pg_cron job {} {:?} ({}{paused}) calls retry_failed_webhooks",
-            self.id, self.name, self.schedule
-        )
-    }
-}
-
-/// The pg_cron jobs of this database calling `retry_failed_webhooks` that this role can see.
-pub(crate) async fn cron_jobs(db: &impl GenericClient) -> Result<Vec<CronJob>> {
-    if !db
-        .query_one(CRON_READABLE, &[])
-        .await?
-        .try_get::<_, bool>(0)?
-    {
-        return Ok(Vec::new());
-    }
-    let mut jobs = Vec::new();
-    for row in db.query(CRON_JOBS, &[]).await? {
-        jobs.push(CronJob {
-            id: row.try_get(0)?,
-            name: row.try_get(1)?,
-            schedule: row.try_get(2)?,
-            active: row.try_get(3)?,
-            restore: row.try_get(4)?,
-        });
-    }
-    Ok(jobs)
-}
 
 /// Before the adoption transaction: pauses every visible, active job calling the old retry
 /// function (committed, unless `dry_run`), then waits up to `wait` until no run of it is in
@@ -144,9 +94,8 @@ pub(crate) async fn stop(
             return Err(SchemaError::NotAdoptable(format!(
                 "pausing {} failed: {}",
                 job.describe(),
-                super::describe_db_error(&err)
-            ))
-            .into());
+                super::error::describe_db_error(&err)
+            )));
         }
         say(&format!(
             "paused {} (committed, before the adoption transaction: no new run starts)",
@@ -177,8 +126,7 @@ pub(crate) async fn stop(
                 } else {
                     " (the pg_cron jobs were resumed)"
                 }
-            ))
-            .into());
+            )));
         }
         if !said {
             say(&format!(

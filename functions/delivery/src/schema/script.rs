@@ -10,10 +10,10 @@
 
 use tokio_postgres::Transaction;
 
+use super::Result;
 use super::{
     SchemaError, email_logs, embedded, history, known_migrations, objects, seed, transaction,
 };
-use crate::Result;
 
 /// The script's head: one migration per schema at a time, as `webhooks migrate` takes it, and
 /// refinery's history table as refinery creates it.
@@ -43,8 +43,7 @@ pub(crate) async fn script(tx: &Transaction<'_>) -> Result<String> {
         return Err(SchemaError::SeedFound {
             schema,
             findings: found.findings(),
-        }
-        .into());
+        });
     }
     let applied = transaction::applied(tx).await?;
     let findings = history::compare(&applied, &known_migrations());
@@ -57,8 +56,7 @@ pub(crate) async fn script(tx: &Transaction<'_>) -> Result<String> {
         return Err(SchemaError::History {
             repairable: findings.iter().all(history::Finding::repairable),
             findings: refused,
-        }
-        .into());
+        });
     }
     if !applied.is_empty() {
         let drift: Vec<String> = objects::drift(tx)
@@ -68,7 +66,7 @@ pub(crate) async fn script(tx: &Transaction<'_>) -> Result<String> {
             .map(ToString::to_string)
             .collect();
         if !drift.is_empty() {
-            return Err(SchemaError::Drift(drift).into());
+            return Err(SchemaError::Drift(drift));
         }
     }
     let runner = embedded::migrations::runner();

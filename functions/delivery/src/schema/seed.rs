@@ -12,10 +12,10 @@
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::Result;
 use super::SchemaError;
 use super::columns::{self, SEED_COLUMNS};
-use super::old_sender::{CRON_UNSCHEDULE, CronJob, cron_jobs};
-use crate::Result;
+use super::cron::{CRON_UNSCHEDULE, CronJob, cron_jobs};
 
 /// See `sql/seed_objects.sql`.
 const SEED_OBJECTS: &str = include_str!("sql/seed_objects.sql");
@@ -148,8 +148,7 @@ pub(crate) async fn check_adoptable(tx: &Transaction<'_>, found: &SeedSystem) ->
             "webhook_failures_seed already exists (the history of an earlier adoption?): rename \
              or drop it, then run again"
                 .into(),
-        )
-        .into());
+        ));
     }
     let mismatches = columns::mismatches(tx, "webhook_failures", SEED_COLUMNS).await?;
     if !mismatches.is_empty() {
@@ -158,8 +157,7 @@ pub(crate) async fn check_adoptable(tx: &Transaction<'_>, found: &SeedSystem) ->
             "the table webhook_failures is not shaped as the pg_net system's, so its rows cannot \
              be imported:\n{}",
             lines.join("\n")
-        ))
-        .into());
+        )));
     }
     Ok(())
 }
@@ -266,7 +264,7 @@ pub(crate) async fn import(
     let rows = tx
         .query(SEED_IMPORT, &[])
         .await
-        .map_err(|e| SchemaError::Import(super::describe_db_error(&e)))?;
+        .map_err(|e| SchemaError::Import(super::error::describe_db_error(&e)))?;
     tx.query_one(CAPTURE_SEQ_PAST_IMPORT, &[]).await?;
     let mut groups = Vec::new();
     let mut inserted = 0;
@@ -286,9 +284,9 @@ pub(crate) async fn import(
         .map(|g| g.rows)
         .sum();
     if inserted != expected {
-        return Err(
-            SchemaError::Import(format!("{inserted} rows inserted, {expected} expected")).into(),
-        );
+        return Err(SchemaError::Import(format!(
+            "{inserted} rows inserted, {expected} expected"
+        )));
     }
     say(&format!(
         "imported {inserted} of {total} rows into webhook_deliveries, each with its old id \
@@ -351,8 +349,7 @@ pub(crate) async fn unschedule(
             return Err(SchemaError::NotAdoptable(format!(
                 "cron.unschedule({}) returned false",
                 job.id
-            ))
-            .into());
+            )));
         }
         say(&format!(
             "unscheduled pg_cron job {} {:?} ({}): only our sweep sends now",

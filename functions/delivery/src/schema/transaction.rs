@@ -80,7 +80,7 @@ impl AsyncQuery<Vec<Migration>> for InTransaction<'_, '_> {
 impl AsyncMigrate for InTransaction<'_, '_> {}
 
 /// The history as refinery holds it (empty before the first run).
-pub(crate) async fn applied(tx: &Transaction<'_>) -> crate::Result<Vec<super::history::Applied>> {
+pub(crate) async fn applied(tx: &Transaction<'_>) -> super::Result<Vec<super::history::Applied>> {
     if !tx
         .query_one(HISTORY_EXISTS, &[])
         .await?
@@ -106,7 +106,7 @@ pub(crate) async fn record(
     tx: &Transaction<'_>,
     migration: &Migration,
     update: bool,
-) -> crate::Result<()> {
+) -> super::Result<()> {
     let applied_on = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default();
@@ -139,7 +139,7 @@ const HISTORY_UPDATE: &str = "UPDATE refinery_schema_history
 pub(crate) async fn pending(
     tx: &Transaction<'_>,
     runner: &refinery::Runner,
-) -> crate::Result<Vec<String>> {
+) -> super::Result<Vec<String>> {
     let applied: Vec<i32> = if tx.query_one(HISTORY_EXISTS, &[]).await?.try_get(0)? {
         InTransaction::new(tx)
             .get_applied_migrations(HISTORY_TABLE)

@@ -18,7 +18,7 @@
 
 use tokio_postgres::GenericClient;
 
-use crate::Result;
+use crate::schema::Result;
 
 /// What an object is, and what its check needs.
 #[derive(Debug, Clone, Copy)]

@@ -30,8 +30,13 @@ use futures::Stream;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, Client, Row, Statement};
 
+use chrono::{DateTime, Utc};
+
+use crate::Clock;
 use crate::config::DbConfig;
-use crate::{Error, Result, sql};
+pub mod sql;
+
+use crate::{Error, Result};
 
 /// How long to wait for a new connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -169,6 +174,25 @@ async fn answered<T>(request: impl Future<Output = Result<T, tokio_postgres::Err
         .await
         .map_err(|_| Error::DatabaseTimeout(CLIENT_TIMEOUT))?
         .map_err(Error::from)
+}
+
+/// "Now" for work that computes a cut-off or an age before its statements run (the operator
+/// commands, retention, the sweep's metrics): the fixed instant of `clock`, or the database
+/// server's `now()` (one statement).
+pub async fn now(db: &Client, clock: Clock) -> Result<DateTime<Utc>> {
+    if let Clock::Fixed(at) = clock {
+        return Ok(at);
+    }
+    let rows = query(
+        db,
+        sql::CURRENT_TIME,
+        &[(&clock.sql_now(), Type::TIMESTAMPTZ)],
+    )
+    .await?;
+    match rows.first() {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Ok(Utc::now()),
+    }
 }
 
 /// Runs `work` on a pooled connection; if it fails because the connection broke (or none

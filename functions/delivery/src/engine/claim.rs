@@ -1,23 +1,20 @@
 //! Taking deliveries under a lease, so exactly one worker sends each (protocol in
-//! [`crate::sql`]), and sizing each claim to what can be sent before the deadline. A claim
-//! also decides, for each status notification it takes, whether a later one of the same
-//! booking superseded it (then it is ended `superseded` instead of leased) and whether its
-//! turn has come (otherwise it is not taken).
+//! [`crate::db::sql::claims`]). A claim also decides, for each status notification it takes,
+//! whether a later one of the same booking superseded it (then it is ended `superseded`
+//! instead of leased) and whether its turn has come (otherwise it is not taken). Sizing the
+//! claims is [`super::lease`]'s.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
+use super::lease::{count, millis};
+use crate::Result;
 use crate::clock::BootInstant;
-use crate::db::{query, query_in_transaction, query_prepared};
-use crate::status::DeliveryStatus;
-use crate::{Config, Result, sql};
-
-/// Kept free before a Lambda deadline for recording the last outcomes and returning.
-pub(crate) const DEADLINE_HEADROOM: Duration = Duration::from_secs(5);
+use crate::db::{query, query_in_transaction, query_prepared, sql};
 
 /// A delivery this worker owns until `lease`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,47 +118,6 @@ impl Claim {
     pub fn superseded(&self) -> &[Superseded] {
         &self.superseded
     }
-}
-
-/// How long to lease `rows` deliveries that are sent `config.sweep_concurrency` at a time with
-/// a per-request `config.timeout`: the worst case of the whole batch plus
-/// `config.lease_margin` (time to record the outcome, slack for a slow database). Always longer
-/// than the HTTP timeout, so a lease never expires under a request that is still allowed to run.
-pub(crate) fn lease_for(rows: usize, config: &Config) -> Duration {
-    let waves = rows.div_ceil(config.sweep_concurrency.max(1)).max(1);
-    config
-        .timeout
-        .saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX))
-        .saturating_add(config.lease_margin)
-}
-
-/// The most deliveries one claim may take so that every one of them can be sent (whole waves
-/// of `concurrency` requests, each at most `timeout`) and recorded before `deadline`, keeping
-/// [`DEADLINE_HEADROOM`]; at most `max`. Zero when not even one wave fits any more.
-pub(crate) fn rows_that_fit(
-    deadline: Option<Instant>,
-    max: usize,
-    concurrency: usize,
-    timeout: Duration,
-) -> usize {
-    let Some(deadline) = deadline else {
-        return max;
-    };
-    let usable = deadline
-        .saturating_duration_since(Instant::now())
-        .saturating_sub(DEADLINE_HEADROOM);
-    let waves = usable.as_millis() / timeout.as_millis().max(1);
-    let rows = waves.saturating_mul(concurrency.max(1) as u128);
-    max.min(usize::try_from(rows).unwrap_or(usize::MAX))
-}
-
-/// A lease as a statement parameter: whole milliseconds.
-fn millis(lease: Duration) -> i64 {
-    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Claims up to `limit` deliveries due by `cutoff` (default: the claim's own time) whose lease
@@ -330,134 +286,4 @@ pub(crate) async fn claim_followers(
     )
     .await?;
     Claim::from_rows(&rows, asked_at)
-}
-
-/// Why a delivery was not claimed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotClaimed {
-    /// Final already: succeeded.
-    AlreadySucceeded,
-    /// Final already: failed.
-    AlreadyFailed,
-    /// Never to be sent: no recipient.
-    Skipped,
-    /// Never to be sent: a later status notification of the same booking replaced it.
-    Superseded,
-    /// Another worker holds its lease.
-    InFlight,
-    /// An earlier status notification of the same booking is in flight (with
-    /// `WEBHOOK_SUPERSEDE=off`: not final yet); this one follows it, handed on by the worker
-    /// that records the earlier one, or by the sweep.
-    WaitingForEarlier,
-    /// A retry is scheduled for later; the sweep will send it.
-    NotDue,
-    /// Claimed, then given back unsent: its lease might have lapsed before the request could
-    /// end (this worker was stopped or suspended). The next claim sends it.
-    ReturnedUnsent,
-}
-
-/// Where a delivery that was not claimed stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Unclaimed {
-    pub(crate) id: Uuid,
-    /// Why it was not claimed — `None` if it looks claimable: it became visible (its
-    /// transaction committed) after the claim ran, or another worker's claim held the row lock
-    /// this instant.
-    pub(crate) reason: Option<NotClaimed>,
-    /// For a superseded delivery, the one that replaced it.
-    pub(crate) superseded_by: Option<Uuid>,
-}
-
-/// For each id in `ids` that exists, why it is not claimable at `now` (`None`: the
-/// database's clock), judged as the claims would with `supersede`.
-pub(crate) async fn explain(
-    db: &Client,
-    ids: &[Uuid],
-    now: Option<DateTime<Utc>>,
-    supersede: bool,
-) -> Result<Vec<Unclaimed>> {
-    let rows = query(
-        db,
-        sql::DELIVERY_STATES,
-        &[
-            (&ids, Type::UUID_ARRAY),
-            (&now, Type::TIMESTAMPTZ),
-            (&supersede, Type::BOOL),
-        ],
-    )
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let status: String = row.try_get(1)?;
-        let (in_flight, not_due, waiting): (bool, bool, bool) =
-            (row.try_get(3)?, row.try_get(4)?, row.try_get(5)?);
-        let reason = match DeliveryStatus::parse(&status) {
-            Some(DeliveryStatus::Succeeded) => Some(NotClaimed::AlreadySucceeded),
-            Some(DeliveryStatus::Failed) => Some(NotClaimed::AlreadyFailed),
-            Some(DeliveryStatus::Skipped) => Some(NotClaimed::Skipped),
-            Some(DeliveryStatus::Superseded) => Some(NotClaimed::Superseded),
-            _ if in_flight => Some(NotClaimed::InFlight),
-            _ if waiting => Some(NotClaimed::WaitingForEarlier),
-            Some(DeliveryStatus::Retrying) if not_due => Some(NotClaimed::NotDue),
-            _ => None,
-        };
-        out.push(Unclaimed {
-            id: row.try_get(0)?,
-            reason,
-            superseded_by: row.try_get(2)?,
-        });
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lease_outlasts_the_whole_batch() {
-        let config = |concurrency: usize, timeout: Duration| {
-            let mut config = Config::from_lookup(|name| {
-                match name {
-                    "DATABASE_URL" => Some("postgres://localhost/x"),
-                    "WEBHOOK_URL" => Some("https://example.com/hook"),
-                    "WEBHOOK_AUTH_TOKEN" => Some("t"),
-                    "WEBHOOK_SIGNING_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-                    _ => None,
-                }
-                .map(str::to_owned)
-            })
-            .expect("config");
-            config.sweep_concurrency = concurrency;
-            config.timeout = timeout;
-            config
-        };
-        let ten = Duration::from_secs(10);
-        assert_eq!(lease_for(1, &config(16, ten)), Duration::from_secs(40));
-        assert_eq!(lease_for(100, &config(16, ten)), Duration::from_secs(100));
-        assert_eq!(lease_for(0, &config(0, ten)), Duration::from_secs(40));
-        assert_eq!(
-            lease_for(usize::MAX, &config(1, Duration::MAX)),
-            Duration::MAX
-        );
-    }
-
-    #[test]
-    fn a_claim_takes_only_what_can_be_sent_before_the_deadline() {
-        let ten = Duration::from_secs(10);
-        let in_secs = |s: u64| Some(Instant::now() + Duration::from_secs(s));
-        // No deadline (the CLI, listen): the batch size.
-        assert_eq!(rows_that_fit(None, 1000, 16, ten), 1000);
-        // 120 s left, 5 s headroom: 11 waves of 16.
-        assert_eq!(rows_that_fit(in_secs(120), 1000, 16, ten), 176);
-        assert_eq!(rows_that_fit(in_secs(120), 100, 16, ten), 100);
-        // Less than one wave left: nothing.
-        assert_eq!(rows_that_fit(in_secs(14), 1000, 16, ten), 0);
-        assert_eq!(rows_that_fit(in_secs(0), 1000, 16, ten), 0);
-        assert_eq!(
-            rows_that_fit(in_secs(60), usize::MAX, usize::MAX, ten),
-            usize::MAX
-        );
-    }
 }

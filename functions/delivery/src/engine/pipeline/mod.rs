@@ -38,12 +38,14 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::claim::{Claim, Claimed, claim_due, claim_followers, lease_for, rows_that_fit};
 use crate::clock::BatchClock;
 use crate::db::with_retry;
-use crate::engine::{
-    DeliveryOutcome, HAND_OFF_ROUNDS, Progress, RECORD_EVERY, attempt, record_as_completed,
-};
+use crate::engine::attempt::attempt;
+use crate::engine::claim::{Claim, Claimed, claim_due, claim_followers};
+use crate::engine::deliver::HAND_OFF_ROUNDS;
+use crate::engine::delivered::DeliveryOutcome;
+use crate::engine::lease::{lease_for, rows_that_fit};
+use crate::engine::record::{Progress, RECORD_EVERY, record_as_completed};
 use crate::{Clock, Deps, Error, Result};
 use turns::{DuePlan, Step, Turns, plan_due};
 
