@@ -3,8 +3,9 @@
 
 use deadpool_postgres::Pool;
 
+use crate::config::Config;
+use crate::error::Result;
 use crate::send::Sender;
-use crate::{Config, Result};
 
 /// What a handler needs, built once per process (Lambda cold start) and shared by reference.
 #[derive(Debug, Clone)]

@@ -8,8 +8,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::config::Secret;
+use crate::error::Error;
+use crate::error::Result;
 use crate::text::truncate;
-use crate::{Error, Result};
 
 /// Deliveries sent by a dispatch `{}` when no limit is given.
 pub(crate) const DEFAULT_LIMIT: usize = 100;

@@ -7,47 +7,45 @@
 //! immediate dispatch first and by the retry sweep on a schedule after that.
 //!
 //! # Layout
-//! Handlers and what they share (public):
-//! - [`dispatch`]: the `dispatch` Lambda handler (`{"deliveryId"}` or `{"limit"}`).
-//! - [`sweep`]: the `retry-sweep` Lambda handler.
-//! - [`listen`]: local mode that dispatches on Postgres NOTIFY.
-//! - `receiver` (feature `cli`): a local notification service that verifies what is sent.
-//! - [`replay`]: requeueing failed deliveries by hand.
-//! - [`engine`]: claim → send → record for a batch, and [`Deps`], what every handler needs.
-//! - [`claim`]: taking deliveries under a lease so exactly one worker sends each.
-//! - [`config`]: environment configuration, read and validated once at cold start.
-//! - [`db`]: connections (pool, LISTEN session) from one [`DbConfig`].
-//! - [`schema`]: `webhooks migrate` — checks, migrations (refinery, embedded from
-//!   `migrations/`) and adopting the old pg_net system, in one transaction.
-//! - [`sql`]: every SQL statement the engine runs, documented in one place.
-//! - [`backoff`]: retry schedule, jitter and `Retry-After` handling.
-//! - [`clock`], [`telemetry`], [`error`]: time source, JSON logs, the error type.
-//! - [`signal`]: Ctrl-C or SIGTERM, how the long-running commands are stopped.
+//! By layer, from the entry points down; a module imports only from the layers below it (and
+//! from its own folder). `docs/development.md` draws the same map.
 //!
-//! Operations (the `webhooks` read and repair commands, and the functions' metrics):
-//! - [`health`]: delivery health per type and overall (`stats`).
-//! - [`failures`]: deliveries in trouble (`failures`).
-//! - [`history`]: one delivery and its attempts (`show`).
-//! - [`retention`]: deleting old resolved deliveries in batches (`cleanup`, `WEBHOOK_RETENTION`).
-//! - [`completeness`]: bookings whose expected delivery is missing (`verify`).
-//! - [`posture`]: a deployment's posture in plain words (`doctor`).
-//! - [`metrics`]: the CloudWatch metrics each invocation writes, built with [`emf`].
-//! - [`table`]: plain-text tables for the commands' human output.
-//!
-//! Inside (private):
+//! **Entry points** — what the functions and the `webhooks` command run:
+//! - [`dispatch`]: the `dispatch` Lambda handler (`{"deliveryId"}`, `{"limit"}`, function URL),
+//!   with its [`dispatch::report`].
+//! - [`sweep`]: the `retry-sweep` Lambda handler, its report, and the work after a drain.
+//! - [`listen`]: dispatching on Postgres NOTIFY (`webhooks listen`).
 //! - `event`: the invocation events and the function-URL bearer token.
-//! - `status`: the delivery states.
-//! - `outcome`: classifying an HTTP attempt and deciding the delivery's next state.
+//! - [`ops`]: the operator's commands — `stats`, `failures`, `show`, `verify`, `doctor`,
+//!   `cleanup`, `replay` — and their tables.
+//! - [`schema`]: `webhooks migrate` — checks, migrations (refinery, embedded from
+//!   `migrations/`), the current definitions of the functions, triggers and views, and adopting
+//!   the old pg_net system, in one transaction.
+//! - `receiver` (feature `cli`): a local notification service that verifies what is sent.
+//!
+//! **Engine** — [`engine`]: claim under a lease, send, record as completed, hand on; the
+//! sweep's pipeline.
+//!
+//! **Services** — what the engine stands on:
+//! - [`db`]: the pool, bounded statements, and every SQL statement ([`db::sql`]).
+//! - [`deps`]: [`Deps`], what every handler needs, built once per process.
 //! - `send`: the HTTP client that performs one attempt ([`Sender`]).
-//! - `sign`: Standard Webhooks signatures (`webhook-signature: v1,…`).
-//! - `record`: writing attempts and new states, one statement per batch.
-//! - `tls`: TLS to Postgres with libpq's `sslmode` semantics.
-//! - `text`: bounding outside text before it is stored or logged.
+//! - [`metrics`]: the CloudWatch metrics each invocation writes (EMF).
+//!
+//! **Settings** — [`config`]: the environment, read and validated once at cold start.
+//!
+//! **Vocabulary** — plain types and rules that import nothing above them:
+//! [`error`], [`clock`], `outcome` (what an HTTP attempt means), [`backoff`], `sign` (Standard
+//! Webhooks signatures), `status` (the delivery states), `text` (bounding outside text), `tls`,
+//! [`signal`], [`telemetry`], `out` (standard output of the command line).
+//!
+//! The paths `claim`, `sql`, `emf`, `posture`, `health`, `failures`, `history`, `completeness`,
+//! `retention`, `replay` and `table` are kept, re-exported below, for code written against the
+//! flat layout (the tests).
 #![warn(unreachable_pub)]
 
 pub mod backoff;
 pub mod clock;
-pub mod completeness;
 pub mod config;
 pub mod db;
 pub mod deps;
@@ -55,26 +53,20 @@ pub mod dispatch;
 pub mod engine;
 pub mod error;
 mod event;
-pub mod failures;
-pub mod health;
-pub mod history;
 pub mod listen;
 pub mod metrics;
+pub mod ops;
 #[cfg(feature = "cli")]
 pub mod out;
 mod outcome;
-pub mod posture;
 #[cfg(feature = "cli")]
 pub mod receiver;
-pub mod replay;
-pub mod retention;
 pub mod schema;
 mod send;
 mod sign;
 pub mod signal;
 mod status;
 pub mod sweep;
-pub mod table;
 pub mod telemetry;
 mod text;
 mod tls;
@@ -89,6 +81,10 @@ pub use engine::claim;
 pub use error::{Error, Result};
 /// The EMF record builder, where it was before `metrics/`.
 pub use metrics::emf;
+/// `webhooks doctor`, where it was before `ops/doctor/`.
+pub use ops::doctor as posture;
+/// The operator commands, where they were before `ops/` (for the tests' paths).
+pub use ops::{completeness, failures, health, history, replay, retention, table};
 pub use outcome::{Attempt, AttemptResult, ErrorKind};
 pub use send::Sender;
 pub use status::DeliveryStatus;

@@ -22,12 +22,15 @@ use tokio_postgres::AsyncMessage;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::db::sql;
 use crate::db::{query, with_retry};
+use crate::deps::Deps;
 use crate::dispatch::{dispatch_fresh, dispatch_ids_claiming_on};
 use crate::engine::claim::SessionClaims;
+use crate::error::Error;
+use crate::error::Result;
 use crate::sweep::{SweepOptions, sweep};
-use crate::{Clock, Deps, Error, Result};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use crate::backoff::parse_retry_after;
 use crate::config::{Config, Secret};
+use crate::error::Error;
+use crate::error::Result;
 use crate::outcome::{Attempt, AttemptResult, ErrorKind};
 use crate::sign::SigningKeys;
 use crate::text::truncate;
-use crate::{Error, Result};
 
 /// The most response body read per attempt.
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;

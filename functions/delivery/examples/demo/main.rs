@@ -19,14 +19,18 @@
 //! - `procs`: child processes, their logs, stopping them.
 //! - `demo_db`: the fresh database, the rows shown, moving time forward.
 //! - `sweeper`: running the retry sweep through the Lambda runtime (or in-process).
-//! - `story`: the seven steps.
+//! - `story`: the seven steps, in order; `steps/`: each step; `stage`: the processes and the
+//!   database they play on; `checks`: what the steps check and share.
 
 // A demo: output to the terminal is its job.
 #![allow(clippy::print_stdout)]
 
+mod checks;
 mod demo_db;
 mod procs;
 mod show;
+mod stage;
+mod steps;
 mod story;
 mod sweeper;
 
@@ -54,7 +58,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let show = Show::new();
     let started = Instant::now();
-    let mut stage = story::Stage::default();
+    let mut stage = stage::Stage::default();
     let outcome = tokio::select! {
         outcome = story::run(&args.sweep_via, &show, &mut stage) => outcome,
         () = delivery::signal::stop_requested() => Err(anyhow::anyhow!("interrupted")),

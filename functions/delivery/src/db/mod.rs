@@ -32,11 +32,12 @@ use tokio_postgres::{AsyncMessage, Client, Row, Statement};
 
 use chrono::{DateTime, Utc};
 
-use crate::Clock;
+use crate::clock::Clock;
 use crate::config::DbConfig;
 pub mod sql;
 
-use crate::{Error, Result};
+use crate::error::Error;
+use crate::error::Result;
 
 /// How long to wait for a new connection before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,7 +134,7 @@ pub(crate) async fn query(
 }
 
 /// Runs a statement prepared on `db` (a session connection of its own that bounds its
-/// statements on the server: see [`crate::claim::SessionClaims`]), waiting at most
+/// statements on the server: see [`crate::engine::claim::SessionClaims`]), waiting at most
 /// [`CLIENT_TIMEOUT`].
 pub(crate) async fn query_prepared(
     db: &Client,

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, Utc};
 
 use super::claim::Claimed;
-use crate::Deps;
 use crate::clock::{BatchClock, BootInstant};
+use crate::deps::Deps;
 use crate::outcome::{Attempt, Transition, decide};
 
 /// A claimed delivery after its attempt: what happened and the state it leads to.

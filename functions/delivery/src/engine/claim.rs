@@ -7,14 +7,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
 use super::lease::{count, millis};
-use crate::Result;
 use crate::clock::BootInstant;
 use crate::db::{query, query_in_transaction, query_prepared, sql};
+use crate::error::Result;
 
 /// A delivery this worker owns until `lease`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +120,23 @@ impl Claim {
     }
 }
 
+/// Runs one claim `statement` with `params` — in a transaction of its own opened by `begin`,
+/// or as one statement in the caller's transaction — and reads what it took, noting on the
+/// boot clock when it was sent (the lease check before each send counts from there).
+async fn run(
+    db: &Client,
+    begin: Option<&str>,
+    statement: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Claim> {
+    let asked_at = BootInstant::now();
+    let rows = match begin {
+        Some(begin) => query_in_transaction(db, begin, statement, params).await?,
+        None => query(db, statement, params).await?,
+    };
+    Claim::from_rows(&rows, asked_at)
+}
+
 /// Claims up to `limit` deliveries due by `cutoff` (default: the claim's own time) whose lease
 /// is free at `now` (`None`: the database's clock) for the sweep, superseding replaced status
 /// notifications when `supersede` is on.
@@ -131,10 +148,9 @@ pub(crate) async fn claim_due(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
-    let asked_at = BootInstant::now();
-    let rows = query_in_transaction(
+    run(
         db,
-        sql::ORDERED_CLAIM_BEGIN,
+        Some(sql::ORDERED_CLAIM_BEGIN),
         sql::DUE_CLAIM,
         &[
             (&cutoff, Type::TIMESTAMPTZ),
@@ -144,8 +160,7 @@ pub(crate) async fn claim_due(
             (&supersede, Type::BOOL),
         ],
     )
-    .await?;
-    Claim::from_rows(&rows, asked_at)
+    .await
 }
 
 /// Claims the given ids if they are claimable at `now` (`None`: the database's clock), for
@@ -158,9 +173,9 @@ pub async fn claim_ids(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
-    let asked_at = BootInstant::now();
-    let rows = query(
+    run(
         db,
+        None,
         sql::IDS_CLAIM,
         &[
             (&ids, Type::UUID_ARRAY),
@@ -169,8 +184,7 @@ pub async fn claim_ids(
             (&supersede, Type::BOOL),
         ],
     )
-    .await?;
-    Claim::from_rows(&rows, asked_at)
+    .await
 }
 
 /// [`claim_ids`] in a transaction of its own whose commit does not wait for the disk
@@ -183,10 +197,9 @@ pub(crate) async fn claim_ids_async_commit(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
-    let asked_at = BootInstant::now();
-    let rows = query_in_transaction(
+    run(
         db,
-        sql::CLAIM_BEGIN,
+        Some(sql::CLAIM_BEGIN),
         sql::IDS_CLAIM,
         &[
             (&ids, Type::UUID_ARRAY),
@@ -195,8 +208,7 @@ pub(crate) async fn claim_ids_async_commit(
             (&supersede, Type::BOOL),
         ],
     )
-    .await?;
-    Claim::from_rows(&rows, asked_at)
+    .await
 }
 
 /// Dispatch's claim of given ids ([`sql::IDS_CLAIM`]) prepared once on a connection of its own,
@@ -245,10 +257,9 @@ pub(crate) async fn claim_fresh(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
-    let asked_at = BootInstant::now();
-    let rows = query_in_transaction(
+    run(
         db,
-        sql::ORDERED_CLAIM_BEGIN,
+        Some(sql::ORDERED_CLAIM_BEGIN),
         sql::FRESH_CLAIM,
         &[
             (&count(limit), Type::INT8),
@@ -257,8 +268,7 @@ pub(crate) async fn claim_fresh(
             (&supersede, Type::BOOL),
         ],
     )
-    .await?;
-    Claim::from_rows(&rows, asked_at)
+    .await
 }
 
 /// Claims up to `limit` status notifications that waited for the just recorded deliveries
@@ -271,10 +281,9 @@ pub(crate) async fn claim_followers(
     limit: usize,
     supersede: bool,
 ) -> Result<Claim> {
-    let asked_at = BootInstant::now();
-    let rows = query_in_transaction(
+    run(
         db,
-        sql::CLAIM_BEGIN,
+        Some(sql::CLAIM_BEGIN),
         sql::FOLLOWER_CLAIM,
         &[
             (&recorded, Type::UUID_ARRAY),
@@ -284,6 +293,5 @@ pub(crate) async fn claim_followers(
             (&supersede, Type::BOOL),
         ],
     )
-    .await?;
-    Claim::from_rows(&rows, asked_at)
+    .await
 }

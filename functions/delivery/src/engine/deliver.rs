@@ -17,8 +17,10 @@ use super::delivered::DeliveryOutcome;
 use super::lease::{lease_for, rows_that_fit};
 use super::record::record_as_completed;
 use crate::clock::BatchClock;
+use crate::clock::Clock;
 use crate::db::with_retry;
-use crate::{Clock, Deps, Result};
+use crate::deps::Deps;
+use crate::error::Result;
 
 /// Hand-offs after one batch, at most: each takes only notifications captured later than the
 /// ones just recorded, so the chain ends by itself; this bounds it anyway.

@@ -6,8 +6,8 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::Result;
 use crate::db::{query, sql};
+use crate::error::Result;
 use crate::status::DeliveryStatus;
 
 /// Why a delivery was not claimed.

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::Config;
+use crate::config::Config;
 
 /// Kept free before a Lambda deadline for recording the last outcomes and returning.
 pub(crate) const DEADLINE_HEADROOM: Duration = Duration::from_secs(5);

@@ -23,9 +23,10 @@ use super::attempt::{Attempted, Completion};
 use super::claim::Claimed;
 use super::delivered::{DeliveryOutcome, Recorded};
 use crate::db::{query_in_transaction, sql, with_retry};
+use crate::deps::Deps;
+use crate::error::Result;
 use crate::outcome::AttemptResult;
 use crate::status::DeliveryStatus;
-use crate::{Deps, Result};
 
 /// Outcomes are written at the latest once this many have completed (each statement costs
 /// about half a millisecond of parsing and planning however many rows it writes: at 50 rows a

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::emf::{Record, Unit};
 use super::tally::Tally;
 use super::{Function, NAMESPACE};
-use crate::Clock;
+use crate::clock::Clock;
 
 /// The sweep's view of the backlog when it finished.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -1,5 +1,5 @@
 //! Why `webhooks migrate` (and the schema checks of the operator commands) refused or stopped.
-//! `schema` owns its error: [`crate::Error`] is what the handlers raise, and appears here
+//! `schema` owns its error: [`crate::error::Error`] is what the handlers raise, and appears here
 //! only wrapped, for the database and the pool.
 
 use super::Mismatch;
@@ -59,7 +59,7 @@ pub enum SchemaError {
     Drift(Vec<String>),
     /// The database or the pool (the engine's error).
     #[error(transparent)]
-    Engine(#[from] crate::Error),
+    Engine(#[from] crate::error::Error),
     /// refinery itself failed.
     #[error("migration: {}", chain(.0))]
     Refinery(#[from] refinery::Error),

@@ -7,8 +7,8 @@ use tokio_postgres::Client;
 
 use super::Result;
 use super::SchemaError;
-use crate::Error;
 use crate::db::query;
+use crate::error::Error;
 
 /// The schema the connection's unqualified names resolve to, and whether the outbox is there
 /// (the table every operator command reads, through the same `search_path`).

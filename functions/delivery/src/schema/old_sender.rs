@@ -149,7 +149,7 @@ pub(crate) async fn restart(pool: &Pool, jobs: &[CronJob], say: &mut (dyn FnMut(
                 .execute(CRON_ACTIVE, &[&job.id, &true])
                 .await
                 .map(|_| ())
-                .map_err(crate::Error::from),
+                .map_err(crate::error::Error::from),
             Err(err) => Err(err.into()),
         };
         match resumed {

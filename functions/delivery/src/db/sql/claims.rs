@@ -39,7 +39,7 @@
 /// expired at `$2` (NULL: the database's now), oldest due first, at most `$4`, leased for `$3`
 /// milliseconds; `$5`: supersede (`WEBHOOK_SUPERSEDE`). Only status notifications whose turn
 /// has come are taken; those with a later one are ended `superseded` (see the module
-/// documentation). Returns them in the column order of [`crate::claim::Claimed`], with
+/// documentation). Returns them in the column order of [`crate::engine::claim::Claimed`], with
 /// `reclaimed` set where an expired lease was taken over (its worker died mid-flight), the
 /// time the claim used, and `superseded_by` (then without a lease: not to be sent). Served by
 /// the partial index `webhook_deliveries_due_idx`.
@@ -107,7 +107,7 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
                THEN set_config('synchronous_commit', 'on', true) END AS durable";
 
 /// The planner settings of `webhooks listen`'s claim connection
-/// ([`crate::claim::SessionClaims`]), a session of its own that runs only [`IDS_CLAIM`],
+/// ([`crate::engine::claim::SessionClaims`]), a session of its own that runs only [`IDS_CLAIM`],
 /// prepared once: one generic plan (no planning per notification, about a millisecond of its
 /// way to the receiver), which must probe the primary key per id whatever the table looked like
 /// when it was planned — a plan made on a nearly empty table would otherwise scan it, and keep

@@ -25,6 +25,8 @@ pub mod doctor;
 pub mod listen;
 pub mod ops;
 pub mod outcomes;
+#[cfg(test)]
+mod tests;
 
 pub use claims::*;
 pub use doctor::*;

@@ -118,7 +118,7 @@ SELECT count(*),
  WHERE status IN ('pending', 'retrying')
    AND next_retry_at <= coalesce($1::timestamptz, now())";
 
-/// "Now": `$1`, or the database's `now()` when NULL (see [`crate::Clock::now_on`]).
+/// "Now": `$1`, or the database's `now()` when NULL (see [`crate::db::now`]).
 pub const CURRENT_TIME: &str = "
 SELECT coalesce($1::timestamptz, now())";
 

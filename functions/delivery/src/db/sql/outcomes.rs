@@ -9,7 +9,7 @@
 /// number (unique per delivery, reserved by the claim) and is not inserted twice, and a
 /// delivery that already holds this very outcome is returned as updated. With each id, whether
 /// a later status notification of its booking is still unresolved: one that may have waited
-/// for this one ([`FOLLOWER_CLAIM`] hands it on).
+/// for this one ([`super::FOLLOWER_CLAIM`] hands it on).
 /// Parallel arrays, one element per attempt:
 /// `$1` id, `$2` lease, `$3` attempt, `$4` started_at, `$5` duration_ms, `$6` status_code,
 /// `$7` error_kind, `$8` error, `$9` status, `$10` next_retry_at, `$11` resolved_at,

@@ -39,14 +39,17 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::clock::BatchClock;
+use crate::clock::Clock;
 use crate::db::with_retry;
+use crate::deps::Deps;
 use crate::engine::attempt::attempt;
 use crate::engine::claim::{Claim, Claimed, claim_due, claim_followers};
 use crate::engine::deliver::HAND_OFF_ROUNDS;
 use crate::engine::delivered::DeliveryOutcome;
 use crate::engine::lease::{lease_for, rows_that_fit};
 use crate::engine::record::{Progress, RECORD_EVERY, record_as_completed};
-use crate::{Clock, Deps, Error, Result};
+use crate::error::Error;
+use crate::error::Result;
 use turns::{DuePlan, Step, Turns, plan_due};
 
 /// How the sweep drains.

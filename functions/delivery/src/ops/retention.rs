@@ -16,10 +16,10 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
-use crate::Result;
 use crate::config::retention::at_least_a_day;
 use crate::db::sql;
 use crate::db::{STATEMENT_TIMEOUT, query, query_in_transaction};
+use crate::error::Result;
 
 /// Deliveries deleted per batch by default.
 pub const DEFAULT_BATCH: i64 = 1_000;
@@ -169,7 +169,7 @@ pub fn render_cleanup(r: &CleanupReport) -> String {
         "{verb} {} deliveries{by_status} and {} attempts resolved before {}",
         r.total(),
         r.attempts,
-        crate::table::instant(Some(r.cutoff)),
+        crate::ops::table::instant(Some(r.cutoff)),
     );
     if !r.dry_run {
         out.push_str(&format!(", in {} batches", r.batches));

@@ -12,9 +12,10 @@ use serde::Serialize;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::db::sql;
 use crate::db::{query, with_retry};
-use crate::{Clock, Result};
+use crate::error::Result;
 
 /// Which failed deliveries to requeue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,10 +8,10 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
-use crate::Result;
 use crate::db::query;
 use crate::db::sql;
-use crate::table::{Table, instant, or_dash, span};
+use crate::error::Result;
+use crate::ops::table::{Table, instant, or_dash, span};
 
 /// One row of `webhook_stats`, plus ages computed at the time of reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -6,10 +6,10 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::Result;
 use crate::db::query;
 use crate::db::sql;
-use crate::table::{Table, clip, instant, or_dash};
+use crate::error::Result;
+use crate::ops::table::{Table, clip, instant, or_dash};
 
 /// A delivery's stored state. The address is masked (`t***@example.com`): output of an
 /// operator command ends up in tickets and chat.

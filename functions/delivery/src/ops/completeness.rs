@@ -18,10 +18,10 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::Result;
 use crate::db::query;
 use crate::db::sql;
-use crate::table::{Table, instant, span};
+use crate::error::Result;
+use crate::ops::table::{Table, instant, span};
 
 /// Bookings younger than this are not reported by default.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3_600);

@@ -7,10 +7,10 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::Result;
 use crate::db::query;
 use crate::db::sql;
-use crate::table::{Table, clip, instant, or_dash};
+use crate::error::Result;
+use crate::ops::table::{Table, clip, instant, or_dash};
 
 /// Which deliveries to list.
 #[derive(Debug, Clone, PartialEq, Eq)]

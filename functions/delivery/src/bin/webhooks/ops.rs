@@ -1,0 +1,277 @@
+//! The operator's read and repair commands (`stats`, `failures`, `show`, `cleanup`, `verify`,
+//! `doctor`): they need only `DATABASE_URL`, print tables (or JSON with `--json`), and exit 1
+//! when they find a problem. Their logic lives in the library's `ops` modules.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{Subcommand, ValueEnum};
+use delivery::backoff::parse_duration;
+use delivery::failures::FailureFilter;
+use delivery::retention::Cleanup;
+use delivery::schema;
+use delivery::{Clock, DbConfig, out};
+use uuid::Uuid;
+
+use crate::Verdict;
+use crate::parse::{Since, since};
+
+/// The operator's read and repair commands: they need only DATABASE_URL, print tables (or
+/// JSON with `--json`), and exit 1 when they find a problem.
+#[derive(Subcommand, Debug)]
+pub(crate) enum Operation {
+    /// Delivery health per type and overall: counts by status, success rate, attempts to
+    /// succeed, attempt latency percentiles (24 h), age of the oldest undelivered row.
+    #[command(after_help = concat!("Examples:
+  webhooks stats
+  webhooks stats --json
+
+", "Exit status: 0 done; 2 could not run."))]
+    Stats {
+        /// Print JSON (one object per type, `all` last) instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliveries in trouble (failed, or waiting for a retry), with last error and next retry,
+    /// most recently attempted first.
+    #[command(after_help = concat!("Examples:
+  webhooks failures
+  webhooks failures --status failed --since 2h
+  webhooks failures --status retrying --limit 10 --json
+
+", "Exit status: 0 done (also when nothing is in trouble); 2 could not run."))]
+    Failures {
+        /// Only this status (default: both).
+        #[arg(long, value_enum)]
+        status: Option<TroubleStatus>,
+        /// Only those last attempted since: an age such as 2h, or RFC 3339.
+        #[arg(long, value_parser = since)]
+        since: Option<Since>,
+        /// List at most this many (the total is still counted).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One delivery and every attempt made for it (code, kind, latency, error excerpt).
+    #[command(after_help = concat!("Example:
+  webhooks show 0b7e3c1e-6a0e-4c1b-9a51-2f1f3a7d9c10
+
+", "Exit status: 0 found; 1 no delivery has this id; 2 could not run."))]
+    Show {
+        /// The delivery id (the `webhook-id` the receiver saw).
+        id: Uuid,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retention: delete resolved deliveries (succeeded, failed, skipped, superseded) resolved
+    /// longer ago than --older-than, with their attempts, in batches. Never touches pending or
+    /// retrying.
+    #[command(after_help = concat!("Examples:
+  webhooks cleanup --older-than 30d --dry-run
+  webhooks cleanup --older-than 30d
+
+", "Exit status: 0 done; 2 could not run (what earlier batches removed stays removed)."))]
+    Cleanup {
+        /// Remove what was resolved longer ago than this, e.g. 30d (at least 1d).
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Duration,
+        /// Only count what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Deliveries deleted per transaction.
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Completeness check: list bookings whose expected delivery (new_request; approved or
+    /// rejected for their current status) does not exist — a disabled trigger, a restore
+    /// that skipped the outbox, rows deleted by hand.
+    #[command(after_help = concat!("Examples:
+  webhooks verify
+  webhooks verify --window 10m --json
+
+", "Exit status: 0 complete; 1 deliveries are missing (or bookings cannot be dated); 2 could not run
+(also when --window reaches back before the horizon, so that no booking is in range)."))]
+    Verify {
+        /// Leave out bookings younger than this (their capture may be in flight), e.g. 1h.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        window: Duration,
+        /// List at most this many (the total is still counted).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the deployment's posture and say what is wrong in plain words: capture triggers,
+    /// capture functions, row level security, backlog, migrations, NOTIFY, wake-up trigger.
+    #[command(after_help = concat!("Examples:
+  webhooks doctor
+  webhooks doctor --json
+
+", "Exit status: 0 no problem (warnings allowed); 1 a problem was found; 2 could not run."))]
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The statuses `failures` can select.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum TroubleStatus {
+    /// Failed for good.
+    Failed,
+    /// Failed at least once, another attempt scheduled.
+    Retrying,
+    /// Never sent: a later approved/rejected notification of the booking replaced it.
+    Superseded,
+}
+
+/// One connection for an operator command, from DATABASE_URL (and WEBHOOK_DB_CA_FILE) alone;
+/// a refused connection reads "database pool: …".
+pub(crate) async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Error>> {
+    let mut db = DbConfig::from_env()?;
+    db.pool_size = 1;
+    Ok(db.pool()?.get().await.map_err(delivery::Error::from)?)
+}
+
+/// Runs an operator command: text for people, `--json` for scripts.
+pub(crate) async fn operate(operation: Operation) -> Result<Verdict, Box<dyn std::error::Error>> {
+    let db = connect().await?;
+    // Ages and cut-offs on the database's clock, like the engine's.
+    let now = delivery::db::now(&db, Clock::System).await?;
+    // Where `webhooks migrate` never ran, or ran an older build, say so and what to do
+    // instead of the server's "relation … does not exist".
+    schema::require_installed(&db).await?;
+    operate_on(&db, now, operation)
+        .await
+        .map_err(|err| match err.downcast::<delivery::Error>() {
+            Ok(err) => Box::new(schema::explain_missing(*err)),
+            Err(other) => other,
+        })
+}
+
+/// The command itself, on a database whose schema is installed.
+async fn operate_on(
+    db: &tokio_postgres::Client,
+    now: DateTime<Utc>,
+    operation: Operation,
+) -> Result<Verdict, Box<dyn std::error::Error>> {
+    let print =
+        |json: bool, value: serde_json::Value, text: String| -> Result<(), serde_json::Error> {
+            if json {
+                out::line(&serde_json::to_string_pretty(&value)?);
+            } else {
+                out::print(&text);
+            }
+            Ok(())
+        };
+    let verdict = match operation {
+        Operation::Stats { json } => {
+            let rows = delivery::health::read_health(db, now).await?;
+            print(
+                json,
+                serde_json::to_value(&rows)?,
+                delivery::health::render_health(&rows),
+            )?;
+            Verdict::Fine
+        }
+        Operation::Failures {
+            status,
+            since,
+            limit,
+            json,
+        } => {
+            let filter = FailureFilter {
+                statuses: match status {
+                    None => FailureFilter::default().statuses,
+                    Some(TroubleStatus::Failed) => vec!["failed".into()],
+                    Some(TroubleStatus::Retrying) => vec!["retrying".into()],
+                    Some(TroubleStatus::Superseded) => vec!["superseded".into()],
+                },
+                since: since.map(|s| s.at(now)).transpose()?,
+                limit,
+            };
+            let found = delivery::failures::list_failures(db, &filter).await?;
+            print(
+                json,
+                serde_json::to_value(&found)?,
+                delivery::failures::render_failures(&found),
+            )?;
+            Verdict::Fine
+        }
+        Operation::Show { id, json } => match delivery::history::read_history(db, id).await? {
+            Some(history) => {
+                print(
+                    json,
+                    serde_json::to_value(&history)?,
+                    delivery::history::render_history(&history),
+                )?;
+                Verdict::Fine
+            }
+            None => {
+                eprintln!("no delivery with id {id}");
+                Verdict::Problem
+            }
+        },
+        Operation::Cleanup {
+            older_than,
+            dry_run,
+            batch_size,
+            json,
+        } => {
+            let mut what =
+                Cleanup::older_than(older_than, now).map_err(|e| format!("--older-than: {e}"))?;
+            what.batch_size = batch_size;
+            what.dry_run = dry_run;
+            let report = delivery::retention::clean_up(db, &what).await?;
+            print(
+                json,
+                serde_json::to_value(&report)?,
+                delivery::retention::render_cleanup(&report),
+            )?;
+            Verdict::Fine
+        }
+        Operation::Verify {
+            window,
+            limit,
+            json,
+        } => {
+            let check = delivery::completeness::check_completeness(db, now, window, limit).await?;
+            // An undatable table is a problem whatever the window (exit 1, below).
+            if let Some(why) = check.empty_range(window).filter(|_| check.bookings_dated) {
+                return Err(why.into());
+            }
+            print(
+                json,
+                serde_json::to_value(&check)?,
+                delivery::completeness::render_completeness(&check),
+            )?;
+            if check.is_complete() {
+                Verdict::Fine
+            } else {
+                Verdict::Problem
+            }
+        }
+        Operation::Doctor { json } => {
+            let posture = delivery::posture::check_posture(db, now).await?;
+            print(
+                json,
+                serde_json::to_value(&posture)?,
+                delivery::posture::render_posture(&posture),
+            )?;
+            if posture.is_healthy() {
+                Verdict::Fine
+            } else {
+                Verdict::Problem
+            }
+        }
+    };
+    Ok(verdict)
+}

@@ -1,0 +1,141 @@
+//! What a dispatch did: counts and ids per category, as the function returns them.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::engine::delivered::{DeliveryOutcome, Recorded};
+use crate::engine::explain::NotClaimed;
+use crate::status::DeliveryStatus;
+
+/// Counts per category of a [`DispatchReport`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchCounts {
+    /// Delivered now.
+    pub succeeded: usize,
+    /// Failed now; a retry is scheduled.
+    pub retrying: usize,
+    /// Failed now for good.
+    pub failed: usize,
+    /// Has no recipient; never sent.
+    pub skipped: usize,
+    /// Replaced by a later status notification of the same booking; never sent.
+    pub superseded: usize,
+    /// Not visible (unknown, or not committed within the wait); left to the sweep.
+    pub not_found: usize,
+    /// Exists but was not sent now (final, in flight elsewhere, or not due).
+    pub unchanged: usize,
+}
+
+impl DispatchCounts {
+    /// For a `{"limit"}` dispatch: the deliveries its claims took, whatever became of them
+    /// (sent, superseded, given back, lost to another worker, or deleted while being sent —
+    /// the only way such a dispatch finds one `notFound`).
+    pub fn taken(&self) -> usize {
+        self.succeeded
+            + self.retrying
+            + self.failed
+            + self.superseded
+            + self.unchanged
+            + self.not_found
+    }
+}
+
+/// A delivery that a later status notification of the same booking replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replaced {
+    /// Delivery id.
+    pub id: Uuid,
+    /// The newest status notification of the booking, which replaced it.
+    pub superseded_by: Uuid,
+}
+
+/// A delivery that was not sent, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unchanged {
+    /// Delivery id.
+    pub id: Uuid,
+    /// Why.
+    pub reason: NotClaimed,
+}
+
+/// What a dispatch did, with the ids in each category.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchReport {
+    /// How many in each category.
+    pub counts: DispatchCounts,
+    /// Delivered now.
+    pub succeeded: Vec<Uuid>,
+    /// Failed now; a retry is scheduled.
+    pub retrying: Vec<Uuid>,
+    /// Failed now for good.
+    pub failed: Vec<Uuid>,
+    /// Has no recipient; never sent.
+    pub skipped: Vec<Uuid>,
+    /// Replaced by a later status notification (now, or before); never sent.
+    pub superseded: Vec<Replaced>,
+    /// Not visible; left to the sweep.
+    pub not_found: Vec<Uuid>,
+    /// Exists but not sent now.
+    pub unchanged: Vec<Unchanged>,
+}
+
+impl DispatchReport {
+    pub(super) fn add_delivered(&mut self, d: &DeliveryOutcome) {
+        match d.recorded {
+            Recorded::Yes => {}
+            Recorded::LeaseLost => return self.add_unchanged(d.id, NotClaimed::InFlight, None),
+            Recorded::Returned => {
+                return self.add_unchanged(d.id, NotClaimed::ReturnedUnsent, None);
+            }
+            // Refused: the row went away while it was being sent.
+            Recorded::Refused => return self.add_not_found(d.id),
+        }
+        match (d.status, d.superseded_by) {
+            (DeliveryStatus::Succeeded, _) => self.succeeded.push(d.id),
+            (DeliveryStatus::Failed, _) => self.failed.push(d.id),
+            (DeliveryStatus::Superseded, Some(by)) => self.superseded.push(Replaced {
+                id: d.id,
+                superseded_by: by,
+            }),
+            _ => self.retrying.push(d.id),
+        }
+        self.tally();
+    }
+
+    pub(super) fn add_unchanged(
+        &mut self,
+        id: Uuid,
+        reason: NotClaimed,
+        superseded_by: Option<Uuid>,
+    ) {
+        match (reason, superseded_by) {
+            (NotClaimed::Skipped, _) => self.skipped.push(id),
+            (NotClaimed::Superseded, Some(by)) => self.superseded.push(Replaced {
+                id,
+                superseded_by: by,
+            }),
+            _ => self.unchanged.push(Unchanged { id, reason }),
+        }
+        self.tally();
+    }
+
+    pub(super) fn add_not_found(&mut self, id: Uuid) {
+        self.not_found.push(id);
+        self.tally();
+    }
+
+    fn tally(&mut self) {
+        self.counts = DispatchCounts {
+            succeeded: self.succeeded.len(),
+            retrying: self.retrying.len(),
+            failed: self.failed.len(),
+            skipped: self.skipped.len(),
+            superseded: self.superseded.len(),
+            not_found: self.not_found.len(),
+            unchanged: self.unchanged.len(),
+        };
+    }
+}
