@@ -64,17 +64,12 @@ pub(super) async fn apply_migrations(
     let runner = embedded::migrations::runner();
     let applied = transaction::applied(tx).await?;
     let findings = history::compare(&applied, &known_migrations());
-    let refused: Vec<String> = findings
-        .iter()
-        .filter(|f| !matches!(f, history::Finding::Pending(_)))
-        .map(ToString::to_string)
-        .collect();
-    let repairable = findings.iter().all(history::Finding::repairable);
     // refinery would refuse it: only `--repair` goes on, and only when it knows how.
-    let refinery_refuses = !refused.is_empty();
-    if refinery_refuses && (!repair || !repairable) {
+    if let Some((findings, repairable)) = history::refusal(&findings)
+        && (!repair || !repairable)
+    {
         return Err(SchemaError::History {
-            findings: refused,
+            findings,
             repairable,
         });
     }

@@ -144,6 +144,18 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Why refinery would refuse this history (`None`: it would apply what is pending): every
+/// finding but the pending ones, and whether `--repair` can set them all right.
+pub(crate) fn refusal(findings: &[Finding]) -> Option<(Vec<String>, bool)> {
+    let refused: Vec<String> = findings
+        .iter()
+        .filter(|f| !matches!(f, Finding::Pending(_)))
+        .map(ToString::to_string)
+        .collect();
+    let repairable = findings.iter().all(Finding::repairable);
+    (!refused.is_empty()).then_some((refused, repairable))
+}
+
 /// `V8__superseded`.
 pub(crate) fn label(version: i32, name: &str) -> String {
     format!("V{version}__{name}")

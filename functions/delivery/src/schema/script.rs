@@ -47,15 +47,10 @@ pub(crate) async fn script(tx: &Transaction<'_>) -> Result<String> {
     }
     let applied = transaction::applied(tx).await?;
     let findings = history::compare(&applied, &known_migrations());
-    let refused: Vec<String> = findings
-        .iter()
-        .filter(|f| !matches!(f, history::Finding::Pending(_)))
-        .map(ToString::to_string)
-        .collect();
-    if !refused.is_empty() {
+    if let Some((findings, repairable)) = history::refusal(&findings) {
         return Err(SchemaError::History {
-            repairable: findings.iter().all(history::Finding::repairable),
-            findings: refused,
+            findings,
+            repairable,
         });
     }
     if !applied.is_empty() {
