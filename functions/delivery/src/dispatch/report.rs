@@ -4,6 +4,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::engine::delivered::{DeliveryOutcome, Recorded};
+use crate::engine::endpoint::Hold;
 use crate::engine::explain::NotClaimed;
 use crate::status::DeliveryStatus;
 
@@ -80,6 +81,10 @@ pub struct DispatchReport {
     pub not_found: Vec<Uuid>,
     /// Exists but not sent now.
     pub unchanged: Vec<Unchanged>,
+    /// Why the notification service held this dispatch's deliveries, if it did (they are
+    /// `unchanged` with reason `held`, and left to the sweep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
 }
 
 impl DispatchReport {

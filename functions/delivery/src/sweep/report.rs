@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::engine::delivered::{DeliveryOutcome, Recorded};
+use crate::engine::endpoint::Hold;
 use crate::ops::retention::CleanupReport;
 use crate::status::DeliveryStatus;
 
@@ -33,6 +34,14 @@ pub struct SweepReport {
     pub returned: usize,
     /// Due deliveries left when the sweep ended.
     pub still_due: i64,
+    /// Why the notification service held the due deliveries (breaker open, a probe on its
+    /// way, a pause), if it did: they were not sent, and no attempt was spent on them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+    /// Probes sent while the breaker was open (at most one a sweep).
+    pub probes: usize,
+    /// Held deliveries failed for being held longer than `WEBHOOK_HOLD_MAX` (replayable).
+    pub holds_expired: usize,
     /// Batches claimed.
     pub batches: usize,
     /// True when time (the budget or the deadline) ended the sweep.

@@ -16,12 +16,14 @@
 //! # Layout
 //! - [`claims`]: the claims and the decision rule they share (pinned by a test).
 //! - [`outcomes`]: recording attempts, giving back leases, the backlog, the requeue.
+//! - [`endpoint`]: the notification service's health: breaker, pause, pacing, holds.
 //! - [`listen`]: the NOTIFY channels.
 //! - [`ops`]: the operator commands' reads and retention.
 //! - [`doctor`]: the catalog reads of `webhooks doctor`.
 
 pub mod claims;
 pub mod doctor;
+pub mod endpoint;
 pub mod listen;
 pub mod ops;
 pub mod outcomes;
@@ -30,6 +32,7 @@ mod tests;
 
 pub use claims::*;
 pub use doctor::*;
+pub use endpoint::*;
 pub use listen::*;
 pub use ops::*;
 pub use outcomes::*;
@@ -72,6 +75,14 @@ pub const ALL: &[(&str, &str)] = &[
     ("DELIVERY_STATES", DELIVERY_STATES),
     ("OUTCOME_RECORDING", OUTCOME_RECORDING),
     ("LEASE_RELEASE", LEASE_RELEASE),
+    ("ENDPOINT_STATE", ENDPOINT_STATE),
+    ("ENDPOINT_ENSURE", ENDPOINT_ENSURE),
+    ("ENDPOINT_PROBE", ENDPOINT_PROBE),
+    ("ENDPOINT_RECORD", ENDPOINT_RECORD),
+    ("ENDPOINT_PACE", ENDPOINT_PACE),
+    ("ENDPOINT_PAUSE", ENDPOINT_PAUSE),
+    ("ENDPOINT_RESUME", ENDPOINT_RESUME),
+    ("HOLD_EXPIRY", HOLD_EXPIRY),
     ("DUE_COUNT", DUE_COUNT),
     ("FAILED_REQUEUE", FAILED_REQUEUE),
     ("SESSION_PROBE", SESSION_PROBE),
@@ -80,6 +91,7 @@ pub const ALL: &[(&str, &str)] = &[
 /// Every operations statement, for the test that prepares them against the migrated schema.
 pub const OPERATIONS: &[(&str, &str)] = &[
     ("HEALTH_STATS", HEALTH_STATS),
+    ("ENDPOINTS", ENDPOINTS),
     ("FAILURES", FAILURES),
     ("DELIVERY", DELIVERY),
     ("ATTEMPTS", ATTEMPTS),
