@@ -51,11 +51,11 @@ COMMENT ON TABLE webhook_endpoints IS
     'The notification service''s health, shared by every worker: circuit breaker, pause '
     '(webhooks pause, Retry-After) and pacing (WEBHOOK_MAX_RATE, slow start).';
 
--- A delivery's hold: set by its first attempt that failed while the endpoint was held (a probe,
--- or a request in flight when the breaker opened; such attempts are logged but not counted
--- toward max_retries), cleared by its next counted attempt. A held delivery fails once
--- WEBHOOK_HOLD_MAX has passed since then (or since its last attempt, or its capture, when it
--- was never attempted while held). Nullable without a default: no table rewrite.
+-- A delivery's hold: when it came due and was held, recorded by its first attempt that failed
+-- while the endpoint was held (a probe, or a request in flight when the breaker opened; such
+-- attempts are logged but not counted toward max_retries), cleared by its next counted
+-- attempt. A held delivery fails once WEBHOOK_HOLD_MAX has passed since then (since it came
+-- due, when it was never attempted while held). Nullable without a default: no table rewrite.
 ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS held_since timestamptz;
 
 COMMENT ON COLUMN webhook_deliveries.held_since IS

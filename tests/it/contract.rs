@@ -174,7 +174,12 @@ fn every_alarm_on_our_namespace_watches_a_metric_the_functions_emit() {
     }
     assert_eq!(
         ours,
-        ["DeliveriesFailed", "OldestDueAge", "MissingDeliveries"]
+        [
+            "DeliveriesFailed",
+            "OldestDueAge",
+            "MissingDeliveries",
+            "BreakerOpenFor"
+        ]
     );
 
     let backlog = alarms

@@ -175,10 +175,20 @@ async fn operate_on(
     let verdict = match operation {
         Operation::Stats { json } => {
             let rows = delivery::health::read_health(db, now).await?;
+            // The notification service: breaker, pause, held deliveries, pace (people only:
+            // the JSON keeps its shape; `webhooks doctor --json` has the service's state).
+            let rate = std::env::var("WEBHOOK_MAX_RATE")
+                .ok()
+                .and_then(|r| r.parse::<f64>().ok());
+            let endpoints = delivery::endpoint::read_endpoints(db, Some(now), rate).await?;
             print(
                 json,
                 serde_json::to_value(&rows)?,
-                delivery::health::render_health(&rows),
+                format!(
+                    "{}\n{}",
+                    delivery::health::render_health(&rows),
+                    delivery::endpoint::render_endpoints(&endpoints)
+                ),
             )?;
             Verdict::Fine
         }

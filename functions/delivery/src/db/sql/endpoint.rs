@@ -139,6 +139,9 @@ UPDATE webhook_endpoints w
  WHERE w.origin = p.origin
 RETURNING p.paused_until, p.paused_by";
 
+/// Whether `webhook_endpoints` exists (V16) where the search path finds it.
+pub const ENDPOINTS_TABLE: &str = "SELECT to_regclass('webhook_endpoints') IS NOT NULL";
+
 /// Every endpoint, for `webhooks stats`, `doctor` and the sweep's metrics, at `$1` (NULL: the
 /// database's now): its row, how long the slow start has run (real clock), and the deliveries
 /// due then — held, while the breaker is not closed or a pause lasts.
@@ -151,10 +154,11 @@ SELECT e.origin, e.state, e.failures, e.opened_at, e.probe_at, e.closed_at, e.pa
   FROM webhook_endpoints e
  ORDER BY e.origin";
 
-/// Held too long: fails up to `$3` due deliveries held more than `$2` ms before `$1` (NULL: the
-/// database's now) — since their hold began (`held_since`), else their last attempt, else
-/// their capture — whose lease is free, saying why; replayable. Run only while the endpoint is
-/// held (breaker open, paused): then nothing due is sent. Returns their ids.
+/// Held too long: fails up to `$3` unresolved deliveries held since more than `$2` ms before
+/// `$1` (NULL: the database's now) — since their hold began (`held_since`, set by a failure
+/// while held), else since they came due (`next_retry_at`: nothing was sent since) — whose
+/// lease is free, saying why; replayable. Run only while the endpoint is held (breaker open,
+/// paused): then nothing due is sent. Returns their ids.
 pub const HOLD_EXPIRY: &str = "
 UPDATE webhook_deliveries d
    SET status        = 'failed',
@@ -163,16 +167,15 @@ UPDATE webhook_deliveries d
        locked_until  = NULL,
        last_error    = 'held longer than WEBHOOK_HOLD_MAX while the notification service was '
                        || 'unreachable or paused (circuit breaker open, or webhooks pause); '
-                       || 'not sent since; webhooks replay sends it again'
+                       || 'webhooks replay sends it again'
  WHERE d.ctid = ANY (ARRAY(
            SELECT h.ctid
              FROM webhook_deliveries h
             WHERE h.status IN ('pending', 'retrying')
-              AND h.next_retry_at <= coalesce($1, now())
-              AND coalesce(h.held_since, h.last_attempt_at, h.created_at)
+              AND coalesce(h.held_since, h.next_retry_at)
                   < coalesce($1, now()) - $2::bigint * interval '1 millisecond'
               AND (h.locked_until IS NULL OR h.locked_until <= coalesce($1, now()))
-            ORDER BY h.next_retry_at
+            ORDER BY coalesce(h.held_since, h.next_retry_at)
             LIMIT $3
               FOR UPDATE SKIP LOCKED))
 RETURNING d.id";

@@ -92,6 +92,7 @@ pub const ALL: &[(&str, &str)] = &[
 pub const OPERATIONS: &[(&str, &str)] = &[
     ("HEALTH_STATS", HEALTH_STATS),
     ("ENDPOINTS", ENDPOINTS),
+    ("ENDPOINTS_TABLE", ENDPOINTS_TABLE),
     ("FAILURES", FAILURES),
     ("DELIVERY", DELIVERY),
     ("ATTEMPTS", ATTEMPTS),

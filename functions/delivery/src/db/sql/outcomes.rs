@@ -43,7 +43,10 @@ UPDATE webhook_deliveries d
        -- (only on the first write of the outcome, which still holds the lease).
        max_retries      = d.max_retries
                           + CASE WHEN o.held AND d.locked_until = o.lease THEN 1 ELSE 0 END,
-       held_since       = CASE WHEN o.held THEN coalesce(d.held_since, o.finished_at) END
+       -- Held since it came due (the old next_retry_at), unless held before.
+       held_since       = CASE WHEN o.held
+                               THEN coalesce(d.held_since, least(d.next_retry_at, o.finished_at))
+                          END
   FROM outcome o
  WHERE d.id = o.id
    AND (d.locked_until = o.lease
