@@ -8,7 +8,7 @@ VENV        := target/venv
 VENV_BIN    := $(abspath $(VENV))/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help db migrate demo test test-faults pgbouncer bench bench-tools lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms dashboard
+.PHONY: help db migrate demo test test-faults pgbouncer bench bench-baseline bench-tools lint tools watch invoke-dispatch invoke-sweep listen receiver sweep build deploy schedule alarms dashboard
 
 # Environment for the local function server and `webhooks`: .env if present, else the example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
@@ -123,6 +123,12 @@ bench: db tools bench-tools ## every figure of issue #13 beside its target, rewr
 	@echo "bench: building webhooks, the harness and the functions (release)"
 	cargo build --release --bin webhooks --bin bench --bin dispatch --bin retry-sweep
 	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; target/release/bench
+
+bench-baseline: db tools bench-tools ## the drain beside another commit's build, alternating in one run: make bench-baseline BASE=<commit>
+	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=<commit>" >&2; exit 2; }
+	@baseline="$$(bench/baseline.sh $(BASE))" && cargo build --release --bin webhooks --bin bench && \
+	  export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)" && \
+	  BENCH_BASELINE_WEBHOOKS="$$baseline" BENCH_ONLY=drain BENCH_WRITE=0 target/release/bench
 
 bench-tools: ## install what make bench needs from Debian when missing: nginx, GNU time, pgbench
 	@bench/ensure-tools.sh

@@ -23,6 +23,9 @@ const MAX_CONNECTIONS: usize = 64;
 const MAX_RSS_MIB: f64 = 32.0;
 /// The big backlog's rate over the small one's at or above this counts as linear.
 const LINEAR: f64 = 0.9;
+/// This build's drain over a baseline build's (`BENCH_BASELINE_WEBHOOKS`) at or above this:
+/// within 5 % (issue 22: the endpoint's health costs the drain nothing worth measuring).
+const BASELINE_RATIO: f64 = 0.95;
 
 /// One measured sweep.
 struct Drained {
@@ -48,9 +51,21 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
     let n = ctx.knobs.backlog;
     let mut section = Section::new(&format!("Sweep drain ({} backlog)", thousands(n as f64)));
     let (mut bare, mut sweeps) = (Vec::new(), Vec::new());
+    // A baseline build's `webhooks` (another commit's), drained alternately with this one's.
+    let baseline = std::env::var_os("BENCH_BASELINE_WEBHOOKS").map(std::path::PathBuf::from);
+    let mut baseline_rates = Vec::new();
+    let this = ctx.release("webhooks")?;
     for i in 1..=ctx.knobs.runs {
         let (wall, seen) = bare_http(ctx, n).await?;
-        let drained = drain(ctx, scratch, &db, n).await?;
+        if let Some(old) = &baseline {
+            let drained = drain(ctx, scratch, &db, n, old).await?;
+            section.line(format!(
+                "- run {i}: baseline build's sweep {}/s",
+                thousands(rate(n, drained.wall))
+            ));
+            baseline_rates.push(rate(n, drained.wall));
+        }
+        let drained = drain(ctx, scratch, &db, n, &this).await?;
         section.line(format!(
             "- run {i}: bare HTTP {}/s ({} connections); sweep {}/s ({:.3} s spawn to exit), \
              peak RSS {:.1} MiB, WAL {:.0} B/delivery, receiver {} requests / {} distinct \
@@ -71,6 +86,15 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
     let sweep_rate = median(&sweeps.iter().map(|d| rate(n, d.wall)).collect::<Vec<_>>());
     let bare_rate = median(&bare);
     let ratio = sweep_rate / bare_rate;
+    if !baseline_rates.is_empty() {
+        let against = sweep_rate / median(&baseline_rates);
+        section.row(
+            "Sweep drain / the baseline build's (BENCH_BASELINE_WEBHOOKS, alternating), no WEBHOOK_MAX_RATE",
+            format!("{against:.3}"),
+            "≥ 0.95",
+            Verdict::of(against >= BASELINE_RATIO),
+        );
+    }
     let connections = sweeps.iter().map(|d| d.seen.connections).max().unwrap_or(0);
     let mut rss = sweeps.iter().map(|d| d.rss_mib).fold(0.0, f64::max);
     let of = if ctx.knobs.runs > 1 {
@@ -119,7 +143,7 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
     );
 
     let big = ctx.knobs.big_backlog;
-    let drained = drain(ctx, scratch, &db, big).await?;
+    let drained = drain(ctx, scratch, &db, big, &this).await?;
     let big_rate = rate(big, drained.wall);
     rss = rss.max(drained.rss_mib);
     section.line(format!(
@@ -166,17 +190,19 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
     Ok(section)
 }
 
-/// Captures `n` bookings, drains them with one `webhooks sweep` process, verifies.
+/// Captures `n` bookings, drains them with one `webhooks sweep` process of `webhooks`,
+/// verifies.
 async fn drain(
     ctx: &mut Ctx,
     scratch: &Scratch,
     db: &tokio_postgres::Client,
     n: u64,
+    webhooks: &std::path::Path,
 ) -> anyhow::Result<Drained> {
     pg::truncate(db).await?;
     pg::backlog(db, n).await?;
     let nginx = Nginx::start(&ctx.file("nginx")).await?;
-    let job = Job::new(ctx.release("webhooks")?, &["sweep"])
+    let job = Job::new(webhooks.to_path_buf(), &["sweep"])
         .env(&ctx.engine_env(&scratch.url, &nginx.url()));
     ctx.ran(job.display());
     let lsn: String = db

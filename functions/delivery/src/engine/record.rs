@@ -133,6 +133,9 @@ pub(crate) struct Progress {
     pub(crate) recorded: usize,
     /// Of those, the ones a later notification of their booking may have waited for.
     pub(crate) hands_on: Vec<Uuid>,
+    /// The group told something about the notification service (a failure, a pause): the
+    /// claimer reads its state again before the next claim.
+    pub(crate) endpoint_news: bool,
 }
 
 /// Takes completed attempts as they come and writes them in groups ([`RECORD_EVERY`],
@@ -163,7 +166,7 @@ pub(crate) async fn record_as_completed(
                 () = &mut window => break,
             }
         }
-        let recorded = record(deps, group).await?;
+        let (recorded, endpoint_news) = record(deps, group).await?;
         if let Some(progress) = &progress {
             let hands_on = recorded
                 .iter()
@@ -174,6 +177,7 @@ pub(crate) async fn record_as_completed(
             let _ = progress.send(Progress {
                 recorded: recorded.len(),
                 hands_on,
+                endpoint_news,
             });
         }
         recorded.into_iter().for_each(&mut written);
@@ -182,8 +186,9 @@ pub(crate) async fn record_as_completed(
 }
 
 /// Writes one group: the attempts in one statement (row by row if the statement fails), and
-/// gives back what was never sent.
-async fn record(deps: &Deps, group: Vec<Completion>) -> Result<Vec<DeliveryOutcome>> {
+/// gives back what was never sent. Also returns whether the group told something about the
+/// notification service (a failure or a pause).
+async fn record(deps: &Deps, group: Vec<Completion>) -> Result<(Vec<DeliveryOutcome>, bool)> {
     let (mut sent, mut unsent) = (Vec::new(), Vec::new());
     for completion in group {
         match completion {
@@ -193,7 +198,8 @@ async fn record(deps: &Deps, group: Vec<Completion>) -> Result<Vec<DeliveryOutco
     }
     // The endpoint's health first: with the breaker open after this group, its failures are
     // held, not counted toward max_retries.
-    if let Some(after) = record_health(deps, &sent).await? {
+    let health = Health::of(&sent, deps.config.retry.retry_after_max);
+    if let Some(after) = record_health(deps, &sent, health).await? {
         hold_failures(&mut sent, &after);
     }
     let mut outcomes = record_sent(deps, &sent).await?;
@@ -219,16 +225,14 @@ async fn record(deps: &Deps, group: Vec<Completion>) -> Result<Vec<DeliveryOutco
             followed: false,
         }));
     }
-    Ok(outcomes)
+    Ok((outcomes, health.is_news()))
 }
 
 /// What the group tells about the endpoint's health, written to its row (one statement, which
 /// writes nothing when nothing changes): failures count toward opening the breaker, an answer
 /// closes it, a `Retry-After` pauses every worker ([`super::endpoint`]). Returns the endpoint
 /// after, when the group could change it.
-async fn record_health(deps: &Deps, sent: &[Attempted]) -> Result<Option<After>> {
-    let cap = deps.config.retry.retry_after_max;
-    let health = Health::of(sent, cap);
+async fn record_health(deps: &Deps, sent: &[Attempted], health: Health) -> Result<Option<After>> {
     if !health.worth_recording() {
         return Ok(None);
     }

@@ -85,6 +85,15 @@ pub async fn read_endpoints(
         .collect()
 }
 
+/// `WEBHOOK_MAX_RATE` as the operator commands read it, for the pace they show (they need
+/// no other configuration; a value the workers would refuse shows no pace).
+pub fn max_rate_from_env() -> Option<f64> {
+    std::env::var("WEBHOOK_MAX_RATE")
+        .ok()
+        .and_then(|rate| rate.trim().parse::<f64>().ok())
+        .filter(|rate| rate.is_finite() && *rate > 0.0)
+}
+
 /// `webhooks pause`: holds every delivery to `origin` until `until` (dispatch, listen and the
 /// sweep send nothing, not even a probe), saying `reason`.
 pub async fn pause(db: &Client, origin: &str, until: DateTime<Utc>, reason: &str) -> Result<()> {

@@ -177,9 +177,7 @@ async fn operate_on(
             let rows = delivery::health::read_health(db, now).await?;
             // The notification service: breaker, pause, held deliveries, pace (people only:
             // the JSON keeps its shape; `webhooks doctor --json` has the service's state).
-            let rate = std::env::var("WEBHOOK_MAX_RATE")
-                .ok()
-                .and_then(|r| r.parse::<f64>().ok());
+            let rate = delivery::endpoint::max_rate_from_env();
             let endpoints = delivery::endpoint::read_endpoints(db, Some(now), rate).await?;
             print(
                 json,

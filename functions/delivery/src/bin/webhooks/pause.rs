@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use delivery::backoff::parse_duration;
-use delivery::endpoint::{pause, read_endpoints, render_endpoints, resume};
+use delivery::endpoint::{max_rate_from_env, pause, read_endpoints, render_endpoints, resume};
 use delivery::{Clock, out};
 
 use crate::Verdict;
@@ -102,10 +102,7 @@ async fn show(
     now: DateTime<Utc>,
     json: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let rate = std::env::var("WEBHOOK_MAX_RATE")
-        .ok()
-        .and_then(|r| r.parse::<f64>().ok());
-    let endpoints = read_endpoints(db, Some(now), rate).await?;
+    let endpoints = read_endpoints(db, Some(now), max_rate_from_env()).await?;
     if json {
         out::line(&serde_json::to_string_pretty(&endpoints)?);
     } else {

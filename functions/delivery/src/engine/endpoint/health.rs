@@ -62,6 +62,12 @@ impl Health {
         health
     }
 
+    /// True when the group may have changed what the claims see (a failure, a pause): a
+    /// claimer that keeps the last gate reads it again.
+    pub(crate) fn is_news(&self) -> bool {
+        self.trailing_failures > 0 || self.pause_until.is_some()
+    }
+
     /// False when the group cannot change the endpoint's row (no attempt in it).
     pub(crate) fn worth_recording(&self) -> bool {
         self.trailing_failures > 0 || self.pause_until.is_some() || self.answered

@@ -49,6 +49,12 @@ use crate::engine::delivered::DeliveryOutcome;
 use crate::engine::endpoint::{Gate, Hold, Pace, admit, pace};
 use crate::engine::lease::{DEADLINE_HEADROOM, lease_for, rows_that_fit};
 use crate::engine::record::{Progress, RECORD_EVERY, record_as_completed};
+use chrono::{DateTime, Utc};
+
+/// How long a gate that let everything through unpaced is trusted without reading the
+/// service's row again: an operator's pause, or another worker's breaker, reaches a running
+/// drain within this (the drain's own failures at once, through the recorder).
+pub(crate) const GATE_FRESH: Duration = Duration::from_secs(1);
 use crate::error::Error;
 use crate::error::Result;
 use turns::{DuePlan, Step, Turns, plan_due};
@@ -143,6 +149,9 @@ struct Claimer<'a> {
     turns: Turns,
     /// The hand-off round that claimed a delivery (due claims are round 0).
     rounds: HashMap<Uuid, usize>,
+    /// Until then the last gate holds: it let everything through unpaced, and the recorder
+    /// has told nothing about the service since ([`GATE_FRESH`]).
+    gate_holds_until: Option<Instant>,
     drained: Drained,
     error: Option<Error>,
 }
@@ -157,6 +166,7 @@ impl<'a> Claimer<'a> {
             cutoff: clock.sql_now(),
             turns: Turns::default(),
             rounds: HashMap::new(),
+            gate_holds_until: None,
             drained: Drained::default(),
             error: None,
         }
@@ -179,7 +189,7 @@ impl<'a> Claimer<'a> {
         tokio::pin!(watchdog);
         loop {
             while let Ok(progress) = progressed.try_recv() {
-                self.turns.progressed(progress.recorded, progress.hands_on);
+                self.progressed(progress);
             }
             let claimed = match self.turns.next() {
                 Step::Done => break,
@@ -189,7 +199,7 @@ impl<'a> Claimer<'a> {
                     // The recorder frees room under the deadline and brings hand-offs.
                     tokio::select! {
                         progress = progressed.recv() => match progress {
-                            Some(progress) => self.turns.progressed(progress.recorded, progress.hands_on),
+                            Some(progress) => self.progressed(progress),
                             None => break,
                         },
                         () = &mut watchdog => self.stop(),
@@ -211,6 +221,31 @@ impl<'a> Claimer<'a> {
             }
         }
         self
+    }
+
+    /// The recorder wrote a group.
+    fn progressed(&mut self, progress: Progress) {
+        if progress.endpoint_news {
+            self.gate_holds_until = None;
+        }
+        self.turns.progressed(progress.recorded, progress.hands_on);
+    }
+
+    /// The notification service's gate for the next claim ([`crate::engine::endpoint`]):
+    /// read again unless the last one, less than [`GATE_FRESH`] ago, let everything through
+    /// unpaced and the recorder has told nothing about the service since — in a fast drain,
+    /// one read a second instead of one a claim. `may_probe`: a due claim may be the probe.
+    async fn gate(&mut self, now: Option<DateTime<Utc>>, may_probe: bool) -> Result<Gate> {
+        if self
+            .gate_holds_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Ok(Gate::Send(None));
+        }
+        let gate = admit(self.deps, now, may_probe, self.lease(1)).await?;
+        self.gate_holds_until =
+            matches!(gate, Gate::Send(None)).then(|| Instant::now() + GATE_FRESH);
+        Ok(gate)
     }
 
     /// The watchdog fired: nothing more is claimed or sent.
@@ -282,8 +317,7 @@ impl<'a> Claimer<'a> {
         };
         let now = self.clock.sql_now();
         // The endpoint first: held, probed, or paced ([`crate::engine::endpoint`]).
-        let probe_lease = self.lease(1);
-        let (limit, pace, probe) = match admit(self.deps, now, true, probe_lease).await? {
+        let (limit, pace, probe) = match self.gate(now, true).await? {
             Gate::Held(hold) => {
                 self.hold(hold);
                 self.turns.due_exhausted();
@@ -361,7 +395,7 @@ impl<'a> Claimer<'a> {
             return Ok(None);
         }
         let now = self.clock.sql_now();
-        let (limit, pace) = match admit(self.deps, now, false, Duration::ZERO).await? {
+        let (limit, pace) = match self.gate(now, false).await? {
             // Held or probing: the followers wait with everything else.
             Gate::Held(_) | Gate::Probe => return Ok(None),
             Gate::Send(pace) => (pace.map_or(limit, |p| self.paced_limit(p, limit)), pace),
