@@ -11,6 +11,7 @@
 //! - `doctor`: posture findings.
 //! - `metrics`: EMF lines from dispatch and sweep, validated against the specification.
 //! - `cli`: the built `webhooks` binary: output, `--json`, exit codes.
+//! - `send`: `webhooks send`: a retrying delivery sent now, once; superseding respected.
 //! - `closed_pipe`: every command with its stdout closed early (`| head -1`).
 //! - `unmigrated`: the commands where `webhooks migrate` never ran (or an older one did).
 
@@ -21,6 +22,7 @@ mod doctor;
 pub(crate) mod metrics;
 mod reads;
 mod seed;
+mod send;
 mod unmigrated;
 mod verify;
 

@@ -12,7 +12,8 @@
 //!
 //! **Entry points** — what the functions and the `webhooks` command run:
 //! - [`dispatch`]: the `dispatch` Lambda handler (`{"deliveryId"}`, `{"limit"}`, function URL),
-//!   with its [`dispatch::report`].
+//!   with its [`dispatch::report`], and [`dispatch::now`]: sending now, due or not
+//!   (`webhooks send`).
 //! - [`sweep`]: the `retry-sweep` Lambda handler, its report, and the work after a drain.
 //! - [`listen`]: dispatching on Postgres NOTIFY (`webhooks listen`).
 //! - `event`: the invocation events and the function-URL bearer token.

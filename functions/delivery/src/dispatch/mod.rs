@@ -19,7 +19,9 @@
 //!
 //! # Layout
 //! - [`report`]: what a dispatch did, per category.
+//! - [`now`]: sending now, due or not (`webhooks send`).
 
+pub mod now;
 pub mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -32,7 +34,9 @@ use crate::clock::Clock;
 use crate::clock::instant_of;
 use crate::db::with_retry;
 use crate::deps::Deps;
-use crate::engine::claim::{Claim, SessionClaims, claim_fresh, claim_ids_async_commit};
+use crate::engine::claim::{
+    Claim, SessionClaims, claim_fresh, claim_ids_async_commit, claim_ids_now,
+};
 use crate::engine::deliver::deliver_until;
 use crate::engine::explain::{NotClaimed, Unclaimed, explain};
 use crate::engine::lease::{DEADLINE_HEADROOM, lease_for, rows_that_fit};
@@ -111,7 +115,16 @@ pub(crate) async fn dispatch_ids_claiming_on(
     ids: &[Uuid],
     clock: Clock,
 ) -> Result<DispatchReport> {
-    dispatch_ids_via(deps, Some(session), ids, clock, Duration::ZERO, None).await
+    dispatch_ids_via(
+        deps,
+        Some(session),
+        ids,
+        clock,
+        Duration::ZERO,
+        None,
+        Due::Respected,
+    )
+    .await
 }
 
 /// [`dispatch_ids`], handing on to waiting notifications only while `deadline` leaves time.
@@ -122,7 +135,15 @@ async fn dispatch_ids_until(
     wait: Duration,
     deadline: Option<Instant>,
 ) -> Result<DispatchReport> {
-    dispatch_ids_via(deps, None, ids, clock, wait, deadline).await
+    dispatch_ids_via(deps, None, ids, clock, wait, deadline, Due::Respected).await
+}
+
+/// Whether a claim of given ids takes a retrying delivery only once its retry is due (dispatch)
+/// or whenever it is scheduled (`webhooks send`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Respected,
+    Ignored,
 }
 
 /// [`dispatch_ids_until`], claiming on `session` when given, else through the pool.
@@ -133,6 +154,7 @@ async fn dispatch_ids_via(
     clock: Clock,
     wait: Duration,
     deadline: Option<Instant>,
+    due: Due,
 ) -> Result<DispatchReport> {
     let mut report = DispatchReport::default();
     let mut seen = HashSet::new();
@@ -140,7 +162,7 @@ async fn dispatch_ids_via(
     let mut pauses = Pauses::until(Instant::now() + wait);
     let mut races = 0;
     while !wanted.is_empty() {
-        let round = claim_round(deps, session, &wanted, clock).await?;
+        let round = claim_round(deps, session, &wanted, clock, due).await?;
         for (id, reason, superseded_by) in round.unchanged {
             report.add_unchanged(id, reason, superseded_by);
         }
@@ -185,16 +207,23 @@ async fn claim_round(
     session: Option<&SessionClaims>,
     ids: &[Uuid],
     clock: Clock,
+    due: Due,
 ) -> Result<Round> {
     let now = clock.sql_now();
     let lease = lease_for(ids.len(), &deps.config);
     let supersede = deps.config.supersede;
-    let claimed = match session {
+    let claimed = match (session, due) {
         // No retry on a fresh connection here: the session is listen's, which reconnects.
-        Some(session) => session.claim_ids(ids, now, lease, supersede).await?,
-        None => {
+        (Some(session), Due::Respected) => session.claim_ids(ids, now, lease, supersede).await?,
+        (_, Due::Respected) => {
             with_retry(&deps.pool, |db| async move {
                 claim_ids_async_commit(&db, ids, now, lease, supersede).await
+            })
+            .await?
+        }
+        (_, Due::Ignored) => {
+            with_retry(&deps.pool, |db| async move {
+                claim_ids_now(&db, ids, now, lease, supersede).await
             })
             .await?
         }
@@ -214,7 +243,7 @@ async fn claim_round(
         HashMap::new()
     } else {
         let states = with_retry(&deps.pool, |db| async move {
-            explain(&db, rest, now, supersede).await
+            explain(&db, rest, now, supersede, due == Due::Ignored).await
         })
         .await?;
         states.into_iter().map(|state| (state.id, state)).collect()

@@ -122,6 +122,18 @@ impl DispatchReport {
         self.tally();
     }
 
+    /// Adds what another dispatch did (`webhooks send` runs one per batch).
+    pub(super) fn absorb(&mut self, other: DispatchReport) {
+        self.succeeded.extend(other.succeeded);
+        self.retrying.extend(other.retrying);
+        self.failed.extend(other.failed);
+        self.skipped.extend(other.skipped);
+        self.superseded.extend(other.superseded);
+        self.not_found.extend(other.not_found);
+        self.unchanged.extend(other.unchanged);
+        self.tally();
+    }
+
     pub(super) fn add_not_found(&mut self, id: Uuid) {
         self.not_found.push(id);
         self.tally();

@@ -295,3 +295,27 @@ pub(crate) async fn claim_followers(
     )
     .await
 }
+
+/// Claims the given ids for `webhooks send`: like [`claim_ids`], but a retrying delivery is
+/// taken whenever its next attempt is scheduled ([`sql::SEND_NOW_CLAIM`]); in a transaction of
+/// its own, like dispatch's.
+pub(crate) async fn claim_ids_now(
+    db: &Client,
+    ids: &[Uuid],
+    now: Option<DateTime<Utc>>,
+    lease: Duration,
+    supersede: bool,
+) -> Result<Claim> {
+    run(
+        db,
+        Some(sql::CLAIM_BEGIN),
+        sql::SEND_NOW_CLAIM,
+        &[
+            (&ids, Type::UUID_ARRAY),
+            (&now, Type::TIMESTAMPTZ),
+            (&millis(lease), Type::INT8),
+            (&supersede, Type::BOOL),
+        ],
+    )
+    .await
+}

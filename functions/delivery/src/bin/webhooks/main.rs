@@ -1,5 +1,5 @@
 //! `webhooks`: the local and operations command line over the `delivery` library —
-//! migrate, listen (dispatch on NOTIFY), sweep, dispatch and replay by hand; and the
+//! migrate, listen (dispatch on NOTIFY), sweep, dispatch, send and replay by hand; and the
 //! operator's read and repair commands (stats, failures, show, cleanup, verify, doctor), whose
 //! logic lives in the library's modules of the same nouns; and a local receiver to send to.
 //!
@@ -100,6 +100,22 @@ enum Command {
         /// Deliver up to this many pending deliveries instead, 1 to 10000.
         #[arg(long, conflicts_with = "ids", value_parser = clap::value_parser!(u16).range(1..=10_000))]
         limit: Option<u16>,
+    },
+    /// Send deliveries now, due or not: the given ids, or every one waiting for a retry.
+    ///
+    /// Claimed as dispatch and the sweep claim (a lease, so nothing is sent twice; a replaced
+    /// approved/rejected notification ends superseded, unsent), without waiting for the next
+    /// retry's time. One that fails again gets its next retry as after any attempt.
+    Send {
+        /// Delivery ids.
+        #[arg(required_unless_present = "retrying", conflicts_with = "retrying")]
+        ids: Vec<Uuid>,
+        /// Send every delivery waiting for a retry instead (next due first).
+        #[arg(long)]
+        retrying: bool,
+        /// With --retrying: send at most this many, 1 to 100000.
+        #[arg(long, default_value_t = 1_000, requires = "retrying", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
     },
     /// Requeue failed deliveries with a fresh retry budget; the next sweep sends them.
     Replay {
@@ -215,6 +231,19 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
                     let wait = deps.config.dispatch_wait;
                     delivery::dispatch::dispatch_ids(&deps, &ids, clock, wait).await?
                 }
+            };
+            serde_json::to_value(report)?
+        }
+        Command::Send {
+            ids,
+            retrying,
+            limit,
+        } => {
+            let deps = Deps::from_env()?;
+            let report = if retrying {
+                delivery::dispatch::now::send_retrying(&deps, limit as usize, clock).await?
+            } else {
+                delivery::dispatch::now::send_now(&deps, &ids, clock).await?
             };
             serde_json::to_value(report)?
         }

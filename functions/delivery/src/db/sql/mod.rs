@@ -15,6 +15,7 @@
 //!
 //! # Layout
 //! - [`claims`]: the claims and the decision rule they share (pinned by a test).
+//! - [`now`]: sending now, due or not (`webhooks send`): a claim that shares that rule.
 //! - [`outcomes`]: recording attempts, giving back leases, the backlog, the requeue.
 //! - [`listen`]: the NOTIFY channels.
 //! - [`ops`]: the operator commands' reads and retention.
@@ -23,6 +24,7 @@
 pub mod claims;
 pub mod doctor;
 pub mod listen;
+pub mod now;
 pub mod ops;
 pub mod outcomes;
 #[cfg(test)]
@@ -31,6 +33,7 @@ mod tests;
 pub use claims::*;
 pub use doctor::*;
 pub use listen::*;
+pub use now::*;
 pub use ops::*;
 pub use outcomes::*;
 
@@ -69,6 +72,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("IDS_CLAIM", IDS_CLAIM),
     ("FRESH_CLAIM", FRESH_CLAIM),
     ("FOLLOWER_CLAIM", FOLLOWER_CLAIM),
+    ("SEND_NOW_CLAIM", SEND_NOW_CLAIM),
+    ("RETRYING_IDS", RETRYING_IDS),
     ("DELIVERY_STATES", DELIVERY_STATES),
     ("OUTCOME_RECORDING", OUTCOME_RECORDING),
     ("LEASE_RELEASE", LEASE_RELEASE),

@@ -1,6 +1,7 @@
 //! The statements held to what they share.
 
 use super::claims::{DUE_CLAIM, FOLLOWER_CLAIM, FRESH_CLAIM, IDS_CLAIM};
+use super::now::SEND_NOW_CLAIM;
 
 /// A parameter's number in one statement, and its role in all of them.
 type Role = (&'static str, &'static str);
@@ -23,6 +24,11 @@ const ROLES: &[(&str, &str, &[Role])] = &[
         &[("$2", "<now>"), ("$3", "<lease>"), ("$4", "<supersede>")],
     ),
     (
+        "SEND_NOW_CLAIM",
+        SEND_NOW_CLAIM,
+        &[("$2", "<now>"), ("$3", "<lease>"), ("$4", "<supersede>")],
+    ),
+    (
         "FOLLOWER_CLAIM",
         FOLLOWER_CLAIM,
         &[("$2", "<now>"), ("$3", "<lease>"), ("$5", "<supersede>")],
@@ -37,7 +43,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 }
 
 /// The claims write their shared decision rule out in full (they must paste into psql);
-/// a fix that lands in three of four would silently break per-booking order. Each
+/// a fix that lands in all but one would silently break per-booking order. Each
 /// fragment must be the same in every claim, its parameters read by role.
 #[test]
 fn the_claims_share_one_decision_rule() {
