@@ -16,7 +16,7 @@ use crate::support::scratch::webhooks_binary;
 use crate::support::{Receiver, Reply, SIGNING_SECRET, TOKEN, TestDb, deps};
 
 /// Runs `webhooks args…` configured to send to `webhook_url`.
-async fn webhooks_sending(db: &TestDb, webhook_url: &str, args: &[&str]) -> Output {
+pub(super) async fn webhooks_sending(db: &TestDb, webhook_url: &str, args: &[&str]) -> Output {
     let mut command = Command::new(webhooks_binary());
     command
         .args(args)

@@ -6,6 +6,7 @@
 //! - [`health`]: delivery health per type and overall (`stats`).
 //! - [`failures`]: deliveries in trouble (`failures`).
 //! - [`history`]: one delivery and its attempts (`show`).
+//! - [`ids`]: delivery ids as typed, whole or a unique prefix (`show`, `replay`, `send`, `dispatch`).
 //! - [`completeness`]: bookings whose expected delivery is missing (`verify`).
 //! - [`doctor`]: a deployment's posture in plain words (`doctor`).
 //! - [`retention`]: deleting old resolved deliveries in batches (`cleanup`, `WEBHOOK_RETENTION`).
@@ -17,6 +18,7 @@ pub mod doctor;
 pub mod failures;
 pub mod health;
 pub mod history;
+pub mod ids;
 pub mod replay;
 pub mod retention;
 pub mod table;

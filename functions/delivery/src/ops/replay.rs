@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
@@ -46,23 +47,26 @@ pub struct RequeueReport {
     pub replaced: i32,
 }
 
-/// Requeues failed deliveries matching `what`, due now on `clock`.
+/// Requeues failed deliveries matching `what`, due now on `clock`; once more on a fresh
+/// connection if the first one broke (the requeue is idempotent).
 pub async fn requeue(pool: &Pool, what: &Requeue, clock: Clock) -> Result<RequeueReport> {
+    with_retry(pool, |db| async move { requeue_on(&db, what, clock).await }).await
+}
+
+/// [`requeue`] on one connection (`webhooks replay`).
+pub async fn requeue_on(db: &Client, what: &Requeue, clock: Clock) -> Result<RequeueReport> {
     let now = clock.sql_now();
-    let rows = with_retry(pool, |db| async move {
-        query(
-            &db,
-            sql::FAILED_REQUEUE,
-            &[
-                (&what.ids, Type::UUID_ARRAY),
-                (&what.since, Type::TIMESTAMPTZ),
-                (&what.max_retries, Type::INT4),
-                (&now, Type::TIMESTAMPTZ),
-                (&what.include_replaced, Type::BOOL),
-            ],
-        )
-        .await
-    })
+    let rows = query(
+        db,
+        sql::FAILED_REQUEUE,
+        &[
+            (&what.ids, Type::UUID_ARRAY),
+            (&what.since, Type::TIMESTAMPTZ),
+            (&what.max_retries, Type::INT4),
+            (&now, Type::TIMESTAMPTZ),
+            (&what.include_replaced, Type::BOOL),
+        ],
+    )
     .await?;
     let mut report = RequeueReport::default();
     if let Some(row) = rows.first() {

@@ -1,6 +1,6 @@
-//! The operator's read and repair commands (`stats`, `failures`, `show`, `cleanup`, `verify`,
-//! `doctor`): they need only `DATABASE_URL`, print tables (or JSON with `--json`), and exit 1
-//! when they find a problem. Their logic lives in the library's `ops` modules.
+//! The operator's read and repair commands (`replay`, `stats`, `failures`, `show`, `cleanup`,
+//! `verify`, `doctor`): they need only `DATABASE_URL`, print tables (or JSON with `--json`),
+//! and exit 1 when they find a problem. Their logic lives in the library's `ops` modules.
 
 use std::time::Duration;
 
@@ -8,18 +8,46 @@ use chrono::{DateTime, Utc};
 use clap::{Subcommand, ValueEnum};
 use delivery::backoff::parse_duration;
 use delivery::failures::FailureFilter;
+use delivery::ops::ids::IdPrefix;
+use delivery::replay::Requeue;
 use delivery::retention::Cleanup;
 use delivery::schema;
 use delivery::{Clock, DbConfig, out};
-use uuid::Uuid;
 
 use crate::Verdict;
+use crate::ids::resolve;
 use crate::parse::{Since, since};
 
 /// The operator's read and repair commands: they need only DATABASE_URL, print tables (or
 /// JSON with `--json`), and exit 1 when they find a problem.
 #[derive(Subcommand, Debug)]
 pub(crate) enum Operation {
+    /// Requeue failed deliveries with a fresh retry budget; the next sweep sends them.
+    #[command(after_help = concat!("Examples:
+  webhooks replay 381ff777
+  webhooks replay --failed --since 2h
+
+", "Exit status: 0 done; 1 an id names no delivery; 2 could not run."))]
+    Replay {
+        /// Delivery ids to requeue, whole or their first digits (e.g. 381ff777).
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        ids: Vec<IdPrefix>,
+        /// Requeue every failed delivery (optionally only those failed since --since).
+        #[arg(long)]
+        failed: bool,
+        /// Only deliveries that failed since this time: RFC 3339 (2026-11-29T10:00:00Z) or an
+        /// age such as 2h.
+        #[arg(long, requires = "failed", value_parser = since)]
+        since: Option<Since>,
+        /// Retries granted after the immediate attempt, 0 to 100.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=100))]
+        max_retries: i32,
+        /// Also requeue failed approved/rejected notifications that a later one of the same
+        /// booking replaced (left failed and counted as `replaced` otherwise): the student then
+        /// gets the old decision after the current one.
+        #[arg(long)]
+        include_replaced: bool,
+    },
     /// Delivery health per type and overall: counts by status, success rate, attempts to
     /// succeed, attempt latency percentiles (24 h), age of the oldest undelivered row.
     #[command(after_help = concat!("Examples:
@@ -57,11 +85,13 @@ pub(crate) enum Operation {
     /// One delivery and every attempt made for it (code, kind, latency, error excerpt).
     #[command(after_help = concat!("Example:
   webhooks show 0b7e3c1e-6a0e-4c1b-9a51-2f1f3a7d9c10
+  webhooks show 381ff777
 
-", "Exit status: 0 found; 1 no delivery has this id; 2 could not run."))]
+", "Exit status: 0 found; 1 no delivery has this id; 2 could not run (also: the digits begin
+several ids)."))]
     Show {
-        /// The delivery id (the `webhook-id` the receiver saw).
-        id: Uuid,
+        /// The delivery id (the `webhook-id` the receiver saw), whole or its first digits.
+        id: IdPrefix,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -206,20 +236,57 @@ async fn operate_on(
             )?;
             Verdict::Fine
         }
-        Operation::Show { id, json } => match delivery::history::read_history(db, id).await? {
-            Some(history) => {
-                print(
-                    json,
-                    serde_json::to_value(&history)?,
-                    delivery::history::render_history(&history),
-                )?;
-                Verdict::Fine
-            }
-            None => {
+        Operation::Show { id, json } => {
+            let Some(named) = resolve(db, std::slice::from_ref(&id)).await? else {
+                return Ok(Verdict::Problem);
+            };
+            let Some(history) = delivery::history::read_history(db, named[0].id).await? else {
                 eprintln!("no delivery with id {id}");
-                Verdict::Problem
-            }
-        },
+                return Ok(Verdict::Problem);
+            };
+            print(
+                json,
+                serde_json::to_value(&history)?,
+                delivery::history::render_history(&history),
+            )?;
+            Verdict::Fine
+        }
+        Operation::Replay {
+            ids,
+            failed,
+            since,
+            max_retries,
+            include_replaced,
+        } => {
+            let ids = if failed {
+                None
+            } else {
+                let Some(named) = resolve(db, &ids).await? else {
+                    return Ok(Verdict::Problem);
+                };
+                for n in named.iter().filter(|n| n.status != "failed") {
+                    eprintln!(
+                        "{} is {}, not failed: nothing to requeue{}",
+                        n.id,
+                        n.status,
+                        match n.status.as_str() {
+                            "pending" | "retrying" => " (`webhooks send` sends it now)",
+                            _ => "",
+                        }
+                    );
+                }
+                Some(named.into_iter().map(|n| n.id).collect())
+            };
+            let what = Requeue {
+                ids,
+                since: since.map(|s| s.at(now)).transpose()?,
+                max_retries,
+                include_replaced,
+            };
+            let report = delivery::replay::requeue_on(db, &what, Clock::System).await?;
+            out::line(&serde_json::to_string(&report)?);
+            Verdict::Fine
+        }
         Operation::Cleanup {
             older_than,
             dry_run,
