@@ -83,7 +83,7 @@ async fn replay_needs_only_the_database_and_refuses_an_unknown_id() {
     assert!(text(&unknown.stderr).contains("no delivery with id 0000000f"));
     assert_eq!(db.delivery(failed).await.status, "failed");
 
-    let replayed = run(&db, &["replay", &short]).await;
+    let replayed = run(&db, &["replay", &short, "--json"]).await;
     assert_eq!(code(&replayed), Some(0), "{}", text(&replayed.stderr));
     assert_eq!(json(&replayed)["requeued"], 1);
     assert_eq!(db.delivery(failed).await.status, "retrying");

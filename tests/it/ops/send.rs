@@ -61,7 +61,7 @@ async fn a_retrying_delivery_is_sent_now_and_only_once() {
     let wanted = id.to_string();
 
     // Two operators send it at the same moment: the claim's lease lets one of them send it.
-    let args = ["send", wanted.as_str()];
+    let args = ["send", wanted.as_str(), "--json"];
     let (first, second) = tokio::join!(
         webhooks_sending(&db, &receiver.url, &args),
         webhooks_sending(&db, &receiver.url, &args)
@@ -117,7 +117,7 @@ async fn send_retrying_ends_a_replaced_decision_superseded_and_sends_the_rest() 
         .expect("reject");
     let rejected = db.delivery_id(booking, "rejected").await;
 
-    let out = webhooks_sending(&db, &receiver.url, &["send", "--retrying"]).await;
+    let out = webhooks_sending(&db, &receiver.url, &["send", "--retrying", "--json"]).await;
     assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
     let report = json(&out);
     assert_eq!(ids(&report, "succeeded"), [request.to_string()], "{report}");

@@ -123,7 +123,10 @@ async fn verify_passes_when_all_is_captured_and_lists_exactly_what_was_not() {
         .await
         .expect("verify");
     assert_eq!((first_two.missing, first_two.deliveries.len()), (4, 2));
-    let text = delivery::completeness::render_completeness(&first_two);
+    let text = delivery::completeness::render_completeness(
+        &first_two,
+        &delivery::ops::output::Style::default(),
+    );
     assert!(
         text.contains("INCOMPLETE: 4 expected deliveries are missing")
             && text.contains("2 of 4 shown"),
@@ -216,7 +219,13 @@ async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
         .await
         .expect("verify");
     assert!(!check.bookings_dated && !check.is_complete(), "{check:?}");
-    assert!(delivery::completeness::render_completeness(&check).starts_with("nothing checked"));
+    assert!(
+        delivery::completeness::render_completeness(
+            &check,
+            &delivery::ops::output::Style::default()
+        )
+        .starts_with("nothing checked")
+    );
 
     let posture = delivery::posture::check_posture(&client, seed::now())
         .await

@@ -5,6 +5,8 @@ use uuid::Uuid;
 
 use crate::engine::delivered::{DeliveryOutcome, Recorded};
 use crate::engine::explain::NotClaimed;
+use crate::ops::output::{Style, Tone, short_id};
+use crate::ops::table::Table;
 use crate::status::DeliveryStatus;
 
 /// Counts per category of a [`DispatchReport`].
@@ -150,4 +152,100 @@ impl DispatchReport {
             unchanged: self.unchanged.len(),
         };
     }
+}
+
+/// The most deliveries the human form lists one by one (`--json` lists them all).
+const LISTED: usize = 50;
+
+/// The human form: the counts, then each delivery and what became of it.
+pub fn render_dispatch(r: &DispatchReport, style: &Style) -> String {
+    let c = &r.counts;
+    let counts = [
+        (c.succeeded, "succeeded"),
+        (c.retrying, "retrying"),
+        (c.failed, "failed"),
+        (c.skipped, "skipped"),
+        (c.superseded, "superseded"),
+        (c.not_found, "not found"),
+        (c.unchanged, "not sent"),
+    ];
+    let said: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if said.is_empty() {
+        return "nothing to send\n".to_owned();
+    }
+    let mut rows: Vec<(Uuid, &str, Tone, String)> = Vec::new();
+    rows.extend(
+        r.succeeded
+            .iter()
+            .map(|id| (*id, "succeeded", Tone::Good, String::new())),
+    );
+    let retry = "failed; a retry is scheduled (webhooks show)";
+    rows.extend(
+        r.retrying
+            .iter()
+            .map(|id| (*id, "retrying", Tone::Warn, retry.into())),
+    );
+    let failed = "failed for good (webhooks show; webhooks replay to retry)";
+    rows.extend(
+        r.failed
+            .iter()
+            .map(|id| (*id, "failed", Tone::Bad, failed.into())),
+    );
+    let skipped = "no recipient: never sent";
+    rows.extend(
+        r.skipped
+            .iter()
+            .map(|id| (*id, "skipped", Tone::Dim, skipped.into())),
+    );
+    rows.extend(r.superseded.iter().map(|s| {
+        let why = format!("replaced by {}: never sent", short_id(&s.superseded_by));
+        (s.id, "superseded", Tone::Dim, why)
+    }));
+    let absent = "not found (unknown, or not committed yet); left to the sweep";
+    rows.extend(
+        r.not_found
+            .iter()
+            .map(|id| (*id, "not found", Tone::Warn, absent.into())),
+    );
+    rows.extend(
+        r.unchanged
+            .iter()
+            .map(|u| (u.id, "not sent", Tone::Dim, why_not(u.reason))),
+    );
+    let mut t = Table::new(&["delivery", "outcome", "~why"]);
+    for (id, outcome, tone, why) in rows.iter().take(LISTED) {
+        t.row_toned(vec![
+            (short_id(id), Tone::Plain),
+            ((*outcome).to_owned(), *tone),
+            (why.clone(), Tone::Plain),
+        ]);
+    }
+    let mut out = format!("{}\n\n{}", said.join(", "), t.render(style));
+    if rows.len() > LISTED {
+        out.push_str(&format!(
+            "({LISTED} of {} listed; --json lists them all)\n",
+            rows.len()
+        ));
+    }
+    out
+}
+
+/// Why a delivery was not sent, in words (the JSON's `reason`, spelled out).
+fn why_not(reason: NotClaimed) -> String {
+    let name = serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+        .unwrap_or_default();
+    let hint = match reason {
+        NotClaimed::AlreadyFailed => ": `webhooks replay` requeues it",
+        NotClaimed::NotDue => ": `webhooks send` sends it now",
+        NotClaimed::InFlight => ": another worker is sending it",
+        NotClaimed::WaitingForEarlier => ": an earlier decision of its booking goes first",
+        _ => "",
+    };
+    format!("{name}{hint}")
 }

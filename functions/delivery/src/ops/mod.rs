@@ -1,6 +1,6 @@
 //! The operator's commands behind `webhooks stats | failures | show | verify | doctor | cleanup
 //! | replay`: each reads (or, for retention and replay, writes) through `db` and renders a
-//! table for people or JSON for scripts.
+//! table for people or JSON for scripts, as [`output`] says for every command.
 //!
 //! # Layout
 //! - [`health`]: delivery health per type and overall (`stats`).
@@ -11,6 +11,8 @@
 //! - [`doctor`]: a deployment's posture in plain words (`doctor`).
 //! - [`retention`]: deleting old resolved deliveries in batches (`cleanup`, `WEBHOOK_RETENTION`).
 //! - [`replay`]: requeueing failed deliveries (`replay`).
+//! - [`output`]: the one output convention of every command: tables that fit the terminal,
+//!   colour only on a terminal, `--json` in camelCase.
 //! - [`table`]: plain-text tables for the human output.
 
 pub mod completeness;
@@ -19,6 +21,7 @@ pub mod failures;
 pub mod health;
 pub mod history;
 pub mod ids;
+pub mod output;
 pub mod replay;
 pub mod retention;
 pub mod table;

@@ -17,6 +17,8 @@ use crate::clock::Clock;
 use crate::db::sql;
 use crate::db::{query, with_retry};
 use crate::error::Result;
+use crate::ops::output::Style;
+use crate::ops::table::paragraph;
 
 /// Which failed deliveries to requeue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,4 +80,30 @@ pub async fn requeue_on(db: &Client, what: &Requeue, clock: Clock) -> Result<Req
         };
     }
     Ok(report)
+}
+
+/// The human form: what was requeued, and what was left failed and why.
+pub fn render_requeue(r: &RequeueReport, style: &Style) -> String {
+    let mut out = match r.requeued {
+        0 => "requeued nothing\n".to_owned(),
+        n => format!(
+            "requeued {n} failed deliveries with a fresh retry budget; the next sweep sends \
+             them ({} due now; `webhooks send --retrying` sends them at once)\n",
+            r.due_now
+        ),
+    };
+    if r.replaced > 0 {
+        out.push_str(&format!(
+            "left {} failed: a later decision of the same booking replaced them \
+             (--include-replaced requeues them anyway)\n",
+            r.replaced
+        ));
+    }
+    let others = r.still_failed - r.replaced;
+    if others > 0 {
+        out.push_str(&format!(
+            "{others} other failed deliveries were not selected\n"
+        ));
+    }
+    out.lines().map(|line| paragraph(line, style)).collect()
 }

@@ -5,9 +5,13 @@
 
 use clap::Subcommand;
 use delivery::dispatch::DispatchReport;
+use delivery::dispatch::now::{send_now, send_retrying};
+use delivery::dispatch::report::render_dispatch;
 use delivery::listen::ListenOptions;
 use delivery::ops::ids::IdPrefix;
+use delivery::ops::output::render;
 use delivery::sweep::SweepOptions;
+use delivery::sweep::report::render_sweep;
 use delivery::{Clock, Deps, out, schema};
 
 use crate::Verdict;
@@ -31,6 +35,9 @@ pub(crate) enum Delivery {
         /// Deliveries per batch, 1 to 10000 (default WEBHOOK_SWEEP_BATCH).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
         batch_size: Option<u16>,
+        /// Print JSON (the retry-sweep function's report) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Deliver the given ids now if they are due (or never attempted), or up to --limit
     /// never-attempted deliveries.
@@ -41,6 +48,9 @@ pub(crate) enum Delivery {
         /// Deliver up to this many pending deliveries instead, 1 to 10000.
         #[arg(long, conflicts_with = "ids", value_parser = clap::value_parser!(u16).range(1..=10_000))]
         limit: Option<u16>,
+        /// Print JSON (the dispatch function's report) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Send deliveries now, due or not: the given ids, or every one waiting for a retry.
     ///
@@ -57,6 +67,9 @@ pub(crate) enum Delivery {
         /// With --retrying: send at most this many, 1 to 100000.
         #[arg(long, default_value_t = 1_000, requires = "retrying", value_parser = clap::value_parser!(u32).range(1..=100_000))]
         limit: u32,
+        /// Print JSON (shaped like the dispatch function's report) instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -72,7 +85,7 @@ async fn ready() -> Result<Deps, Box<dyn std::error::Error>> {
 pub(crate) async fn deliver(command: Delivery) -> Result<Verdict, Box<dyn std::error::Error>> {
     let clock = Clock::System;
     let deps = ready().await?;
-    let report: DispatchReport = match command {
+    let (report, json): (DispatchReport, bool) = match command {
         Delivery::Listen { sweep_every } => {
             // Ctrl-C or SIGTERM (what systemd, ECS and Kubernetes send): finish the batch in
             // flight and exit 0, rather than die with deliveries leased until their lease ends.
@@ -83,39 +96,50 @@ pub(crate) async fn deliver(command: Delivery) -> Result<Verdict, Box<dyn std::e
             delivery::listen::listen(&deps, clock, options, shutdown).await?;
             return Ok(Verdict::Fine);
         }
-        Delivery::Sweep { batch_size } => {
+        Delivery::Sweep { batch_size, json } => {
             let options = SweepOptions {
                 batch_size: batch_size.map_or(deps.config.sweep_batch, usize::from),
                 budget: deps.config.sweep_budget,
                 deadline: None,
             };
             let report = delivery::sweep::sweep(&deps, options, clock).await?;
-            out::line(&serde_json::to_string(&report)?);
+            out::print(&render(&report, json, |style| {
+                render_sweep(&report, style)
+            })?);
             return Ok(Verdict::Fine);
         }
         Delivery::Dispatch {
-            limit: Some(limit), ..
-        } => delivery::dispatch::dispatch_fresh(&deps, limit.into(), clock, None).await?,
-        Delivery::Dispatch { ids, .. } => {
+            limit: Some(limit),
+            json,
+            ..
+        } => (
+            delivery::dispatch::dispatch_fresh(&deps, limit.into(), clock, None).await?,
+            json,
+        ),
+        Delivery::Dispatch { ids, json, .. } => {
             let Some(ids) = resolve_on(&deps, &ids).await? else {
                 return Ok(Verdict::Problem);
             };
             let wait = deps.config.dispatch_wait;
-            delivery::dispatch::dispatch_ids(&deps, &ids, clock, wait).await?
+            let report = delivery::dispatch::dispatch_ids(&deps, &ids, clock, wait).await?;
+            (report, json)
         }
         Delivery::Send {
             retrying: true,
             limit,
+            json,
             ..
-        } => delivery::dispatch::now::send_retrying(&deps, limit as usize, clock).await?,
-        Delivery::Send { ids, .. } => {
+        } => (send_retrying(&deps, limit as usize, clock).await?, json),
+        Delivery::Send { ids, json, .. } => {
             let Some(ids) = resolve_on(&deps, &ids).await? else {
                 return Ok(Verdict::Problem);
             };
-            delivery::dispatch::now::send_now(&deps, &ids, clock).await?
+            (send_now(&deps, &ids, clock).await?, json)
         }
     };
-    out::line(&serde_json::to_string(&report)?);
+    out::print(&render(&report, json, |style| {
+        render_dispatch(&report, style)
+    })?);
     Ok(Verdict::Fine)
 }
 

@@ -9,6 +9,7 @@ use clap::{Subcommand, ValueEnum};
 use delivery::backoff::parse_duration;
 use delivery::failures::FailureFilter;
 use delivery::ops::ids::IdPrefix;
+use delivery::ops::output::render;
 use delivery::replay::Requeue;
 use delivery::retention::Cleanup;
 use delivery::schema;
@@ -47,6 +48,9 @@ pub(crate) enum Operation {
         /// gets the old decision after the current one.
         #[arg(long)]
         include_replaced: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Delivery health per type and overall: counts by status, success rate, attempts to
     /// succeed, attempt latency percentiles (24 h), age of the oldest undelivered row.
@@ -193,23 +197,12 @@ async fn operate_on(
     now: DateTime<Utc>,
     operation: Operation,
 ) -> Result<Verdict, Box<dyn std::error::Error>> {
-    let print =
-        |json: bool, value: serde_json::Value, text: String| -> Result<(), serde_json::Error> {
-            if json {
-                out::line(&serde_json::to_string_pretty(&value)?);
-            } else {
-                out::print(&text);
-            }
-            Ok(())
-        };
     let verdict = match operation {
         Operation::Stats { json } => {
             let rows = delivery::health::read_health(db, now).await?;
-            print(
-                json,
-                serde_json::to_value(&rows)?,
-                delivery::health::render_health(&rows),
-            )?;
+            out::print(&render(&rows, json, |style| {
+                delivery::health::render_health(&rows, now, style)
+            })?);
             Verdict::Fine
         }
         Operation::Failures {
@@ -229,11 +222,9 @@ async fn operate_on(
                 limit,
             };
             let found = delivery::failures::list_failures(db, &filter).await?;
-            print(
-                json,
-                serde_json::to_value(&found)?,
-                delivery::failures::render_failures(&found),
-            )?;
+            out::print(&render(&found, json, |style| {
+                delivery::failures::render_failures(&found, now, style)
+            })?);
             Verdict::Fine
         }
         Operation::Show { id, json } => {
@@ -244,11 +235,9 @@ async fn operate_on(
                 eprintln!("no delivery with id {id}");
                 return Ok(Verdict::Problem);
             };
-            print(
-                json,
-                serde_json::to_value(&history)?,
-                delivery::history::render_history(&history),
-            )?;
+            out::print(&render(&history, json, |style| {
+                delivery::history::render_history(&history, style)
+            })?);
             Verdict::Fine
         }
         Operation::Replay {
@@ -257,6 +246,7 @@ async fn operate_on(
             since,
             max_retries,
             include_replaced,
+            json,
         } => {
             let ids = if failed {
                 None
@@ -284,7 +274,9 @@ async fn operate_on(
                 include_replaced,
             };
             let report = delivery::replay::requeue_on(db, &what, Clock::System).await?;
-            out::line(&serde_json::to_string(&report)?);
+            out::print(&render(&report, json, |style| {
+                delivery::replay::render_requeue(&report, style)
+            })?);
             Verdict::Fine
         }
         Operation::Cleanup {
@@ -298,11 +290,9 @@ async fn operate_on(
             what.batch_size = batch_size;
             what.dry_run = dry_run;
             let report = delivery::retention::clean_up(db, &what).await?;
-            print(
-                json,
-                serde_json::to_value(&report)?,
-                delivery::retention::render_cleanup(&report),
-            )?;
+            out::print(&render(&report, json, |style| {
+                delivery::retention::render_cleanup(&report, style)
+            })?);
             Verdict::Fine
         }
         Operation::Verify {
@@ -315,11 +305,9 @@ async fn operate_on(
             if let Some(why) = check.empty_range(window).filter(|_| check.bookings_dated) {
                 return Err(why.into());
             }
-            print(
-                json,
-                serde_json::to_value(&check)?,
-                delivery::completeness::render_completeness(&check),
-            )?;
+            out::print(&render(&check, json, |style| {
+                delivery::completeness::render_completeness(&check, style)
+            })?);
             if check.is_complete() {
                 Verdict::Fine
             } else {
@@ -328,11 +316,9 @@ async fn operate_on(
         }
         Operation::Doctor { json } => {
             let posture = delivery::posture::check_posture(db, now).await?;
-            print(
-                json,
-                serde_json::to_value(&posture)?,
-                delivery::posture::render_posture(&posture),
-            )?;
+            out::print(&render(&posture, json, |style| {
+                delivery::posture::render_posture(&posture, style)
+            })?);
             if posture.is_healthy() {
                 Verdict::Fine
             } else {
