@@ -31,6 +31,7 @@ use crate::engine::claim::SessionClaims;
 use crate::error::Error;
 use crate::error::Result;
 use crate::sweep::{SweepOptions, sweep};
+use crate::telemetry::json;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -144,12 +145,12 @@ async fn session(
                 let ids = delivery_ids(&payloads);
                 // The NOTIFY arrives after commit, so the rows are visible: no waiting.
                 let report = dispatch_ids_claiming_on(&claims, deps, &ids, clock).await?;
-                tracing::info!(counts = ?report.counts, "dispatched on notify");
+                tracing::info!(counts = %json(&report.counts), "dispatched on notify");
             }
             _ = tick(&mut sweeps) => {
                 let options = SweepOptions { batch_size: deps.config.sweep_batch, budget: deps.config.sweep_budget, deadline: None };
                 let report = sweep(deps, options, clock).await?;
-                tracing::info!(report = ?report, "periodic sweep finished");
+                tracing::info!(report = %json(&report), "periodic sweep finished");
             }
         }
     }
@@ -187,7 +188,7 @@ async fn catch_up(deps: &Deps, clock: Clock) -> Result<()> {
         let report = dispatch_fresh(deps, deps.config.sweep_batch, clock, None).await?;
         let taken = report.counts.taken();
         if taken > 0 {
-            tracing::info!(counts = ?report.counts, "catch-up batch dispatched");
+            tracing::info!(counts = %json(&report.counts), "catch-up batch dispatched");
         }
         if taken < deps.config.sweep_batch {
             return Ok(());

@@ -43,6 +43,7 @@ use crate::engine::lease::{DEADLINE_HEADROOM, lease_for, rows_that_fit};
 use crate::error::Result;
 pub use crate::event::DispatchEvent;
 use crate::metrics;
+use crate::telemetry::json;
 pub use report::{DispatchCounts, DispatchReport, Replaced, Unchanged};
 
 /// Handles one `dispatch` invocation, then writes its metrics ([`metrics`]).
@@ -87,7 +88,7 @@ async fn run(
         }
         DispatchEvent::Fresh { limit } => dispatch_fresh(deps, limit, clock, deadline).await?,
     };
-    tracing::info!(counts = ?report.counts, "dispatch finished");
+    tracing::info!(counts = %json(&report.counts), "dispatch finished");
     Ok(report)
 }
 

@@ -49,6 +49,7 @@ use crate::engine::pipeline::{Plan, drain};
 use crate::error::Result;
 use crate::event::SweepEvent;
 use crate::metrics;
+use crate::telemetry::json;
 pub use after::RETENTION_MAX_ROWS;
 use after::{TimeLeft, read_gauges, retain};
 pub use report::SweepReport;
@@ -102,7 +103,7 @@ pub async fn handle(
         }
     };
     if let Ok(report) = &result {
-        tracing::info!(report = ?report, "sweep finished");
+        tracing::info!(report = %json(report), "sweep finished");
     }
     let invocation = metrics::Invocation {
         function: metrics::Function::RetrySweep,
