@@ -3,7 +3,9 @@
 //! The capture triggers NOTIFY channel `webhook_delivery` with the delivery id, and Postgres
 //! delivers a NOTIFY only when the transaction commits — so no invocation and no polling is
 //! needed. On every (re)connect a catch-up pass sends what was captured while nobody was
-//! listening. If the connection drops, it reconnects with backoff (1 s doubling to 30 s).
+//! listening. If the connection drops, it reconnects with backoff (1 s doubling to 30 s) —
+//! once it has listened: a first connection that fails is an error at once (a wrong URL, a
+//! server that is not there), not a wait that looks like a hang.
 //! Optionally it also runs the retry sweep on a period, so a laptop gets the full behaviour.
 //!
 //! LISTEN needs a session of its own: through a transaction pooler (PgBouncer in transaction
@@ -49,8 +51,9 @@ pub struct ListenOptions {
 }
 
 /// Listens until `shutdown` completes; a batch in flight is finished and recorded first.
-/// Errors are logged and followed by a reconnect; only the shutdown ends it, or
-/// [`Error::SessionRequired`] when the connection cannot hold a LISTEN session.
+/// Once it has listened, errors are logged and followed by a reconnect; only the shutdown ends
+/// it, or [`Error::SessionRequired`] when the connection cannot hold a LISTEN session. Before
+/// that, the first error is returned: a listener that never started is not left retrying.
 pub async fn listen(
     deps: &Deps,
     clock: Clock,
@@ -59,11 +62,21 @@ pub async fn listen(
 ) -> Result<()> {
     tokio::pin!(shutdown);
     let mut backoff = FIRST_BACKOFF;
+    let mut listened = false;
     loop {
-        match session(deps, clock, options, &mut backoff, shutdown.as_mut()).await {
+        let ended = session(
+            deps,
+            clock,
+            options,
+            &mut backoff,
+            &mut listened,
+            shutdown.as_mut(),
+        );
+        match ended.await {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::Disconnected) => tracing::warn!("listen connection closed; reconnecting"),
             Err(err @ Error::SessionRequired(_)) => return Err(err),
+            Err(err) if !listened => return Err(err),
             Err(err) => tracing::warn!(error = %err, "listen failed; reconnecting"),
         }
         tokio::select! {
@@ -86,6 +99,7 @@ async fn session(
     clock: Clock,
     options: ListenOptions,
     backoff: &mut Duration,
+    listened: &mut bool,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Ended> {
     let (client, messages) = deps.config.db.connect("booking-webhooks-listen").await?;
@@ -125,6 +139,7 @@ async fn session(
     let claims = SessionClaims::prepare(claims).await?;
     tracing::info!(channel = sql::CAPTURE_CHANNEL, "listening");
     *backoff = FIRST_BACKOFF;
+    *listened = true;
     catch_up(deps, clock).await?;
 
     let mut sweeps = options.sweep_every.map(|every| {

@@ -227,7 +227,7 @@ async fn what_cannot_run_exits_2() {
         .expect("run");
     assert_eq!(code(&down), Some(2));
     assert!(
-        text(&down.stderr).contains("error: database pool"),
+        text(&down.stderr).starts_with("error: could not connect to the database at 127.0.0.1:"),
         "{}",
         text(&down.stderr)
     );

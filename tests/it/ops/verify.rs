@@ -6,7 +6,7 @@ use std::time::Duration;
 use delivery::completeness::{DEFAULT_WINDOW, check_completeness, count_missing};
 use uuid::Uuid;
 
-use super::cli::{code, text, webhooks};
+use super::cli::{code, json, text, webhooks};
 use super::seed::{self, at};
 use crate::support::TestDb;
 
@@ -268,7 +268,7 @@ async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
 }
 
 #[tokio::test]
-async fn a_window_reaching_back_before_the_horizon_is_an_error_not_a_pass() {
+async fn a_window_reaching_back_before_the_horizon_says_there_is_nothing_to_check_yet() {
     // Installed just now: with the default hour, the range checked would end before it starts.
     let db = TestDb::new().await;
     let client = db.pool.get().await.expect("connection");
@@ -277,7 +277,7 @@ async fn a_window_reaching_back_before_the_horizon_is_an_error_not_a_pass() {
         .expect("verify");
     let why = check.empty_range(DEFAULT_WINDOW).expect("an empty range");
     assert!(
-        why.starts_with("nothing to check: --window 1h 0m leaves out bookings created after")
+        why.starts_with("nothing to check yet: --window 1h 0m leaves out bookings created after")
             && why.contains("(capture installed)")
             && why.contains("--window 0s checks every booking up to now")
             && why.contains("or run it again after"),
@@ -287,26 +287,34 @@ async fn a_window_reaching_back_before_the_horizon_is_an_error_not_a_pass() {
         .await
         .expect("verify");
     assert_eq!(later.empty_range(DEFAULT_WINDOW), None);
+    assert_eq!(check.nothing_to_check.as_deref(), Some(why.as_str()));
+    assert_eq!(later.nothing_to_check, None);
 
     let run = |args: &'static [&'static str]| {
         let url = db.url.clone();
         tokio::task::spawn_blocking(move || webhooks(&url, args))
     };
-    for args in [
-        &["verify"][..],
-        &["verify", "--json"],
-        &["verify", "--window", "100000000d"],
-    ] {
+    // Not an error: nothing is wrong, and what was (not) checked is said.
+    for args in [&["verify"][..], &["verify", "--window", "100000000d"]] {
         let out = run(args).await.expect("run");
-        let stderr = text(&out.stderr);
-        assert_eq!(code(&out), Some(2), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+        let stdout = text(&out.stdout);
+        assert_eq!(code(&out), Some(0), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
         assert!(
-            stderr.starts_with("error: nothing to check: --window")
-                && stderr.contains("--window 0s"),
-            "{args:?}: {stderr}"
+            stdout.starts_with("nothing to check yet: --window") && stdout.contains("--window 0s"),
+            "{args:?}: {stdout}"
         );
     }
+    let out = run(&["verify", "--json"]).await.expect("run");
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert!(
+        report["nothingToCheck"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("nothing to check yet")),
+        "{report}"
+    );
+    assert_eq!(report["missing"], 0);
     let everything = run(&["verify", "--window", "0s"]).await.expect("run");
     assert_eq!(code(&everything), Some(0), "{}", text(&everything.stderr));
 }

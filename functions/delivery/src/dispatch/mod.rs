@@ -57,6 +57,7 @@ pub async fn handle(
     deadline: Option<SystemTime>,
 ) -> Result<DispatchReport> {
     let (result, tally) = metrics::collect(run(event, deps, clock, deadline)).await;
+    let result = result.map_err(|err| err.reaching(&deps.config.db));
     let invocation = metrics::Invocation {
         function: metrics::Function::Dispatch,
         skipped: result.as_ref().map_or(0, |r| r.counts.skipped as u64),

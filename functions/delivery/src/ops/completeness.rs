@@ -58,6 +58,11 @@ pub struct Completeness {
     pub missing: i64,
     /// The first of them, oldest booking first.
     pub deliveries: Vec<MissingDelivery>,
+    /// Set when the window reaches back before the horizon, so no booking is in range (the
+    /// first hour after installing, with the default window): why, and when there will be
+    /// something to check. Nothing is wrong then, and nothing was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_to_check: Option<String>,
 }
 
 impl Completeness {
@@ -82,9 +87,9 @@ impl Completeness {
                 format!(", or run it again after {}", instant(Some(at)))
             });
         Some(format!(
-            "nothing to check: --window {} leaves out bookings created after {}, and bookings \
-             created before {} are not checked ({}), so no booking is in range. Use a shorter \
-             --window (--window 0s checks every booking up to now){again}.",
+            "nothing to check yet: --window {} leaves out bookings created after {}, and \
+             bookings created before {} are not checked ({}), so no booking is in range. Use a \
+             shorter --window (--window 0s checks every booking up to now){again}.",
             span(seconds),
             instant(Some(self.checked_before)),
             instant(Some(from)),
@@ -138,14 +143,18 @@ pub async fn check_completeness(
     if rows.is_empty() && limit <= 0 {
         missing = count_missing(db, now, window).await?;
     }
-    Ok(Completeness {
+    let mut check = Completeness {
         checked_before: before,
         checked_from,
         horizon_reason,
         bookings_dated,
         missing,
         deliveries,
-    })
+        nothing_to_check: None,
+    };
+    // An undatable table is a problem whatever the window.
+    check.nothing_to_check = check.empty_range(window).filter(|_| bookings_dated);
+    Ok(check)
 }
 
 /// Counts bookings created before `now - window` whose expected delivery is missing.
@@ -169,6 +178,9 @@ pub fn render_completeness(c: &Completeness, style: &Style) -> String {
              dated (add it, then run `webhooks migrate --repair`)",
             style,
         );
+    }
+    if let Some(why) = &c.nothing_to_check {
+        return paragraph(why, style);
     }
     if c.is_complete() {
         let text = paragraph(

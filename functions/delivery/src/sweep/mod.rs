@@ -80,7 +80,8 @@ pub async fn handle(
     clock: Clock,
     deadline: Option<SystemTime>,
 ) -> Result<SweepReport> {
-    let (mut result, tally) = metrics::collect(run(event, deps, clock, deadline)).await;
+    let (result, tally) = metrics::collect(run(event, deps, clock, deadline)).await;
+    let mut result = result.map_err(|err| err.reaching(&deps.config.db));
     let left = TimeLeft(deadline.and_then(instant_of));
     if let Ok(report) = &mut result {
         report.retention = retain(deps, report, clock, left).await;

@@ -76,7 +76,8 @@ pub(crate) enum Delivery {
 /// The whole configuration and a database with the schema installed, or why not.
 async fn ready() -> Result<Deps, Box<dyn std::error::Error>> {
     let deps = Deps::from_env()?;
-    let db = deps.pool.get().await.map_err(delivery::Error::from)?;
+    let db = deps.pool.get().await;
+    let db = db.map_err(|e| delivery::Error::from(e).reaching(&deps.config.db))?;
     schema::require_installed(&db).await?;
     Ok(deps)
 }

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use delivery::backoff::parse_duration;
+use delivery::out;
 use delivery::schema::{self, MigrateOptions};
-use delivery::{DbConfig, out};
 
 use deliver::Delivery;
 use ops::Operation;
@@ -33,7 +33,7 @@ Exit status:
      no delivery (show, replay, dispatch, send)
   2  could not run: bad arguments (an id prefix that names several deliveries), configuration
      (every missing variable named), the database could not be reached or queried or has
-     no schema yet (webhooks migrate), verify's --window leaves no booking in range";
+     no schema yet (webhooks migrate)";
 
 /// Booking webhooks: operate the delivery engine. Configuration comes from the environment
 /// (see .env.example): migrate and the read and repair commands need only DATABASE_URL; listen,
@@ -121,9 +121,8 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
         Command::Migrate {
             print_sql: true, ..
         } => {
-            let mut db = DbConfig::from_env()?;
-            db.pool_size = 1;
-            out::print(&schema::print_sql(&db.pool()?).await?);
+            let pool = ops::reachable_pool().await?;
+            out::print(&schema::print_sql(&pool).await?);
             Ok(Verdict::Fine)
         }
         Command::Migrate {
