@@ -279,7 +279,10 @@ mod tests {
             target("postgres://postgres@127.0.0.1/test"),
             "127.0.0.1:5432 (database test)"
         );
-        assert_eq!(target("postgres://a,b:5433/x"), "a:5432, b:5433 (database x)");
+        assert_eq!(
+            target("postgres://a,b:5433/x"),
+            "a:5432, b:5433 (database x)"
+        );
         assert!(!target("postgres://app:s3cret@h/d").contains("s3cret"));
     }
 }

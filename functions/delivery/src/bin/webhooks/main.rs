@@ -39,7 +39,7 @@ Exit status:
 /// (see .env.example): migrate and the read and repair commands need only DATABASE_URL; listen,
 /// sweep, dispatch and send the functions' whole configuration.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = EXIT_STATUS)]
+#[command(version, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
