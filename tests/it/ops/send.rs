@@ -11,6 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::cli::{code, json, text};
+use crate::superseded::decide;
 use crate::support::receiver::refusing_url;
 use crate::support::scratch::webhooks_binary;
 use crate::support::{Receiver, Reply, SIGNING_SECRET, TOKEN, TestDb, deps};
@@ -94,28 +95,13 @@ async fn a_retrying_delivery_is_sent_now_and_only_once() {
 async fn send_retrying_ends_a_replaced_decision_superseded_and_sends_the_rest() {
     let db = TestDb::new().await;
     let receiver = Receiver::start(Reply::status(200)).await;
-    let client = db.client().await;
     // A tutor's request waiting for a retry, and an approval that a rejection replaced while
     // it waited.
     let (booking, request) = db.booking_with_delivery().await;
     retrying(&db, request).await;
-    client
-        .execute(
-            "UPDATE booking_requests SET status = 'approved' WHERE id = $1",
-            &[&booking],
-        )
-        .await
-        .expect("approve");
-    let approved = db.delivery_id(booking, "approved").await;
+    let approved = decide(&db, booking, "approved").await;
     retrying(&db, approved).await;
-    client
-        .execute(
-            "UPDATE booking_requests SET status = 'rejected' WHERE id = $1",
-            &[&booking],
-        )
-        .await
-        .expect("reject");
-    let rejected = db.delivery_id(booking, "rejected").await;
+    let rejected = decide(&db, booking, "rejected").await;
 
     let out = webhooks_sending(&db, &receiver.url, &["send", "--retrying", "--json"]).await;
     assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));

@@ -173,18 +173,7 @@ pub async fn claim_ids(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
-    run(
-        db,
-        None,
-        sql::IDS_CLAIM,
-        &[
-            (&ids, Type::UUID_ARRAY),
-            (&now, Type::TIMESTAMPTZ),
-            (&millis(lease), Type::INT8),
-            (&supersede, Type::BOOL),
-        ],
-    )
-    .await
+    run_ids(db, None, sql::IDS_CLAIM, ids, now, lease, supersede).await
 }
 
 /// [`claim_ids`] in a transaction of its own whose commit does not wait for the disk
@@ -197,16 +186,14 @@ pub(crate) async fn claim_ids_async_commit(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
-    run(
+    run_ids(
         db,
         Some(sql::CLAIM_BEGIN),
         sql::IDS_CLAIM,
-        &[
-            (&ids, Type::UUID_ARRAY),
-            (&now, Type::TIMESTAMPTZ),
-            (&millis(lease), Type::INT8),
-            (&supersede, Type::BOOL),
-        ],
+        ids,
+        now,
+        lease,
+        supersede,
     )
     .await
 }
@@ -306,16 +293,34 @@ pub(crate) async fn claim_ids_now(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
-    run(
+    run_ids(
         db,
         Some(sql::CLAIM_BEGIN),
         sql::SEND_NOW_CLAIM,
-        &[
-            (&ids, Type::UUID_ARRAY),
-            (&now, Type::TIMESTAMPTZ),
-            (&millis(lease), Type::INT8),
-            (&supersede, Type::BOOL),
-        ],
+        ids,
+        now,
+        lease,
+        supersede,
     )
     .await
+}
+
+/// A claim of given ids (`statement`: [`sql::IDS_CLAIM`] or [`sql::SEND_NOW_CLAIM`], which take
+/// the same parameters), as [`run`] runs it.
+async fn run_ids(
+    db: &Client,
+    begin: Option<&str>,
+    statement: &str,
+    ids: &[Uuid],
+    now: Option<DateTime<Utc>>,
+    lease: Duration,
+    supersede: bool,
+) -> Result<Claim> {
+    let params: [(&(dyn ToSql + Sync), Type); 4] = [
+        (&ids, Type::UUID_ARRAY),
+        (&now, Type::TIMESTAMPTZ),
+        (&millis(lease), Type::INT8),
+        (&supersede, Type::BOOL),
+    ];
+    run(db, begin, statement, &params).await
 }
