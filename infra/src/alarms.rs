@@ -15,11 +15,11 @@ use serde_json::{Map, Value, json};
 use crate::args::non_empty;
 use crate::aws::{Clients, none_if_not_found, sdk_error};
 use crate::change::{Change, Field, Missing, Report};
-use crate::metrics::{BACKLOG_AGE_LIMIT_S, NAMESPACE};
+use crate::metrics::{BACKLOG_AGE_LIMIT_S, BREAKER_OPEN_LIMIT_S, NAMESPACE};
 use crate::schedule::group::DEFAULT_GROUP;
 
-/// The five alarms: the name after the prefix, and what it means when it fires.
-const ALARMS: [(&str, &str); 5] = [
+/// The six alarms: the name after the prefix, and what it means when it fires.
+const ALARMS: [(&str, &str); 6] = [
     (
         "failed-deliveries",
         "A delivery failed for good in the last hour: nobody will get it unless you act.",
@@ -44,9 +44,15 @@ const ALARMS: [(&str, &str); 5] = [
         "Bookings exist without their notification: capture did not happen (a disabled \
          trigger?).",
     ),
+    (
+        "breaker-open",
+        "The notification service has failed every request for more than 30 minutes: its \
+         circuit breaker is open and deliveries are held, not sent (they fail after \
+         WEBHOOK_HOLD_MAX).",
+    ),
 ];
 
-/// Which alarms: all five are named `<prefix>-<alarm>`.
+/// Which alarms: all six are named `<prefix>-<alarm>`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct AlarmNames {
     /// Alarm names start with this, then `-failed-deliveries`, `-backlog-age`, ….
@@ -91,7 +97,7 @@ impl AlarmSet {
     /// The alarms as `DescribeAlarms` returns them when they are exactly as wanted. Each
     /// fires at the first period above its threshold (0 unless said).
     pub fn wanted(&self) -> Vec<MetricAlarm> {
-        let [failed, backlog, sweep, scheduler, missing] = ALARMS;
+        let [failed, backlog, sweep, scheduler, missing, breaker] = ALARMS;
         let lambda = dimension("FunctionName", &self.function_name);
         let group = dimension("ScheduleGroup", &self.group);
         vec![
@@ -115,6 +121,10 @@ impl AlarmSet {
                 .build(),
             // A silent sweep is the backlog alarm's to report, not this one's.
             (self.alarm(missing, "MissingDeliveries", Statistic::Maximum, 15)).build(),
+            // Every sweep writes it (0 when closed); a silent sweep is the backlog alarm's.
+            (self.alarm(breaker, "BreakerOpenFor", Statistic::Maximum, 15))
+                .threshold(BREAKER_OPEN_LIMIT_S as f64)
+                .build(),
         ]
     }
 
@@ -229,7 +239,7 @@ async fn get(
         .collect())
 }
 
-/// Makes the five alarms exist exactly as `wanted` says, each reported created, updated (with
+/// Makes the six alarms exist exactly as `wanted` says, each reported created, updated (with
 /// the fields that changed) or unchanged; writes only what differs, nothing with `dry_run`.
 /// Fails on AWS errors.
 pub async fn apply(clients: &Clients, wanted: &AlarmSet) -> anyhow::Result<Report> {
@@ -290,7 +300,7 @@ pub struct AlarmDelete {
     pub dry_run: bool,
 }
 
-/// Deletes the five alarms; those that do not exist are reported absent. Fails on AWS errors.
+/// Deletes the six alarms; those that do not exist are reported absent. Fails on AWS errors.
 pub async fn delete(clients: &Clients, options: &AlarmDelete) -> anyhow::Result<Report> {
     let existing = get(clients, &options.names).await?;
     let doomed: Vec<String> = existing.keys().cloned().collect();

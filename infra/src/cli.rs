@@ -65,11 +65,11 @@ pub enum ScheduleCommand {
 /// `infra alarms …`
 #[derive(Debug, Subcommand)]
 pub enum AlarmsCommand {
-    /// Create or update the five alarms; report what changed (created / updated / unchanged).
+    /// Create or update the six alarms; report what changed (created / updated / unchanged).
     Apply(AlarmSet),
     /// Print the alarms that exist as JSON, with their state and the API's field names.
     Show(AlarmNames),
-    /// Delete the five alarms (absent ones are fine).
+    /// Delete the six alarms (absent ones are fine).
     Delete(AlarmDelete),
 }
 

@@ -10,6 +10,10 @@ pub const NAMESPACE: &str = "BookingWebhooks";
 /// (`delivery::posture::BACKLOG_AGE_LIMIT_S`, `webhooks doctor`'s limit too).
 pub const BACKLOG_AGE_LIMIT_S: i64 = 1_800;
 
+/// How long, in seconds, the notification service's circuit breaker may stay open before the
+/// breaker-open alarm fires (`delivery::posture::BREAKER_OPEN_LIMIT_S`, `webhooks doctor`'s limit too).
+pub const BREAKER_OPEN_LIMIT_S: i64 = 1_800;
+
 /// The values of the `Function` dimension: each function's role, not its deployed name
 /// (`delivery::metrics::Function::as_str`).
 pub const FUNCTIONS: [&str; 2] = ["dispatch", "retry-sweep"];

@@ -46,9 +46,11 @@ fn changed_fields(report: &Report, name: &str) -> Vec<&'static str> {
 
 fn all(change: &Change) -> Vec<(String, Change)> {
     let names = ["failed-deliveries", "backlog-age", "sweep-errors"];
-    let names = names
-        .into_iter()
-        .chain(["scheduler-target-errors", "missing-deliveries"]);
+    let names = names.into_iter().chain([
+        "scheduler-target-errors",
+        "missing-deliveries",
+        "breaker-open",
+    ]);
     names
         .map(|n| (format!("booking-webhooks-{n}"), change.clone()))
         .collect()
@@ -117,9 +119,9 @@ fn assert_alarm(
     );
 }
 
-/// Asserts all five alarms against the metric contract.
+/// Asserts all six alarms against the metric contract.
 fn assert_contract(alarms: &HashMap<String, MetricAlarm>, function: &str, topic: Option<&str>) {
-    assert_eq!(alarms.len(), 5, "{:?}", alarms.keys());
+    assert_eq!(alarms.len(), 6, "{:?}", alarms.keys());
     let (sum, max) = (Statistic::Sum, Statistic::Maximum);
     assert_alarm(
         alarm(alarms, "booking-webhooks-failed-deliveries"),
@@ -164,9 +166,18 @@ fn assert_contract(alarms: &HashMap<String, MetricAlarm>, function: &str, topic:
     assert_alarm(
         alarm(alarms, "booking-webhooks-missing-deliveries"),
         ("BookingWebhooks", "MissingDeliveries", None),
-        max,
+        max.clone(),
         (900, 1),
         0.0,
+        "notBreaching",
+        topic,
+    );
+    assert_alarm(
+        alarm(alarms, "booking-webhooks-breaker-open"),
+        ("BookingWebhooks", "BreakerOpenFor", None),
+        max,
+        (900, 1),
+        1800.0,
         "notBreaching",
         topic,
     );
@@ -252,7 +263,7 @@ async fn apply_creates_then_changes_nothing_then_updates_one_field_then_deletes(
             .iter()
             .filter(|(_, c)| **c == Change::Unchanged)
             .count(),
-        4
+        5
     );
     assert_contract(&described(&clients).await?, "sweeper", Some(TOPIC));
 
@@ -308,7 +319,7 @@ async fn a_dry_run_reports_the_plan_and_writes_nothing() -> Result<()> {
     let plan = alarms::delete(&clients, &delete).await?;
     assert_eq!(owned(changes(&plan)), all(&Change::Deleted));
     assert!(plan.to_string().contains("would be deleted"), "{plan}");
-    assert_eq!(described(&clients).await?.len(), 5);
+    assert_eq!(described(&clients).await?.len(), 6);
     Ok(())
 }
 
@@ -342,15 +353,16 @@ async fn the_command_line_applies_shows_and_deletes_the_alarms() -> Result<()> {
          alarm bw-backlog-age: created\n\
          alarm bw-sweep-errors: created\n\
          alarm bw-scheduler-target-errors: created\n\
-         alarm bw-missing-deliveries: created\n"
+         alarm bw-missing-deliveries: created\n\
+         alarm bw-breaker-open: created\n"
     );
     let out = run_cli(&config, apply(TOPIC, false)).await?;
-    assert_eq!(out.matches(": unchanged (arn:").count(), 5, "{out}");
+    assert_eq!(out.matches(": unchanged (arn:").count(), 6, "{out}");
 
     let other = "arn:aws:sns:eu-west-1:123456789012:pager";
     let out = run_cli(&config, apply(other, true)).await?;
     assert!(out.starts_with("dry run: nothing was changed"), "{out}");
-    assert_eq!(out.matches(": would be updated").count(), 5, "{out}");
+    assert_eq!(out.matches(": would be updated").count(), 6, "{out}");
     assert!(
         out.contains(&format!(r#"  AlarmActions: ["{TOPIC}"] -> ["{other}"]"#)),
         "{out}"
@@ -366,7 +378,7 @@ async fn the_command_line_applies_shows_and_deletes_the_alarms() -> Result<()> {
         &run_cli(&config, [["alarms", "show"].as_slice(), &common].concat()).await?,
     )?;
     let shown = shown.as_array().context("show prints a list")?;
-    assert_eq!(shown.len(), 5);
+    assert_eq!(shown.len(), 6);
     assert_eq!(shown[0]["AlarmName"], "bw-failed-deliveries");
     assert_eq!(shown[0]["MetricName"], "DeliveriesFailed");
     assert_eq!(shown[2]["Dimensions"]["FunctionName"], "retry-sweep");
@@ -375,7 +387,7 @@ async fn the_command_line_applies_shows_and_deletes_the_alarms() -> Result<()> {
     assert!(shown[0]["AlarmArn"].is_string(), "{}", shown[0]);
 
     let out = run_cli(&config, [["alarms", "delete"].as_slice(), &common].concat()).await?;
-    assert_eq!(out.matches(": deleted").count(), 5, "{out}");
+    assert_eq!(out.matches(": deleted").count(), 6, "{out}");
     let err = run_cli(&config, [["alarms", "show"].as_slice(), &common].concat())
         .await
         .expect_err("show without alarms fails");
@@ -395,6 +407,7 @@ fn every_alarm_is_named_after_the_prefix_and_says_what_to_do() {
             "booking-webhooks-sweep-errors",
             "booking-webhooks-scheduler-target-errors",
             "booking-webhooks-missing-deliveries",
+            "booking-webhooks-breaker-open",
         ]
     );
     for alarm in &wanted {

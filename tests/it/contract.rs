@@ -43,6 +43,10 @@ fn everything(function: Function) -> Invocation {
         due_backlog: 3,
         oldest_due_age_s: 60.0,
         missing_deliveries: Some(1),
+        breaker_open: true,
+        breaker_open_s: 60.0,
+        paused: false,
+        held: 3,
     });
     Invocation {
         function,
@@ -124,6 +128,10 @@ fn infra_repeats_the_namespace_the_backlog_limit_and_the_function_names_of_deliv
         delivery::posture::BACKLOG_AGE_LIMIT_S
     );
     assert_eq!(
+        infra::metrics::BREAKER_OPEN_LIMIT_S,
+        delivery::posture::BREAKER_OPEN_LIMIT_S
+    );
+    assert_eq!(
         infra::metrics::FUNCTIONS,
         [Function::Dispatch.as_str(), Function::RetrySweep.as_str()]
     );
@@ -166,7 +174,12 @@ fn every_alarm_on_our_namespace_watches_a_metric_the_functions_emit() {
     }
     assert_eq!(
         ours,
-        ["DeliveriesFailed", "OldestDueAge", "MissingDeliveries"]
+        [
+            "DeliveriesFailed",
+            "OldestDueAge",
+            "MissingDeliveries",
+            "BreakerOpenFor"
+        ]
     );
 
     let backlog = alarms

@@ -164,7 +164,7 @@ async fn make_deploy_rehearsed_on_moto_as_deploy_md_says() -> Result<()> {
     };
     let function = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:retry-sweep");
     assert_eq!(shown("schedule")?["Target"]["Arn"], function);
-    assert_eq!(shown("alarms")?.as_array().map(Vec::len), Some(5));
+    assert_eq!(shown("alarms")?.as_array().map(Vec::len), Some(6));
     assert_eq!(shown("dashboard")?["DashboardName"], "booking-webhooks");
     ensure!(moto.is_none(), "the block stops moto");
     Ok(())

@@ -85,9 +85,15 @@ async fn the_request_is_signed_authenticated_and_passes_the_reference_verifier()
     assert_eq!(request.header("authorization"), format!("Bearer {TOKEN}"));
     assert_eq!(request.header("webhook-id"), id.to_string());
     let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON body");
+    // The seed's three fields, and the capture order the receiver may keep decisions in.
+    let sequence: i64 = db
+        .count(&format!(
+            "SELECT capture_seq FROM webhook_deliveries WHERE id = '{id}'"
+        ))
+        .await;
     assert_eq!(
         body,
-        json!({"type": "new_request", "bookingId": booking, "email": "tutor@example.com"})
+        json!({"type": "new_request", "bookingId": booking, "email": "tutor@example.com", "sequence": sequence})
     );
     let stored: String = db
         .pool
@@ -103,8 +109,11 @@ async fn the_request_is_signed_authenticated_and_passes_the_reference_verifier()
         .get(0);
     assert_eq!(
         request.text(),
-        stored,
-        "the body is the stored payload, byte for byte"
+        format!(
+            "{}, \"sequence\": {sequence}}}",
+            stored.strip_suffix('}').unwrap_or_default()
+        ),
+        "the body is the stored payload, byte for byte, and the sequence"
     );
 
     // The Standard Webhooks reference implementation (another team's code) must accept it.

@@ -147,7 +147,8 @@ async fn a_lease_is_a_heap_only_update_and_a_first_write_does_not_probe_attempts
     let ints: Vec<i32> = Vec::new();
     let stamps: Vec<DateTime<Utc>> = Vec::new();
     let texts: Vec<&str> = Vec::new();
-    let params: [(&(dyn ToSql + Sync), Type); 12] = [
+    let bools: Vec<bool> = Vec::new();
+    let params: [(&(dyn ToSql + Sync), Type); 13] = [
         (&ids, Type::UUID_ARRAY),
         (&leases, Type::TIMESTAMPTZ_ARRAY),
         (&ints, Type::INT4_ARRAY),
@@ -160,6 +161,7 @@ async fn a_lease_is_a_heap_only_update_and_a_first_write_does_not_probe_attempts
         (&stamps, Type::TIMESTAMPTZ_ARRAY),
         (&stamps, Type::TIMESTAMPTZ_ARRAY),
         (&stamps, Type::TIMESTAMPTZ_ARRAY),
+        (&bools, Type::BOOL_ARRAY),
     ];
     let record = plan(&db, false, delivery::sql::OUTCOME_RECORDING, &params).await;
     assert!(!record.contains("on webhook_attempts a"), "{record}");

@@ -17,6 +17,8 @@
 //! - `lifecycle`: the second time through: adopt again after a rollback, repair by the
 //!   doctor's advice, intermediate builds' databases, psql, the migration ledger (issue 20).
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
+//! - `outage`: the notification service as a whole: an outage held, the breaker's probe, paced
+//!   recovery, the rate ceiling, Retry-After, pause/resume, the hold's bound (issue 22).
 //! - `ops`: the operator commands (stats, failures, show, cleanup, verify, doctor) and metrics.
 //! - `receiver`: `webhooks receiver` against the real signer: checks, dedupe, misbehaviour.
 //! - `robustness`: bad rows, repeated recording, schema invariants, the database clock, deadlines.
@@ -59,6 +61,7 @@ mod lifecycle;
 mod listen;
 mod migrate;
 mod ops;
+mod outage;
 mod receiver;
 mod robustness;
 mod schedule;

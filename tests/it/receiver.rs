@@ -369,3 +369,69 @@ fn the_command_names_a_missing_credential_and_exits_non_zero() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn decisions_carry_a_growing_sequence_and_an_older_one_arriving_late_is_discarded() {
+    // The engine sends both decisions of one booking (in order: supersede off), each body
+    // with its capture order as `sequence`.
+    let db = TestDb::new().await;
+    let capture = crate::support::Receiver::start(crate::support::Reply::status(200)).await;
+    let engine = deps_with(&db, &capture.url, &[("WEBHOOK_SUPERSEDE", "off")]);
+    let booking = db
+        .insert_booking(Some("tutor@example.com"), Some("grace@example.com"))
+        .await;
+    let client = db.client().await;
+    let mut decisions = Vec::new();
+    for status in ["approved", "rejected"] {
+        client
+            .execute(
+                "UPDATE booking_requests SET status = $2 WHERE id = $1",
+                &[&booking, &status],
+            )
+            .await
+            .expect("decide");
+        let id = db.delivery_id(booking, status).await;
+        let sent = delivery::dispatch::dispatch_ids(&engine, &[id], Clock::System, Duration::ZERO)
+            .await
+            .expect("dispatch");
+        assert_eq!(sent.succeeded, vec![id]);
+        decisions.push(id);
+    }
+    let bodies: Vec<(String, String, i64)> = capture
+        .requests()
+        .iter()
+        .map(|r| {
+            let sequence = r.json()["sequence"].as_i64().unwrap_or(-1);
+            (r.header("webhook-id"), r.text(), sequence)
+        })
+        .collect();
+    let (approved, rejected) = (&bodies[0], &bodies[1]);
+    assert_eq!(approved.0, decisions[0].to_string());
+    assert!(
+        0 < approved.2 && approved.2 < rejected.2,
+        "sequence grows: {} then {}",
+        approved.2,
+        rejected.2
+    );
+
+    // The approval's request outlived the engine's timeout and arrives after the rejection:
+    // `webhooks receiver` answers 200 (nothing to retry) and does not apply it.
+    let mut receiver = Running::start(SIGNING_SECRET, Misbehaviour::default()).await;
+    let sender = sender(&receiver.url, TOKEN, SIGNING_SECRET, "5000");
+    for (id, body, _) in [rejected, approved] {
+        let id: Uuid = id.parse().expect("id");
+        let sent = sender.send(id, body, Utc::now()).await;
+        assert_eq!(status_of(&sent.result), Some(200));
+    }
+    let first = receiver.next().await;
+    assert_eq!(
+        (first.verdict, first.sequence),
+        (Verdict::Accepted, Some(rejected.2))
+    );
+    let late = receiver.next().await;
+    assert_eq!((late.status, late.verdict), (200, Verdict::Stale));
+    assert!(
+        late.to_string().contains(&format!("seq {}", approved.2)),
+        "{late}"
+    );
+}

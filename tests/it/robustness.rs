@@ -109,6 +109,7 @@ async fn recording_the_same_outcomes_twice_stores_them_once() {
                     &vec![none_ts],
                     &vec![Some(now)],
                     &vec![now],
+                    &vec![false],
                 ],
             )
             .await

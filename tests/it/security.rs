@@ -226,6 +226,46 @@ async fn anon_and_authenticated_can_neither_read_nor_approve_bookings_on_a_fresh
     assert!(rls, "row level security on the booking table we created");
 }
 
+/// Whoever can write the notification service's health can hold every delivery until it
+/// fails (a pause three days long) or flood the service (the pace): the API roles can neither
+/// read nor write it, even where default privileges grant them every new table.
+#[tokio::test]
+async fn anon_and_authenticated_cannot_pause_or_read_the_notification_service() {
+    let db = supabase_like_db("").await;
+    let owner = db.client().await;
+    owner
+        .execute(
+            "INSERT INTO webhook_endpoints (origin) VALUES ('https://notify.example.com')",
+            &[],
+        )
+        .await
+        .expect("the workers' row");
+    for role in ["anon", "authenticated"] {
+        let api = client_as(&db, role).await;
+        for attack in [
+            "SELECT * FROM webhook_endpoints",
+            "UPDATE webhook_endpoints SET paused_until = now() + interval '3 days'",
+            "INSERT INTO webhook_endpoints (origin, paused_until) VALUES ('https://x.example', 'infinity')",
+            "UPDATE webhook_endpoints SET next_send_at = 'infinity'",
+        ] {
+            let result = api.execute(attack, &[]).await;
+            assert!(
+                result.as_ref().is_err_and(is_permission_denied),
+                "{role}: {attack}: {result:?}"
+            );
+        }
+    }
+    let paused: i64 = owner
+        .query_one(
+            "SELECT count(*) FROM webhook_endpoints WHERE paused_until IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(paused, 0);
+}
+
 /// Hole 2, the other half: when the app created `booking_requests` itself, its privileges and
 /// policies are its own business and the migrations leave them as they are.
 #[tokio::test]

@@ -360,7 +360,12 @@ async fn with_supersede_off_a_later_notification_waits_until_the_earlier_one_is_
     let receiver = Receiver::start(Reply::status(200)).await;
     let off = [("WEBHOOK_SUPERSEDE", "off")];
     let up = deps_with(&db, &receiver.url, &off);
-    let down = deps_with(&db, &refusing_url().await, &off);
+    // Every attempt counts (no breaker), so that the approval does fail for good.
+    let down = deps_with(
+        &db,
+        &refusing_url().await,
+        &[off[0], ("WEBHOOK_BREAKER_AFTER", "off")],
+    );
     let t0 = Utc::now();
     let booking = db.insert_booking(None, Some("student@example.com")).await;
     let approved = decide(&db, booking, "approved").await;

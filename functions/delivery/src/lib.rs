@@ -86,7 +86,7 @@ pub use metrics::emf;
 /// `webhooks doctor`, where it was before `ops/doctor/`.
 pub use ops::doctor as posture;
 /// The operator commands, where they were before `ops/` (for the tests' paths).
-pub use ops::{completeness, failures, health, history, replay, retention, table};
+pub use ops::{completeness, endpoint, failures, health, history, replay, retention, table};
 pub use outcome::{Attempt, AttemptResult, ErrorKind};
 pub use send::Sender;
 pub use status::DeliveryStatus;

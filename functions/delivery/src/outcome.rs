@@ -191,6 +191,35 @@ pub(crate) fn decide(
     next
 }
 
+/// Whether `result` tells that the notification service itself is failing (the circuit
+/// breaker counts these): no response, a timeout (408), or a 5xx. Every other response — a
+/// success, a redirect, a 4xx, a 429 (asking to slow down, handled by its `Retry-After`) —
+/// is an answer: the service is up, whatever it thought of this delivery.
+pub(crate) fn service_failing(result: &AttemptResult) -> bool {
+    match result {
+        AttemptResult::Transport { .. } => true,
+        AttemptResult::Response { status, .. } => *status == 408 || (500..=599).contains(status),
+    }
+}
+
+/// `t`, for an attempt that failed with `result` while the notification service was held
+/// (its breaker open): not counted toward `max_retries` — the delivery stays `retrying`, due
+/// at `due` (when the next probe may go; it is held until the breaker closes), and the error
+/// says so.
+pub(crate) fn held(t: Transition, result: &AttemptResult, due: DateTime<Utc>) -> Transition {
+    let error = format!(
+        "{} (held: the notification service is failing; not counted toward max_retries)",
+        describe(result)
+    );
+    Transition {
+        status: DeliveryStatus::Retrying,
+        next_retry_at: Some(due),
+        resolved_at: None,
+        error: Some(truncate(&error, ERROR_MAX_CHARS)),
+        ..t
+    }
+}
+
 /// A one-line description of a failed result.
 fn describe(result: &AttemptResult) -> String {
     match result {

@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::metrics::{BACKLOG_AGE_LIMIT_S, FUNCTIONS, NAMESPACE};
+use crate::metrics::{BACKLOG_AGE_LIMIT_S, BREAKER_OPEN_LIMIT_S, FUNCTIONS, NAMESPACE};
 
 /// The title of every widget, in the order of the body: what `apply` compares one by one.
-pub const TITLES: [&str; 11] = [
+pub const TITLES: [&str; 12] = [
     "About this dashboard",
     "Deliveries by outcome",
     "Backlog: due deliveries and the oldest one's age",
@@ -19,6 +19,7 @@ pub const TITLES: [&str; 11] = [
     "Lambda invocations and errors",
     "Scheduler: invoking the retry sweep",
     "Reclaimed leases and missing deliveries",
+    "Notification service: breaker, held deliveries, pacing",
 ];
 
 /// Every graph's period, in seconds: one sweep in each (at 5 minutes, every other point holds
@@ -60,6 +61,7 @@ pub fn body(names: Names) -> Value {
         invocations,
         scheduler,
         rest,
+        service,
     ] = TITLES;
     let graph = |title, at, properties| metric_widget(names.region, title, at, properties);
     let lambda = |metric: &str, stat: &str, what: &str| -> Vec<Value> {
@@ -198,6 +200,28 @@ pub fn body(names: Names) -> Value {
                     json!([NAMESPACE, "MissingDeliveries", { "stat": "Maximum", "label": "missing deliveries", "color": RED }]),
                 ],
                 "yAxis": { "left": { "min": 0, "showUnits": false } },
+            }),
+        ),
+        graph(
+            service,
+            (0, 26, 24, 6),
+            json!({
+                "stat": "Maximum",
+                "metrics": [
+                    json!([NAMESPACE, "HeldDeliveries", { "label": "held deliveries", "color": ORANGE }]),
+                    json!([NAMESPACE, "ThrottledSends", { "stat": "Sum", "label": "paced requests", "color": BLUE }]),
+                    json!([NAMESPACE, "HoldsExpired", { "stat": "Sum", "label": "failed after WEBHOOK_HOLD_MAX", "color": RED }]),
+                    json!([NAMESPACE, "EndpointPaused", { "label": "paused (1)", "color": GREY }]),
+                    json!([NAMESPACE, "BreakerOpen", { "label": "breaker open (1)", "color": PURPLE }]),
+                    json!([NAMESPACE, "BreakerOpenFor", { "label": "open for (s)", "color": RED, "yAxis": "right" }]),
+                ],
+                "annotations": { "horizontal": [{
+                    "label": "breaker-open alarm", "value": BREAKER_OPEN_LIMIT_S, "color": RED, "yAxis": "right",
+                }] },
+                "yAxis": {
+                    "left": { "min": 0, "label": "deliveries", "showUnits": false },
+                    "right": { "min": 0, "label": "seconds", "showUnits": false },
+                },
             }),
         ),
     ];

@@ -279,6 +279,10 @@ fn sweep(
         due_backlog: due.len() as i64,
         oldest_due_age_s: (oldest * 60) as f64,
         missing_deliveries: Some(0),
+        breaker_open: receiver_down,
+        breaker_open_s: 0.0,
+        paused: false,
+        held: 0,
     };
     let duration = if receiver_down {
         (sent as f64 / 16.0).ceil() * TIMEOUT_MS + 400.0

@@ -3,26 +3,27 @@
 
 use std::path::Path;
 
-/// The pages whose commands are checked.
-pub const PAGES: [&str; 11] = [
-    "README.md",
-    "docs/configuration.md",
-    "docs/connecting.md",
-    "docs/deploy.md",
-    "docs/development.md",
-    "docs/how-it-works.md",
-    "docs/operations.md",
-    "docs/security.md",
-    "docs/superseded.md",
-    "docs/switching-from-pg-net.md",
-    "migrations/README.md",
-];
+/// The pages whose commands are checked: README.md, every page of docs/, and
+/// migrations/README.md.
+pub fn pages(root: &Path) -> Vec<String> {
+    let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    docs.sort();
+    let mut pages = vec!["README.md".to_owned()];
+    pages.extend(docs);
+    pages.push("migrations/README.md".to_owned());
+    pages
+}
 
 /// One command as a reader would paste it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocCommand {
     /// The page, relative to the repository.
-    pub page: &'static str,
+    pub page: String,
     /// Its first line's number in the page (1-based).
     pub line: usize,
     /// The title of the `## ` section it is in (empty before the first).
@@ -62,9 +63,9 @@ impl DocCommand {
     }
 }
 
-/// Every command of every page in [`PAGES`], in page order.
+/// Every command of every page of [`pages`], in page order.
 pub fn commands(root: &Path) -> Vec<DocCommand> {
-    PAGES
+    pages(root)
         .iter()
         .flat_map(|page| {
             let text =
@@ -75,7 +76,7 @@ pub fn commands(root: &Path) -> Vec<DocCommand> {
 }
 
 /// The commands of the `sh` blocks of `text`.
-pub fn commands_of(page: &'static str, text: &str) -> Vec<DocCommand> {
+pub fn commands_of(page: &str, text: &str) -> Vec<DocCommand> {
     let mut found = Vec::new();
     let mut indent: Option<usize> = None;
     let mut pending: Option<DocCommand> = None;
@@ -106,7 +107,7 @@ pub fn commands_of(page: &'static str, text: &str) -> Vec<DocCommand> {
                     }
                     None => {
                         pending = Some(DocCommand {
-                            page,
+                            page: page.to_owned(),
                             line: n + 1,
                             section: section.clone(),
                             text: line.to_owned(),

@@ -227,7 +227,7 @@ async fn every_documented_command_runs_as_written() {
     let _aside = Aside::new(&root, &to_run);
     let receiver = Receiver::start(Reply::status(200)).await;
     let started = Instant::now();
-    let mut pages: Vec<&str> = to_run.iter().map(|c| c.page).collect();
+    let mut pages: Vec<&str> = to_run.iter().map(|c| c.page.as_str()).collect();
     pages.dedup();
     let runs = pages.iter().map(|page| {
         let commands: Vec<DocCommand> = to_run

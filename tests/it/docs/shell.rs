@@ -55,7 +55,7 @@ pub fn run_page(
         std::process::id(),
         commands
             .first()
-            .map_or("none", |c| c.page)
+            .map_or("none", |c| c.page.as_str())
             .replace('/', "-")
     ));
     let mut child = Command::new("bash")

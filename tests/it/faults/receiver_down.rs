@@ -16,7 +16,12 @@ async fn a_receiver_down_for_the_whole_lifecycle_fails_each_delivery_after_all_i
     let deps = deps_with(
         &db,
         &refusing_url().await,
-        &[("WEBHOOK_SWEEP_BATCH", "100")],
+        // Every attempt counts (no breaker): the seed's lifecycle to its end. With the breaker
+        // (the default) the same outage holds them instead: tests/it/outage.rs.
+        &[
+            ("WEBHOOK_SWEEP_BATCH", "100"),
+            ("WEBHOOK_BREAKER_AFTER", "off"),
+        ],
     );
     let n = 300;
     db.backlog(n).await;

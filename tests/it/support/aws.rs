@@ -92,7 +92,7 @@ fn schedule_id() -> ScheduleId {
     ScheduleId { name, group }
 }
 
-/// The five alarms with the default prefix and no topic, for `function_name` and `group`.
+/// The six alarms with the default prefix and no topic, for `function_name` and `group`.
 pub fn alarm_set(function_name: &str, group: &str) -> AlarmSet {
     AlarmSet {
         names: AlarmNames {

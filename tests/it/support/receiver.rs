@@ -74,6 +74,8 @@ pub struct Received {
     pub headers: HeaderMap,
     /// Raw body bytes.
     pub body: Bytes,
+    /// When it arrived, on this machine's monotonic clock.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -279,11 +281,11 @@ async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             .pop_front()
             .unwrap_or_else(|| inner.default.lock().expect("lock").clone())
     };
-    inner
-        .requests
-        .lock()
-        .expect("lock")
-        .push(Received { headers, body });
+    inner.requests.lock().expect("lock").push(Received {
+        headers,
+        body,
+        at: std::time::Instant::now(),
+    });
     inner.arrived.notify_waiters();
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;

@@ -212,6 +212,60 @@ impl DemoDb {
         Ok(())
     }
 
+    /// Moves time forward by `by` for the notification service's health too (the breaker's
+    /// cool-down, its failure run, the pace): every timestamp of `webhook_endpoints` moves
+    /// back, as [`DemoDb::travel`] does for deliveries.
+    pub async fn travel_endpoints(&self, by: Duration) -> anyhow::Result<()> {
+        let by = interval(chrono::Duration::from_std(by)?);
+        let db = self.pool.get().await?;
+        db.execute(
+            "UPDATE webhook_endpoints
+                SET failing_since = failing_since - $1::text::interval,
+                    opened_at     = opened_at - $1::text::interval,
+                    probe_at      = probe_at - $1::text::interval,
+                    probe_until   = probe_until - $1::text::interval,
+                    closed_at     = closed_at - $1::text::interval,
+                    paused_until  = paused_until - $1::text::interval,
+                    updated_at    = updated_at - $1::text::interval",
+            &[&by],
+        )
+        .await
+        .context("moving the timestamps of webhook_endpoints")?;
+        Ok(())
+    }
+
+    /// Inserts `n` bookings with tutor `tutor` in one statement; returns their `new_request`
+    /// deliveries' ids.
+    pub async fn book_many(&self, n: i64, tutor: &str) -> anyhow::Result<Vec<Uuid>> {
+        let db = self.pool.get().await?;
+        let rows = db
+            .query(
+                "WITH b AS (
+                     INSERT INTO booking_requests (student_name, tutor_name, tutor_email, subject)
+                     SELECT 'Student ' || i, $2, lower($2) || '@example.com', 'Physics'
+                       FROM generate_series(1, $1::bigint) i
+                     RETURNING id)
+                 SELECT id FROM b",
+                &[&n, &tutor],
+            )
+            .await?;
+        let bookings: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+        let rows = db
+            .query(
+                "SELECT id FROM webhook_deliveries
+                  WHERE booking_id = ANY($1) AND webhook_type = 'new_request'",
+                &[&bookings],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// A count (the first column of the first row of `sql`, with `ids` as `$1`).
+    pub async fn count_of(&self, sql: &str, ids: &[Uuid]) -> anyhow::Result<i64> {
+        let db = self.pool.get().await?;
+        Ok(db.query_one(sql, &[&ids]).await?.get(0))
+    }
+
     /// Rows of a query with every column rendered as text (for the health views).
     pub async fn text_rows(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
         let db = self.pool.get().await?;

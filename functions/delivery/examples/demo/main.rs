@@ -5,7 +5,7 @@
 //! starts the real parts: `webhooks receiver` as the notification service, `webhooks listen`
 //! as the dispatcher, and the `retry-sweep` Lambda function under `cargo lambda watch`,
 //! invoked with `cargo lambda invoke` as EventBridge Scheduler would. Then it tells the story
-//! in seven steps and checks every claim it makes against the rows and the receiver's log; any
+//! in eight steps and checks every claim it makes against the rows and the receiver's log; any
 //! step that does not behave as it says ends the demo with a non-zero exit code.
 //!
 //! Why a Rust program rather than a shell script: each step asserts typed facts (delivery
@@ -19,7 +19,7 @@
 //! - `procs`: child processes, their logs, stopping them.
 //! - `demo_db`: the fresh database, the rows shown, moving time forward.
 //! - `sweeper`: running the retry sweep through the Lambda runtime (or in-process).
-//! - `story`: the seven steps, in order; `steps/`: each step; `stage`: the processes and the
+//! - `story`: the eight steps, in order; `steps/`: each step; `stage`: the processes and the
 //!   database they play on; `checks`: what the steps check and share.
 
 // A demo: output to the terminal is its job.

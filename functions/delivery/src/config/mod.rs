@@ -21,6 +21,10 @@
 //! | `WEBHOOK_SWEEP_CONCURRENCY` | `16` | HTTP requests in flight at once |
 //! | `WEBHOOK_SWEEP_BUDGET_MS` | `60000` | a sweep stops claiming new batches after this |
 //! | `WEBHOOK_LEASE_MARGIN_MS` | `30000` | added to every lease beyond the worst-case send time of what it covers: time to record the outcome. No request is sent with less than its timeout plus half of this left on its lease (tests shorten it) |
+//! | `WEBHOOK_BREAKER_AFTER` | `20` | consecutive connect errors, timeouts, 408s and 5xx, across workers, that open the circuit breaker (with light traffic it also opens once every request for 5 minutes failed, 3 at least): deliveries are then held, not failed, and one probe goes after the cool-down; `off`: no breaker, every attempt counts (the seed's behaviour) |
+//! | `WEBHOOK_BREAKER_COOLDOWN` | `60s` | how long the breaker stays open before a probe; doubled by each failed probe, up to 10 minutes |
+//! | `WEBHOOK_HOLD_MAX` | `3d` | the longest a delivery is held (breaker open, paused) before it fails with a reason that says so (replayable) |
+//! | `WEBHOOK_MAX_RATE` | unset (off) | requests per second toward the receiver, shared by every worker; after the breaker closes the rate ramps up from 10/s, doubling each second (slow start), to this or unpaced |
 //! | `WEBHOOK_SUPERSEDE` | `on` | `on`: a status notification that a later one of the same booking replaced before it was sent ends `superseded`, unsent; `off`: every one is sent, in capture order (docs/superseded.md). Set it alike on every worker |
 //! | `WEBHOOK_DB_POOL_SIZE` | `4` | Postgres connections per process |
 //! | `WEBHOOK_DB_CA_FILE` | unset | PEM bundle to verify the database's certificate and host name (see [`crate::tls`]) |
@@ -30,10 +34,12 @@
 //! # Layout
 //! - [`secret`]: a value that is never printed.
 //! - [`database`]: [`DbConfig`], all that reaching Postgres needs.
+//! - [`endpoint`]: the circuit breaker, holding, the rate ceiling.
 //! - [`retention`]: the shortest retention, one rule for `WEBHOOK_RETENTION` and `--older-than`.
 //! - `env`: reading the variables (trimmed, numbers, switches).
 
 pub mod database;
+pub mod endpoint;
 mod env;
 pub mod retention;
 pub mod secret;
@@ -45,6 +51,7 @@ use std::time::Duration;
 use crate::backoff::{RetryPolicy, RetrySchedule, parse_duration};
 use crate::sign::SigningKeys;
 pub use database::DbConfig;
+pub use endpoint::EndpointPolicy;
 pub(crate) use env::all_set;
 use env::{flag, invalid, is_loopback, number, on_off, trimmed};
 pub use secret::Secret;
@@ -87,6 +94,8 @@ pub struct Config {
     pub sweep_budget: Duration,
     /// Added to every lease beyond the worst-case send time it covers.
     pub lease_margin: Duration,
+    /// The circuit breaker, holding and the rate ceiling.
+    pub endpoint: EndpointPolicy,
     /// The retry sweep removes resolved deliveries older than this (`None`: never).
     pub retention: Option<Duration>,
     /// Whether a status notification replaced by a later one before it was sent ends
@@ -207,6 +216,7 @@ impl Config {
                 100,
                 600_000,
             )?),
+            endpoint: EndpointPolicy::read(&get)?,
             retention: env::retention(get("WEBHOOK_RETENTION"))?,
             supersede: on_off(&get, "WEBHOOK_SUPERSEDE", true)?,
         })

@@ -223,6 +223,7 @@ fn the_env_example_is_valid_and_complete() -> Result<(), ConfigError> {
         include_str!("mod.rs"),
         include_str!("database.rs"),
         include_str!("env.rs"),
+        include_str!("endpoint.rs"),
     ]
     .concat();
     let names = source.split('"').filter(|s| {

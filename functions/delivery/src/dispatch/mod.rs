@@ -38,6 +38,7 @@ use crate::engine::claim::{
     Claim, SessionClaims, claim_fresh, claim_ids_async_commit, claim_ids_now,
 };
 use crate::engine::deliver::deliver_until;
+use crate::engine::endpoint::{Gate, Hold, admit, pace};
 use crate::engine::explain::{NotClaimed, Unclaimed, explain};
 use crate::engine::lease::{DEADLINE_HEADROOM, lease_for, rows_that_fit};
 use crate::error::Result;
@@ -165,6 +166,9 @@ async fn dispatch_ids_via(
     let mut races = 0;
     while !wanted.is_empty() {
         let round = claim_round(deps, session, &wanted, clock, due).await?;
+        if round.held.is_some() {
+            report.held = round.held.clone();
+        }
         for (id, reason, superseded_by) in round.unchanged {
             report.add_unchanged(id, reason, superseded_by);
         }
@@ -202,6 +206,8 @@ struct Round {
     racing: Vec<Uuid>,
     /// Not visible: unknown, or not committed yet.
     absent: Vec<Uuid>,
+    /// The endpoint held them: nothing was claimed.
+    held: Option<Hold>,
 }
 
 async fn claim_round(
@@ -212,24 +218,38 @@ async fn claim_round(
     due: Due,
 ) -> Result<Round> {
     let now = clock.sql_now();
-    let lease = lease_for(ids.len(), &deps.config);
+    // The endpoint first: while it is held, nothing is claimed (no attempt spent); the sweep
+    // sends these once it is back ([`crate::engine::endpoint`]).
+    let (held, pace) = match admit(deps, now, false, Duration::ZERO).await? {
+        Gate::Held(hold) => (Some(hold), None),
+        Gate::Probe => (None, None),
+        Gate::Send(pace) => (None, pace),
+    };
+    let lease = lease_for(ids.len(), &deps.config)
+        + pace.map_or(Duration::ZERO, |pace| pace.span(ids.len()));
     let supersede = deps.config.supersede;
-    let claimed = match (session, due) {
+    let mut claimed = match (&held, session, due) {
+        (Some(_), _, _) => Claim::default(),
         // No retry on a fresh connection here: the session is listen's, which reconnects.
-        (Some(session), Due::Respected) => session.claim_ids(ids, now, lease, supersede).await?,
-        (_, Due::Respected) => {
+        (None, Some(session), Due::Respected) => {
+            session.claim_ids(ids, now, lease, supersede).await?
+        }
+        (None, _, Due::Respected) => {
             with_retry(&deps.pool, |db| async move {
                 claim_ids_async_commit(&db, ids, now, lease, supersede).await
             })
             .await?
         }
-        (_, Due::Ignored) => {
+        (None, _, Due::Ignored) => {
             with_retry(&deps.pool, |db| async move {
                 claim_ids_now(&db, ids, now, lease, supersede).await
             })
             .await?
         }
     };
+    if let Some(pace) = pace {
+        pace::pace(deps, &mut claimed.to_send, pace).await?;
+    }
     let taken: HashSet<Uuid> = claimed
         .to_send()
         .into_iter()
@@ -261,10 +281,15 @@ async fn claim_round(
                 superseded_by,
                 ..
             }) => round.unchanged.push((id, *reason, *superseded_by)),
+            // Claimable, but the endpoint holds it.
+            Some(Unclaimed { reason: None, .. }) if held.is_some() => {
+                round.unchanged.push((id, NotClaimed::Held, None));
+            }
             Some(Unclaimed { reason: None, .. }) => round.racing.push(id),
             None => round.absent.push(id),
         }
     }
+    round.held = held;
     Ok(round)
 }
 
@@ -312,15 +337,26 @@ pub async fn dispatch_fresh(
         if n == 0 {
             break;
         }
-        let lease = lease_for(n, &deps.config);
         let now = clock.sql_now();
+        let (n, pace) = match admit(deps, now, false, Duration::ZERO).await? {
+            Gate::Held(hold) => {
+                report.held = Some(hold);
+                break;
+            }
+            Gate::Probe => break,
+            Gate::Send(pace) => (pace.map_or(n, |pace| pace.limit(n)), pace),
+        };
+        let lease = lease_for(n, &deps.config) + pace.map_or(Duration::ZERO, |pace| pace.span(n));
         let supersede = deps.config.supersede;
-        let claimed = with_retry(&deps.pool, |db| async move {
+        let mut claimed = with_retry(&deps.pool, |db| async move {
             claim_fresh(&db, now, lease, n, supersede).await
         })
         .await?;
         if claimed.is_empty() {
             break;
+        }
+        if let Some(pace) = pace {
+            pace::pace(deps, &mut claimed.to_send, pace).await?;
         }
         remaining = remaining.saturating_sub(claimed.len());
         for outcome in deliver_until(deps, claimed, clock, deadline).await? {

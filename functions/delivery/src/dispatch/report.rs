@@ -4,9 +4,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::engine::delivered::{DeliveryOutcome, Recorded};
+use crate::engine::endpoint::Hold;
 use crate::engine::explain::NotClaimed;
+use crate::ops::endpoint::describe_hold;
 use crate::ops::output::{Style, Tone, short_id};
-use crate::ops::table::Table;
+use crate::ops::table::{Table, paragraph};
 use crate::status::DeliveryStatus;
 
 /// Counts per category of a [`DispatchReport`].
@@ -82,6 +84,10 @@ pub struct DispatchReport {
     pub not_found: Vec<Uuid>,
     /// Exists but not sent now.
     pub unchanged: Vec<Unchanged>,
+    /// Why the notification service held this dispatch's deliveries, if it did (they are
+    /// `unchanged` with reason `held`, and left to the sweep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
 }
 
 impl DispatchReport {
@@ -174,8 +180,9 @@ pub fn render_dispatch(r: &DispatchReport, style: &Style) -> String {
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
+    let held = r.held.as_ref().map(describe_hold);
     if said.is_empty() {
-        return "nothing to send\n".to_owned();
+        return paragraph(held.as_deref().unwrap_or("nothing to send"), style);
     }
     let mut rows: Vec<(Uuid, &str, Tone, String)> = Vec::new();
     rows.extend(
@@ -224,7 +231,12 @@ pub fn render_dispatch(r: &DispatchReport, style: &Style) -> String {
             (why.clone(), Tone::Plain),
         ]);
     }
-    let mut out = format!("{}\n\n{}", said.join(", "), t.render(style));
+    let mut out = format!("{}\n", said.join(", "));
+    if let Some(held) = held {
+        out.push_str(&paragraph(&held, style));
+    }
+    out.push('\n');
+    out.push_str(&t.render(style));
     if rows.len() > LISTED {
         out.push_str(&format!(
             "({LISTED} of {} listed; --json lists them all)\n",

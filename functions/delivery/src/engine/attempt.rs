@@ -2,6 +2,7 @@
 //! request, and the state it leads to.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -21,6 +22,9 @@ pub(crate) struct Attempted {
     pub(crate) transition: Transition,
     /// When the attempt ended (`last_attempt_at`).
     pub(crate) finished_at: DateTime<Utc>,
+    /// It failed while the endpoint was held (breaker open): logged, not counted toward
+    /// `max_retries` ([`super::endpoint`]).
+    pub(crate) held: bool,
 }
 
 /// A claimed delivery after its turn with a sender.
@@ -44,14 +48,17 @@ pub(crate) async fn attempt(
     clock: BatchClock,
     stopped: &AtomicBool,
 ) -> Completion {
+    if let Some(at) = claimed.send_at.filter(|at| *at > Instant::now()) {
+        // Its slot under the endpoint's pace (the lease covers the wait).
+        crate::metrics::observe_throttled();
+        tokio::time::sleep_until(at.into()).await;
+    }
     let needed = deps.config.timeout + deps.config.lease_margin / 2;
     if stopped.load(Ordering::Relaxed) || BootInstant::now().until(claimed.lease_ends) < needed {
         return Completion::Unsent(claimed);
     }
-    let attempt = deps
-        .sender
-        .send(claimed.id, &claimed.payload, clock.now())
-        .await;
+    let body = body_of(&claimed.payload, claimed.sequence);
+    let attempt = deps.sender.send(claimed.id, &body, clock.now()).await;
     let finished_at = clock.now();
     let transition = decide(
         claimed.id,
@@ -66,5 +73,36 @@ pub(crate) async fn attempt(
         attempt,
         transition,
         finished_at,
+        held: false,
     })
+}
+
+/// The body sent: the stored payload (the seed's `type`, `bookingId`, `email`) with the
+/// delivery's capture order as `sequence` — signed with the rest. The payload is a JSON object
+/// as the database renders jsonb (`{…}`); the member is added before its closing brace.
+pub(crate) fn body_of(payload: &str, sequence: i64) -> String {
+    let payload = payload.trim_end();
+    match payload.strip_suffix('}') {
+        Some(open) if open.trim_end().ends_with('{') => format!("{{\"sequence\": {sequence}}}"),
+        Some(open) => format!("{open}, \"sequence\": {sequence}}}"),
+        None => payload.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_carries_the_sequence_after_the_seeds_fields() {
+        let body = body_of(
+            r#"{"type": "approved", "email": "s@example.com", "bookingId": "b"}"#,
+            42,
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(parsed["sequence"], 42);
+        assert_eq!(parsed["type"], "approved");
+        assert_eq!(parsed.as_object().map(|o| o.len()), Some(4));
+        assert_eq!(body_of("{}", 7), r#"{"sequence": 7}"#);
+    }
 }

@@ -31,6 +31,12 @@ pub struct Claimed {
     pub(crate) max_retries: i32,
     /// Our lease; recording the outcome checks it is still ours.
     pub(crate) lease: DateTime<Utc>,
+    /// The capture order: sent as the body's `sequence`, which grows across the notifications
+    /// of one booking (a receiver keeps the highest it applied and ignores an older decision
+    /// arriving late).
+    pub(crate) sequence: i64,
+    /// Not before this moment (pacing: the endpoint's rate ceiling or slow start), if any.
+    pub(crate) send_at: Option<std::time::Instant>,
     /// When, on this machine's boot clock, the lease may have lapsed: the lease's length
     /// counted from just before the claim was sent (the database started it later than that,
     /// so this errs early). No request is sent after it, less the request's timeout.
@@ -90,6 +96,8 @@ impl Claim {
                         max_retries: row.try_get(4)?,
                         lease,
                         lease_ends: asked_at.after(length),
+                        sequence: row.try_get(10)?,
+                        send_at: None,
                         reclaimed: row.try_get(6)?,
                         claimed_at,
                     })

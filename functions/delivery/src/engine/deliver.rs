@@ -5,7 +5,7 @@
 //! ([`super::pipeline`]).
 
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::attempt::attempt;
 use super::claim::{Claim, Claimed, claim_followers};
 use super::delivered::DeliveryOutcome;
+use super::endpoint::{Gate, admit, pace};
 use super::lease::{lease_for, rows_that_fit};
 use super::record::record_as_completed;
 use crate::clock::BatchClock;
@@ -58,11 +59,22 @@ pub(crate) async fn deliver_until(
         if recorded.is_empty() || round == HAND_OFF_ROUNDS || limit == 0 {
             break;
         }
-        let (lease, now, recorded) = (lease_for(limit, &deps.config), clock.sql_now(), &recorded);
+        let now = clock.sql_now();
+        let (limit, pace) = match admit(deps, now, false, Duration::ZERO).await? {
+            // Held: the followers wait for the sweep with everything else.
+            Gate::Held(_) | Gate::Probe => break,
+            Gate::Send(pace) => (pace.map_or(limit, |pace| pace.limit(limit)), pace),
+        };
+        let lease =
+            lease_for(limit, &deps.config) + pace.map_or(Duration::ZERO, |pace| pace.span(limit));
+        let recorded = &recorded;
         claim = with_retry(&deps.pool, |db| async move {
             claim_followers(&db, recorded, now, lease, limit, supersede).await
         })
         .await?;
+        if let Some(pace) = pace {
+            pace::pace(deps, &mut claim.to_send, pace).await?;
+        }
         if claim.is_empty() {
             break;
         }

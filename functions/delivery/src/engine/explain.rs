@@ -33,6 +33,10 @@ pub enum NotClaimed {
     /// Claimed, then given back unsent: its lease might have lapsed before the request could
     /// end (this worker was stopped or suspended). The next claim sends it.
     ReturnedUnsent,
+    /// The notification service is held (its breaker is open, or it is paused): not sent, no
+    /// attempt spent; the sweep sends it once the service is back
+    /// ([`crate::engine::endpoint`]).
+    Held,
 }
 
 /// Where a delivery that was not claimed stands.

@@ -15,6 +15,7 @@
 //!   state).
 //! - [`record`]: outcomes written in groups as they complete; unsent rows given back.
 //! - [`delivered`]: what became of a claimed delivery.
+//! - [`endpoint`]: the notification service as a whole: breaker, pause, pacing, holds.
 //! - [`deliver`]: a claim delivered, then handed on (dispatch, listen).
 //! - [`pipeline`]: the sweep's drain, the next claim on its way while a batch is on the wire.
 
@@ -22,6 +23,7 @@ pub mod attempt;
 pub mod claim;
 pub mod deliver;
 pub mod delivered;
+pub mod endpoint;
 pub mod explain;
 pub mod lease;
 pub(crate) mod pipeline;

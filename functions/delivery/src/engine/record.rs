@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::attempt::{Attempted, Completion};
 use super::claim::Claimed;
 use super::delivered::{DeliveryOutcome, Recorded};
+use super::endpoint::health::{self, After, Health, hold_failures};
 use crate::db::{query_in_transaction, sql, with_retry};
 use crate::deps::Deps;
 use crate::error::Result;
@@ -60,6 +61,7 @@ pub(crate) async fn record_outcomes(
     let mut next_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
     let mut resolved: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
     let mut finished = Vec::with_capacity(n);
+    let mut held = Vec::with_capacity(n);
     for o in outcomes {
         let t = &o.transition;
         ids.push(o.claimed.id);
@@ -77,6 +79,7 @@ pub(crate) async fn record_outcomes(
         next_at.push(t.next_retry_at);
         resolved.push(t.resolved_at);
         finished.push(o.finished_at);
+        held.push(o.held);
     }
     let rows = query_in_transaction(
         db,
@@ -95,6 +98,7 @@ pub(crate) async fn record_outcomes(
             (&next_at, Type::TIMESTAMPTZ_ARRAY),
             (&resolved, Type::TIMESTAMPTZ_ARRAY),
             (&finished, Type::TIMESTAMPTZ_ARRAY),
+            (&held, Type::BOOL_ARRAY),
         ],
     )
     .await?;
@@ -187,6 +191,11 @@ async fn record(deps: &Deps, group: Vec<Completion>) -> Result<Vec<DeliveryOutco
             Completion::Unsent(claimed) => unsent.push(claimed),
         }
     }
+    // The endpoint's health first: with the breaker open after this group, its failures are
+    // held, not counted toward max_retries.
+    if let Some(after) = record_health(deps, &sent).await? {
+        hold_failures(&mut sent, &after);
+    }
     let mut outcomes = record_sent(deps, &sent).await?;
     if !unsent.is_empty() {
         let unsent = &unsent;
@@ -211,6 +220,26 @@ async fn record(deps: &Deps, group: Vec<Completion>) -> Result<Vec<DeliveryOutco
         }));
     }
     Ok(outcomes)
+}
+
+/// What the group tells about the endpoint's health, written to its row (one statement, which
+/// writes nothing when nothing changes): failures count toward opening the breaker, an answer
+/// closes it, a `Retry-After` pauses every worker ([`super::endpoint`]). Returns the endpoint
+/// after, when the group could change it.
+async fn record_health(deps: &Deps, sent: &[Attempted]) -> Result<Option<After>> {
+    let cap = deps.config.retry.retry_after_max;
+    let health = Health::of(sent, cap);
+    if !health.worth_recording() {
+        return Ok(None);
+    }
+    // The group's own clock: the engine's (a test's fixed instant), not this machine's.
+    let now = sent.iter().map(|a| a.finished_at).max();
+    let origin = deps.config.webhook_origin();
+    let (origin, policy) = (origin.as_str(), &deps.config.endpoint);
+    with_retry(&deps.pool, |db| async move {
+        health::record(&db, origin, now, health, policy).await
+    })
+    .await
 }
 
 /// Records the attempts of `group` in one statement, or row by row if the statement fails.

@@ -22,6 +22,14 @@ pub struct SweepGauges {
     pub oldest_due_age_s: f64,
     /// Bookings whose expected delivery is missing (`None` when it could not be counted).
     pub missing_deliveries: Option<i64>,
+    /// The notification service's breaker is not closed (open, or a probe on its way).
+    pub breaker_open: bool,
+    /// How long it has been open, in seconds (0 when closed).
+    pub breaker_open_s: f64,
+    /// A pause holds the endpoint (`webhooks pause`, a receiver's `Retry-After`).
+    pub paused: bool,
+    /// Deliveries held: due, and not sent because the breaker is open or a pause lasts.
+    pub held: i64,
 }
 
 /// Everything one invocation reports.
@@ -58,6 +66,8 @@ impl Invocation {
                 count(self.tally.superseded),
             )
             .metric("Reclaimed", Unit::Count, count(self.tally.reclaimed))
+            .metric("ThrottledSends", Unit::Count, count(self.tally.throttled))
+            .metric("HoldsExpired", Unit::Count, count(self.tally.holds_expired))
             .metric(
                 "InvocationErrors",
                 Unit::Count,
@@ -67,6 +77,15 @@ impl Invocation {
             aggregate = aggregate
                 .metric("DueBacklog", Unit::Count, g.due_backlog as f64)
                 .metric("OldestDueAge", Unit::Seconds, g.oldest_due_age_s.max(0.0));
+            aggregate = aggregate
+                .metric(
+                    "BreakerOpen",
+                    Unit::Count,
+                    f64::from(u8::from(g.breaker_open)),
+                )
+                .metric("BreakerOpenFor", Unit::Seconds, g.breaker_open_s.max(0.0))
+                .metric("EndpointPaused", Unit::Count, f64::from(u8::from(g.paused)))
+                .metric("HeldDeliveries", Unit::Count, g.held as f64);
             if let Some(missing) = g.missing_deliveries {
                 aggregate = aggregate.metric("MissingDeliveries", Unit::Count, missing as f64);
             }

@@ -38,7 +38,10 @@ mod tests;
 
 pub(crate) use invocation::timestamp;
 pub use invocation::{Invocation, SweepGauges, capture, emit};
-pub use tally::{Tally, TypeCounts, collect, observe, observe_superseded};
+pub use tally::{
+    Tally, TypeCounts, collect, observe, observe_holds_expired, observe_superseded,
+    observe_throttled,
+};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "BookingWebhooks";

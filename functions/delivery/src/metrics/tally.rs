@@ -29,6 +29,11 @@ pub struct Tally {
     pub reclaimed: u64,
     /// Latency of every attempt, in milliseconds.
     pub latencies_ms: Vec<f64>,
+    /// Requests that waited for their slot under the endpoint's pace (rate ceiling, slow
+    /// start).
+    pub throttled: u64,
+    /// Held deliveries failed for being held longer than `WEBHOOK_HOLD_MAX`.
+    pub holds_expired: u64,
 }
 
 impl Tally {
@@ -107,5 +112,22 @@ pub fn observe_superseded(reclaimed: bool) {
         let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
         tally.superseded += 1;
         tally.reclaimed += u64::from(reclaimed);
+    });
+}
+
+/// Counts one request that waited for its slot under the endpoint's pace.
+pub fn observe_throttled() {
+    let _ = TALLY.try_with(|tally| {
+        tally.lock().unwrap_or_else(|e| e.into_inner()).throttled += 1;
+    });
+}
+
+/// Counts `n` held deliveries failed for being held longer than `WEBHOOK_HOLD_MAX`.
+pub fn observe_holds_expired(n: u64) {
+    let _ = TALLY.try_with(|tally| {
+        tally
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .holds_expired += n;
     });
 }

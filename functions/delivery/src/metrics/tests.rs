@@ -94,6 +94,10 @@ fn a_sweep_adds_its_gauges_and_an_error_counts_once() {
             due_backlog: 7,
             oldest_due_age_s: 1_860.5,
             missing_deliveries: Some(3),
+            breaker_open: true,
+            breaker_open_s: 720.0,
+            paused: false,
+            held: 7,
         }),
     });
     assert_eq!(docs.len(), 1, "no type seen, no per-type record");
@@ -125,6 +129,16 @@ fn a_sweep_adds_its_gauges_and_an_error_counts_once() {
         .collect();
     assert!(units.contains(&("OldestDueAge".into(), "Seconds".into())));
     assert!(units.contains(&("DueBacklog".into(), "Count".into())));
+    assert_eq!(
+        (
+            &d["BreakerOpen"],
+            &d["BreakerOpenFor"],
+            &d["EndpointPaused"],
+            &d["HeldDeliveries"]
+        ),
+        (&json!(1), &json!(720), &json!(0), &json!(7))
+    );
+    assert!(units.contains(&("BreakerOpenFor".into(), "Seconds".into())));
 }
 
 #[tokio::test]

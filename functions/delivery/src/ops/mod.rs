@@ -9,6 +9,8 @@
 //! - [`ids`]: delivery ids as typed, whole or a unique prefix (`show`, `replay`, `send`, `dispatch`).
 //! - [`completeness`]: bookings whose expected delivery is missing (`verify`).
 //! - [`doctor`]: a deployment's posture in plain words (`doctor`).
+//! - [`endpoint`]: the notification service's breaker, pause, pace and held deliveries
+//!   (`stats`, `doctor`, `pause`, `resume`).
 //! - [`retention`]: deleting old resolved deliveries in batches (`cleanup`, `WEBHOOK_RETENTION`).
 //! - [`replay`]: requeueing failed deliveries (`replay`).
 //! - [`output`]: the one output convention of every command: tables that fit the terminal,
@@ -17,6 +19,7 @@
 
 pub mod completeness;
 pub mod doctor;
+pub mod endpoint;
 pub mod failures;
 pub mod health;
 pub mod history;

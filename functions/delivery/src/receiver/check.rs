@@ -120,6 +120,9 @@ pub struct Notification {
     pub booking_id: String,
     /// The recipient.
     pub email: String,
+    /// The sender's `sequence` (capture order, growing across one booking's notifications);
+    /// `None` from a sender that does not send one.
+    pub sequence: Option<i64>,
 }
 
 /// Parses the body as the contract's JSON object; the error says which field is wrong.
@@ -139,6 +142,13 @@ pub fn notification(body: &[u8]) -> Result<Notification, String> {
         webhook_type: field("type")?,
         booking_id: field("bookingId")?,
         email: field("email")?,
+        sequence: match value.get("sequence") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(n) => Some(
+                n.as_i64()
+                    .ok_or_else(|| "payload's \"sequence\" is not an integer".to_owned())?,
+            ),
+        },
     })
 }
 
@@ -175,8 +185,18 @@ mod tests {
             Ok(Notification {
                 webhook_type: "approved".into(),
                 booking_id: "b1".into(),
-                email: "s@x.io".into()
+                email: "s@x.io".into(),
+                sequence: None,
             })
+        );
+        let ordered =
+            notification(br#"{"type":"approved","bookingId":"b1","email":"s@x.io","sequence":7}"#);
+        assert_eq!(ordered.map(|n| n.sequence), Ok(Some(7)));
+        assert_eq!(
+            notification(
+                br#"{"type":"approved","bookingId":"b1","email":"s@x.io","sequence":"7"}"#
+            ),
+            Err("payload's \"sequence\" is not an integer".into())
         );
         assert_eq!(notification(b"nope"), Err("body is not JSON".into()));
         assert_eq!(

@@ -11,7 +11,11 @@
 //! 4. a body with the contract's `type`, `bookingId` and `email` strings, else 400;
 //! 5. a `webhook-id` it has already accepted is answered 200 again and marked a duplicate,
 //!    never processed twice (the last [`DEDUPE_CAPACITY`] ids are remembered);
-//! 6. then the misbehaviour switches ([`Misbehaviour`]) decide the status: 200 by default.
+//! 6. then the misbehaviour switches ([`Misbehaviour`]) decide the status: 200 by default;
+//! 7. an `approved`/`rejected` decision whose `sequence` is below the last one applied for its
+//!    booking is answered 200 and marked stale, never applied: a request the sender gave up
+//!    on (it answered after the sender's timeout) and retried can otherwise land after a newer
+//!    decision. This is the recipe docs/receiver.md gives every receiver.
 //!
 //! Every request becomes one [`Received`] record, printed as one readable line (or one JSON
 //! line with `--json`). Email addresses are masked (`g***@example.com`); tokens, secrets and
@@ -28,7 +32,7 @@ pub mod check;
 pub mod misbehave;
 pub mod record;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +100,7 @@ impl Bound {
             started: Instant::now(),
             counted: AtomicU64::new(0),
             accepted: Mutex::new(Accepted::default()),
+            applied: Mutex::new(Applied::default()),
             log,
         });
         let app = axum::Router::new()
@@ -115,7 +120,33 @@ struct Shared {
     /// Verified, non-duplicate requests so far (what `--fail-first` counts).
     counted: AtomicU64,
     accepted: Mutex<Accepted>,
+    applied: Mutex<Applied>,
     log: mpsc::UnboundedSender<Received>,
+}
+
+/// The `sequence` of the last decision applied per booking, bounded like [`Accepted`].
+#[derive(Default)]
+struct Applied {
+    last: HashMap<String, i64>,
+    order: VecDeque<String>,
+}
+
+impl Applied {
+    /// Applies decision `sequence` of `booking` unless a later one was applied (then `Err` with the later one's).
+    fn apply(&mut self, booking: &str, sequence: i64) -> Result<(), i64> {
+        match self.last.get(booking) {
+            Some(&last) if last > sequence => return Err(last),
+            Some(_) => {}
+            None => self.order.push_back(booking.to_owned()),
+        }
+        self.last.insert(booking.to_owned(), sequence);
+        while self.order.len() > DEDUPE_CAPACITY {
+            if let Some(oldest) = self.order.pop_front() {
+                self.last.remove(&oldest);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Accepted ids, bounded: a set for lookups, a queue for the order to forget them in.
@@ -187,6 +218,11 @@ fn decide(shared: &Shared, method: &Method, headers: &HeaderMap, body: &[u8]) ->
     received.webhook_type = Some(notification.webhook_type);
     received.booking_id = Some(notification.booking_id);
     received.recipient = Some(record::mask_email(&notification.email));
+    received.sequence = notification.sequence;
+    let decision = matches!(
+        received.webhook_type.as_deref(),
+        Some("approved" | "rejected")
+    );
 
     // The signature covers the id, so it is present here.
     let id = received.webhook_id.clone().unwrap_or_default();
@@ -209,6 +245,19 @@ fn decide(shared: &Shared, method: &Method, headers: &HeaderMap, body: &[u8]) ->
     if (200..300).contains(&answer.status) {
         accepted.insert(&id);
         received.verdict = Verdict::Accepted;
+        let booking = received.booking_id.clone().unwrap_or_default();
+        if let (true, Some(sequence)) = (decision, notification.sequence) {
+            let mut applied = shared
+                .applied
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(last) = applied.apply(&booking, sequence) {
+                received.verdict = Verdict::Stale;
+                received.detail = Some(format!(
+                    "sequence {sequence} is older than {last}, already applied for this booking: ignored"
+                ));
+            }
+        }
     } else {
         received.verdict = Verdict::FailedOnPurpose;
     }

@@ -15,6 +15,9 @@ pub enum Verdict {
     Duplicate,
     /// Verified, then failed by a misbehaviour switch.
     FailedOnPurpose,
+    /// Verified, but an older decision than one already applied for its booking (its
+    /// `sequence` is lower): answered 200, not applied (the receiver recipe).
+    Stale,
     /// Missing or wrong bearer token or signature (401).
     Unauthorized,
     /// The body is not the notification contract (400).
@@ -30,6 +33,7 @@ impl Verdict {
             Verdict::Accepted => "accepted",
             Verdict::Duplicate => "duplicate",
             Verdict::FailedOnPurpose => "failing",
+            Verdict::Stale => "stale",
             Verdict::Unauthorized => "unauthorized",
             Verdict::BadRequest => "bad request",
             Verdict::MethodNotAllowed => "not POST",
@@ -57,6 +61,8 @@ pub struct Received {
     pub booking_id: Option<String>,
     /// The payload's `email`, masked: `g***@example.com`.
     pub recipient: Option<String>,
+    /// The payload's `sequence`, if it has one.
+    pub sequence: Option<i64>,
     /// Why it was rejected or failed, or which switch answered.
     pub detail: Option<String>,
 }
@@ -73,6 +79,7 @@ impl Received {
             webhook_type: None,
             booking_id: None,
             recipient: None,
+            sequence: None,
             detail: None,
         }
     }
@@ -90,6 +97,7 @@ impl Received {
         match (&self.verdict, &self.detail) {
             (Verdict::Accepted, _) => "ok".into(),
             (Verdict::Duplicate, _) => "ok (duplicate webhook-id: already accepted)".into(),
+            (Verdict::Stale, _) => "ok (an older decision than one applied: ignored)".into(),
             (verdict, Some(detail)) => format!("{}: {detail}", verdict.as_str()),
             (verdict, None) => verdict.as_str().into(),
         }
@@ -114,6 +122,9 @@ impl fmt::Display for Received {
         }
         if let Some(booking) = &self.booking_id {
             write!(f, "  booking {}", short(booking))?;
+        }
+        if let Some(sequence) = self.sequence {
+            write!(f, "  seq {sequence}")?;
         }
         if let Some(to) = &self.recipient {
             write!(f, "  to {to}")?;
@@ -174,6 +185,8 @@ pub struct Tally {
     pub duplicates: u64,
     /// Failed on purpose.
     pub failed_on_purpose: u64,
+    /// Older decisions discarded (answered 200, not applied).
+    pub stale: u64,
     /// Rejected: 401, 400 or 405.
     pub rejected: u64,
 }
@@ -186,6 +199,7 @@ impl Tally {
             Verdict::Accepted => self.accepted += 1,
             Verdict::Duplicate => self.duplicates += 1,
             Verdict::FailedOnPurpose => self.failed_on_purpose += 1,
+            Verdict::Stale => self.stale += 1,
             Verdict::Unauthorized | Verdict::BadRequest | Verdict::MethodNotAllowed => {
                 self.rejected += 1
             }
@@ -197,8 +211,13 @@ impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} requests: {} accepted, {} duplicates, {} failed on purpose, {} rejected",
-            self.requests, self.accepted, self.duplicates, self.failed_on_purpose, self.rejected
+            "{} requests: {} accepted, {} duplicates, {} stale decisions discarded, {} failed on purpose, {} rejected",
+            self.requests,
+            self.accepted,
+            self.duplicates,
+            self.stale,
+            self.failed_on_purpose,
+            self.rejected
         )
     }
 }

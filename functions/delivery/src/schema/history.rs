@@ -30,6 +30,7 @@ pub const RELEASED: &[(i32, &str, u64)] = &[
     (13, "hot_path", 852_277_615_084_165_961),
     (14, "hardening", 3_798_203_024_450_564_264),
     (15, "lifecycle", 14_738_014_005_625_731_583),
+    (16, "endpoint_health", 10_704_761_598_916_224_414),
 ];
 
 /// A checksum a released migration had in intermediate builds, which `--repair` accepts.

@@ -12,6 +12,7 @@ use crate::engine::lease::DEADLINE_HEADROOM;
 use crate::error::Result;
 use crate::metrics::SweepGauges;
 use crate::ops::completeness::{DEFAULT_WINDOW, count_missing};
+use crate::ops::endpoint::read_endpoints;
 use crate::ops::health::read_backlog;
 use crate::ops::retention::{Cleanup, CleanupReport, clean_up};
 
@@ -27,10 +28,19 @@ pub(super) async fn read_gauges(deps: &Deps, clock: Clock) -> Result<SweepGauges
         .await
         .map_err(|e| tracing::warn!(error = %e, "missing-delivery count not read"))
         .ok();
+    let origin = deps.config.webhook_origin();
+    let endpoint = read_endpoints(&db, backlog.at.into(), deps.config.endpoint.max_rate)
+        .await?
+        .into_iter()
+        .find(|e| e.origin == origin);
     Ok(SweepGauges {
         due_backlog: backlog.due,
         oldest_due_age_s: backlog.oldest_due_age_s.round(),
         missing_deliveries: missing,
+        breaker_open: endpoint.as_ref().is_some_and(|e| e.breaker != "closed"),
+        breaker_open_s: endpoint.as_ref().map_or(0.0, |e| e.open_seconds as f64),
+        paused: endpoint.as_ref().is_some_and(|e| e.paused_until.is_some()),
+        held: endpoint.as_ref().map_or(0, |e| e.held),
     })
 }
 

@@ -45,6 +45,7 @@ use crate::clock::Clock;
 use crate::clock::instant_of;
 use crate::db::{query, sql, with_retry};
 use crate::deps::Deps;
+use crate::engine::endpoint::health::expire_holds;
 use crate::engine::pipeline::{Plan, drain};
 use crate::error::Result;
 use crate::event::SweepEvent;
@@ -167,6 +168,8 @@ pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<S
             report.batches = drained.batches;
             report.budget_exhausted = drained.budget_exhausted;
             report.stopped_by_watchdog = drained.stopped;
+            report.probes = drained.probes;
+            report.held = drained.held;
         }
         None => {
             tracing::error!(
@@ -178,6 +181,10 @@ pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<S
     }
     let now = clock.sql_now();
     let left = TimeLeft(deadline);
+    if report.held.is_some() {
+        // Held: past WEBHOOK_HOLD_MAX, deliveries fail, saying so (replayable).
+        report.holds_expired = expire_held(deps, now, left).await?;
+    }
     let counted = match left.allows(Duration::ZERO) {
         true => {
             left.bound(with_retry(&deps.pool, |db| async move {
@@ -194,6 +201,34 @@ pub async fn sweep(deps: &Deps, options: SweepOptions, clock: Clock) -> Result<S
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
 }
+
+/// Fails what has been held longer than `WEBHOOK_HOLD_MAX`, a bounded batch a sweep, as the
+/// deadline allows ([`crate::engine::endpoint`]).
+async fn expire_held(deps: &Deps, now: Option<DateTime<Utc>>, left: TimeLeft) -> Result<usize> {
+    if !left.allows(crate::db::STATEMENT_TIMEOUT) {
+        return Ok(0);
+    }
+    let hold_max = deps.config.endpoint.hold_max;
+    let expired = left
+        .bound(with_retry(&deps.pool, |db| async move {
+            expire_holds(&db, now, hold_max, HOLDS_EXPIRED_MAX).await
+        }))
+        .await
+        .transpose()?
+        .unwrap_or(0);
+    if expired > 0 {
+        tracing::warn!(
+            expired,
+            hold_max_s = hold_max.as_secs(),
+            "held deliveries failed: held longer than WEBHOOK_HOLD_MAX (webhooks replay sends them again)"
+        );
+        metrics::observe_holds_expired(expired as u64);
+    }
+    Ok(expired)
+}
+
+/// Held deliveries failed per sweep at most (the next sweep goes on).
+pub const HOLDS_EXPIRED_MAX: i64 = 5_000;
 
 async fn count_due(db: &tokio_postgres::Client, now: Option<DateTime<Utc>>) -> Result<i64> {
     let rows = query(db, sql::DUE_COUNT, &[(&now, Type::TIMESTAMPTZ)]).await?;

@@ -3,6 +3,8 @@
 use serde::Serialize;
 
 use crate::engine::delivered::{DeliveryOutcome, Recorded};
+use crate::engine::endpoint::Hold;
+use crate::ops::endpoint::describe_hold;
 use crate::ops::output::Style;
 use crate::ops::retention::CleanupReport;
 use crate::ops::table::paragraph;
@@ -35,6 +37,14 @@ pub struct SweepReport {
     pub returned: usize,
     /// Due deliveries left when the sweep ended.
     pub still_due: i64,
+    /// Why the notification service held the due deliveries (breaker open, a probe on its
+    /// way, a pause), if it did: they were not sent, and no attempt was spent on them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+    /// Probes sent while the breaker was open (at most one a sweep).
+    pub probes: usize,
+    /// Held deliveries failed for being held longer than `WEBHOOK_HOLD_MAX` (replayable).
+    pub holds_expired: usize,
     /// Batches claimed.
     pub batches: usize,
     /// True when time (the budget or the deadline) ended the sweep.
@@ -102,9 +112,17 @@ pub fn render_sweep(r: &SweepReport, style: &Style) -> String {
             r.returned,
             "given back unsent (their lease could lapse); the next claim sends them",
         ),
+        (r.probes, "sent as the breaker's probe"),
+        (
+            r.holds_expired,
+            "failed for being held past WEBHOOK_HOLD_MAX (webhooks replay)",
+        ),
     ];
     for (n, what) in extras.iter().filter(|(n, _)| *n > 0) {
         out.push_str(&format!("{n} {what}\n"));
+    }
+    if let Some(held) = &r.held {
+        out.push_str(&format!("{}\n", describe_hold(held)));
     }
     if r.budget_exhausted {
         out.push_str("stopped by its time budget (WEBHOOK_SWEEP_BUDGET_MS): run it again\n");

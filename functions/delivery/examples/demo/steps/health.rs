@@ -62,11 +62,5 @@ pub(crate) async fn step_7(show: &Show, stage: &mut Stage) -> anyhow::Result<()>
         "the outages (4 failed connects) and the receiver's 400 (1 attempt)",
         format!("{kinds:?}"),
     )?;
-
-    stage.stop_receiver().await?;
-    show.ok(&format!(
-        "the receiver got {} requests in all, each one the story expected: no duplicate, no stray retry",
-        stage.requests
-    ));
     Ok(())
 }

@@ -11,6 +11,7 @@ mod ids;
 mod migrate;
 mod ops;
 mod parse;
+mod pause;
 #[cfg(test)]
 mod tests;
 
@@ -82,6 +83,35 @@ enum Command {
     Deliver(Delivery),
     #[command(flatten)]
     Operate(Operation),
+    /// Hold every delivery to the notification service (WEBHOOK_URL's origin) for its
+    /// maintenance window, as an open circuit breaker holds them: dispatch, listen and the
+    /// sweep send nothing, not even a probe, and spend no attempt. Shared by every worker.
+    #[command(after_help = "Examples:
+  webhooks pause --for 2h --reason \"notification service maintenance\"
+  webhooks pause --until 2026-12-07T06:00:00Z
+
+Deliveries held longer than WEBHOOK_HOLD_MAX (default 3d) fail, saying so (webhooks replay).
+Needs DATABASE_URL and WEBHOOK_URL. Exit status: 0 done; 2 could not run.")]
+    Pause {
+        #[command(flatten)]
+        duration: pause::PauseFor,
+        /// Why, shown by `webhooks stats` and `doctor` (at most 200 characters).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print the endpoints as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a pause of the notification service (a `webhooks pause`, or a receiver's
+    /// Retry-After): the next sweep, dispatch or listen sends what it held.
+    #[command(
+        after_help = "Needs DATABASE_URL and WEBHOOK_URL. Exit status: 0 done; 2 could not run."
+    )]
+    Resume {
+        /// Print the endpoints as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a local notification service that verifies what is sent (see --help).
     ///
     /// Verifies the bearer token (WEBHOOK_AUTH_TOKEN) and the Standard Webhooks signature
@@ -114,6 +144,12 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Operate(operation) => ops::operate(operation).await,
+        Command::Pause {
+            duration,
+            reason,
+            json,
+        } => pause::run_pause(duration, reason, json).await,
+        Command::Resume { json } => pause::run_resume(json).await,
         Command::Receiver(args) => {
             delivery::receiver::args::run(args).await?;
             Ok(Verdict::Fine)

@@ -184,7 +184,7 @@ pub(crate) async fn reachable_pool() -> Result<deadpool_postgres::Pool, Box<dyn 
 }
 
 /// One connection for an operator command, from DATABASE_URL (and WEBHOOK_DB_CA_FILE) alone.
-async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Error>> {
+pub(crate) async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Error>> {
     Ok(reachable_pool()
         .await?
         .get()
@@ -217,8 +217,18 @@ async fn operate_on(
     let verdict = match operation {
         Operation::Stats { json } => {
             let rows = delivery::health::read_health(db, now).await?;
+            // The notification service: breaker, pause, held deliveries, pace (people only:
+            // the JSON keeps its shape; `webhooks doctor --json` has the service's state).
+            let rate = std::env::var("WEBHOOK_MAX_RATE")
+                .ok()
+                .and_then(|r| r.parse::<f64>().ok());
+            let endpoints = delivery::endpoint::read_endpoints(db, Some(now), rate).await?;
             out::print(&render(&rows, json, |style| {
-                delivery::health::render_health(&rows, now, style)
+                format!(
+                    "{}\n{}",
+                    delivery::health::render_health(&rows, now, style),
+                    delivery::endpoint::render_endpoints(&endpoints, now, style)
+                )
             })?);
             Verdict::Fine
         }

@@ -39,7 +39,8 @@
 /// expired at `$2` (NULL: the database's now), oldest due first, at most `$4`, leased for `$3`
 /// milliseconds; `$5`: supersede (`WEBHOOK_SUPERSEDE`). Only status notifications whose turn
 /// has come are taken; those with a later one are ended `superseded` (see the module
-/// documentation). Returns them in the column order of [`crate::engine::claim::Claimed`], with
+/// documentation). Returns them in the column order of [`crate::engine::claim::Claimed`] (and the capture
+/// order last, which the body sends as `sequence`), with
 /// `reclaimed` set where an expired lease was taken over (its worker died mid-flight), the
 /// time the claim used, and `superseded_by` (then without a lease: not to be sent). Served by
 /// the partial index `webhook_deliveries_due_idx`.
@@ -104,7 +105,8 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by,
           CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
-               THEN set_config('synchronous_commit', 'on', true) END AS durable";
+               THEN set_config('synchronous_commit', 'on', true) END AS durable,
+          d.capture_seq";
 
 /// The planner settings of `webhooks listen`'s claim connection
 /// ([`crate::engine::claim::SessionClaims`]), a session of its own that runs only [`IDS_CLAIM`],
@@ -188,7 +190,8 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by,
           CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
-               THEN set_config('synchronous_commit', 'on', true) END AS durable";
+               THEN set_config('synchronous_commit', 'on', true) END AS durable,
+          d.capture_seq";
 
 /// Dispatch's claim of up to `$1` never-attempted deliveries (`pending`; requeued ones are
 /// `retrying`), oldest first, whose lease is free at `$2` (NULL: the database's now); leased
@@ -254,7 +257,8 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by,
           CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
-               THEN set_config('synchronous_commit', 'on', true) END AS durable";
+               THEN set_config('synchronous_commit', 'on', true) END AS durable,
+          d.capture_seq";
 
 /// The hand-off: status notifications of the bookings of the deliveries `$1` (just recorded)
 /// captured after the earliest of them, that are pending or due at `$2` (NULL: the
@@ -330,7 +334,8 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by,
           CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
-               THEN set_config('synchronous_commit', 'on', true) END AS durable";
+               THEN set_config('synchronous_commit', 'on', true) END AS durable,
+          d.capture_seq";
 
 /// State of the given ids `$1` at `$2` (NULL: the database's now), to explain why a dispatch
 /// did not claim them: status, the delivery that superseded it, whether a live lease holds

@@ -17,12 +17,14 @@
 //! - [`claims`]: the claims and the decision rule they share (pinned by a test).
 //! - [`now`]: sending now, due or not (`webhooks send`): a claim that shares that rule.
 //! - [`outcomes`]: recording attempts, giving back leases, the backlog, the requeue.
+//! - [`endpoint`]: the notification service's health: breaker, pause, pacing, holds.
 //! - [`listen`]: the NOTIFY channels.
 //! - [`ops`]: the operator commands' reads and retention.
 //! - [`doctor`]: the catalog reads of `webhooks doctor`.
 
 pub mod claims;
 pub mod doctor;
+pub mod endpoint;
 pub mod listen;
 pub mod now;
 pub mod ops;
@@ -32,6 +34,7 @@ mod tests;
 
 pub use claims::*;
 pub use doctor::*;
+pub use endpoint::*;
 pub use listen::*;
 pub use now::*;
 pub use ops::*;
@@ -77,6 +80,14 @@ pub const ALL: &[(&str, &str)] = &[
     ("DELIVERY_STATES", DELIVERY_STATES),
     ("OUTCOME_RECORDING", OUTCOME_RECORDING),
     ("LEASE_RELEASE", LEASE_RELEASE),
+    ("ENDPOINT_STATE", ENDPOINT_STATE),
+    ("ENDPOINT_ENSURE", ENDPOINT_ENSURE),
+    ("ENDPOINT_PROBE", ENDPOINT_PROBE),
+    ("ENDPOINT_RECORD", ENDPOINT_RECORD),
+    ("ENDPOINT_PACE", ENDPOINT_PACE),
+    ("ENDPOINT_PAUSE", ENDPOINT_PAUSE),
+    ("ENDPOINT_RESUME", ENDPOINT_RESUME),
+    ("HOLD_EXPIRY", HOLD_EXPIRY),
     ("DUE_COUNT", DUE_COUNT),
     ("FAILED_REQUEUE", FAILED_REQUEUE),
     ("SESSION_PROBE", SESSION_PROBE),
@@ -85,6 +96,8 @@ pub const ALL: &[(&str, &str)] = &[
 /// Every operations statement, for the test that prepares them against the migrated schema.
 pub const OPERATIONS: &[(&str, &str)] = &[
     ("HEALTH_STATS", HEALTH_STATS),
+    ("ENDPOINTS", ENDPOINTS),
+    ("ENDPOINTS_TABLE", ENDPOINTS_TABLE),
     ("FAILURES", FAILURES),
     ("DELIVERY", DELIVERY),
     ("DELIVERY_IDS_BY_PREFIX", DELIVERY_IDS_BY_PREFIX),

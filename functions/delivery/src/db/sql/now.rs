@@ -68,7 +68,8 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
           due.locked_until IS NOT NULL AS reclaimed, coalesce($2, now()) AS claimed_at,
           d.superseded_by,
           CASE WHEN d.webhook_type <> 'new_request' AND due.superseded_by IS NULL
-               THEN set_config('synchronous_commit', 'on', true) END AS durable";
+               THEN set_config('synchronous_commit', 'on', true) END AS durable,
+          d.capture_seq";
 
 /// Deliveries waiting for a retry, next due first, at most `$1`: what `webhooks send
 /// --retrying` sends (read once, so a delivery that fails again is not sent twice in one run).

@@ -13,15 +13,16 @@
 /// Parallel arrays, one element per attempt:
 /// `$1` id, `$2` lease, `$3` attempt, `$4` started_at, `$5` duration_ms, `$6` status_code,
 /// `$7` error_kind, `$8` error, `$9` status, `$10` next_retry_at, `$11` resolved_at,
-/// `$12` finished_at.
+/// `$12` finished_at, `$13` held (made while the endpoint was held: not counted, see
+/// [`crate::engine::endpoint`]).
 pub const OUTCOME_RECORDING: &str = "
 WITH outcome AS (
     SELECT *
       FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::timestamptz[], $5::int[],
                   $6::int[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
-                  $11::timestamptz[], $12::timestamptz[])
+                  $11::timestamptz[], $12::timestamptz[], $13::boolean[])
         AS o(id, lease, attempt, started_at, duration_ms, status_code, error_kind, error,
-             status, next_retry_at, resolved_at, finished_at)
+             status, next_retry_at, resolved_at, finished_at, held)
 ), attempts AS (
     INSERT INTO webhook_attempts
            (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error)
@@ -37,7 +38,15 @@ UPDATE webhook_deliveries d
        last_status_code = o.status_code,
        last_error       = coalesce(o.error, d.last_error),
        last_attempt_at  = o.finished_at,
-       locked_until     = NULL
+       locked_until     = NULL,
+       -- An attempt made while the endpoint was held is not counted: the budget grows by it
+       -- (only on the first write of the outcome, which still holds the lease).
+       max_retries      = d.max_retries
+                          + CASE WHEN o.held AND d.locked_until = o.lease THEN 1 ELSE 0 END,
+       -- Held since it came due (the old next_retry_at), unless held before.
+       held_since       = CASE WHEN o.held
+                               THEN coalesce(d.held_since, least(d.next_retry_at, o.finished_at))
+                          END
   FROM outcome o
  WHERE d.id = o.id
    AND (d.locked_until = o.lease

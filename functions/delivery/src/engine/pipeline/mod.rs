@@ -46,7 +46,8 @@ use crate::engine::attempt::attempt;
 use crate::engine::claim::{Claim, Claimed, claim_due, claim_followers};
 use crate::engine::deliver::HAND_OFF_ROUNDS;
 use crate::engine::delivered::DeliveryOutcome;
-use crate::engine::lease::{lease_for, rows_that_fit};
+use crate::engine::endpoint::{Gate, Hold, Pace, admit, pace};
+use crate::engine::lease::{DEADLINE_HEADROOM, lease_for, rows_that_fit};
 use crate::engine::record::{Progress, RECORD_EVERY, record_as_completed};
 use crate::error::Error;
 use crate::error::Result;
@@ -78,6 +79,10 @@ pub(crate) struct Drained {
     pub(crate) budget_exhausted: bool,
     /// The watchdog stopped the drain ([`Plan::stop_at`]).
     pub(crate) stopped: bool,
+    /// Why the endpoint held the due deliveries, if it did ([`crate::engine::endpoint`]).
+    pub(crate) held: Option<Hold>,
+    /// Probes sent (one at most, each time the breaker's cool-down has passed).
+    pub(crate) probes: usize,
 }
 
 /// Claims, sends and records due deliveries until nothing due is left or time is up, handing
@@ -275,9 +280,29 @@ impl<'a> Claimer<'a> {
                 return Ok(None);
             }
         };
-        let (lease, now, cutoff) = (self.lease(limit), self.clock.sql_now(), self.cutoff);
-        let supersede = self.deps.config.supersede;
-        let claim = with_retry(&self.deps.pool, |db| async move {
+        let now = self.clock.sql_now();
+        // The endpoint first: held, probed, or paced ([`crate::engine::endpoint`]).
+        let probe_lease = self.lease(1);
+        let (limit, pace, probe) = match admit(self.deps, now, true, probe_lease).await? {
+            Gate::Held(hold) => {
+                self.hold(hold);
+                self.turns.due_exhausted();
+                return Ok(None);
+            }
+            Gate::Probe => (1, None, true),
+            Gate::Send(None) => (limit, None, false),
+            Gate::Send(Some(pace)) => match self.paced_limit(pace, limit) {
+                0 => {
+                    self.drained.budget_exhausted = true;
+                    self.turns.due_exhausted();
+                    return Ok(None);
+                }
+                limit => (limit, Some(pace), false),
+            },
+        };
+        let lease = self.lease(limit) + pace.map_or(Duration::ZERO, |pace| pace.span(limit));
+        let (cutoff, supersede) = (self.cutoff, self.deps.config.supersede);
+        let mut claim = with_retry(&self.deps.pool, |db| async move {
             claim_due(&db, cutoff, now, lease, limit, supersede).await
         })
         .await?;
@@ -287,7 +312,39 @@ impl<'a> Claimer<'a> {
         };
         self.cutoff.get_or_insert(claimed_at);
         self.drained.batches += 1;
+        if let Some(pace) = pace {
+            pace::pace(self.deps, &mut claim.to_send, pace).await?;
+        }
+        if probe {
+            // One probe; the drain goes on only once it is recorded and closed the breaker.
+            self.drained.probes += usize::from(!claim.to_send.is_empty());
+            if claim.to_send.is_empty() {
+                self.turns.due_exhausted();
+            } else {
+                self.turns.due_blocked();
+            }
+        }
         Ok(Some(claim))
+    }
+
+    /// The endpoint holds what is due: no more due claims; past `WEBHOOK_HOLD_MAX`, held
+    /// deliveries fail (by the sweep).
+    fn hold(&mut self, hold: Hold) {
+        tracing::info!(hold = ?hold, "the notification service is held: due deliveries wait");
+        self.drained.held = Some(hold);
+    }
+
+    /// How many of `limit` a paced claim takes: a second's worth, and only what can be sent
+    /// before the deadline behind the other workers' slots.
+    fn paced_limit(&self, pace: Pace, limit: usize) -> usize {
+        let limit = pace.limit(limit);
+        let Some(deadline) = self.plan.deadline else {
+            return limit;
+        };
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(pace.backlog + self.deps.config.timeout + DEADLINE_HEADROOM);
+        limit.min((left.as_secs_f64() * pace.rate) as usize)
     }
 
     /// The notifications that waited for the deliveries just recorded, if their chain is not
@@ -303,12 +360,24 @@ impl<'a> Claimer<'a> {
         if round > HAND_OFF_ROUNDS || limit == 0 {
             return Ok(None);
         }
-        let (lease, now) = (self.lease(limit), self.clock.sql_now());
+        let now = self.clock.sql_now();
+        let (limit, pace) = match admit(self.deps, now, false, Duration::ZERO).await? {
+            // Held or probing: the followers wait with everything else.
+            Gate::Held(_) | Gate::Probe => return Ok(None),
+            Gate::Send(pace) => (pace.map_or(limit, |p| self.paced_limit(p, limit)), pace),
+        };
+        if limit == 0 {
+            return Ok(None);
+        }
+        let lease = self.lease(limit) + pace.map_or(Duration::ZERO, |pace| pace.span(limit));
         let (supersede, recorded) = (self.deps.config.supersede, &recorded);
-        let claim = with_retry(&self.deps.pool, |db| async move {
+        let mut claim = with_retry(&self.deps.pool, |db| async move {
             claim_followers(&db, recorded, now, lease, limit, supersede).await
         })
         .await?;
+        if let Some(pace) = pace {
+            pace::pace(self.deps, &mut claim.to_send, pace).await?;
+        }
         for claimed in &claim.to_send {
             self.rounds.insert(claimed.id, round);
         }

@@ -15,11 +15,13 @@
 //! - `capture`: triggers, capture functions, who may create in the schema, definitions.
 //! - `security`: row level security and the API roles.
 //! - `runtime`: backlog, migrations, completeness, NOTIFY, wake-up, last attempt.
+//! - `service`: the notification service's breaker and pause.
 
 mod capture;
 pub mod finding;
 mod runtime;
 mod security;
+mod service;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
@@ -27,6 +29,7 @@ use tokio_postgres::Client;
 use crate::error::Result;
 pub use finding::{Check, Posture, Severity, render_posture};
 pub use runtime::BACKLOG_AGE_LIMIT_S;
+pub use service::BREAKER_OPEN_LIMIT_S;
 
 /// Runs every check at `now`; migrations are judged against this build's.
 pub async fn check_posture(db: &Client, now: DateTime<Utc>) -> Result<Posture> {
@@ -48,5 +51,6 @@ pub async fn check_posture(db: &Client, now: DateTime<Utc>) -> Result<Posture> {
     checks.extend(notify);
     checks.push(runtime::wake_up(db, listeners).await?);
     checks.push(runtime::last_attempt(db, now).await?);
+    checks.extend(service::service(db, now).await?);
     Ok(Posture::new(checks))
 }

@@ -8,9 +8,11 @@ use super::finding::{Check, Severity, check};
 use crate::db::{query, sql};
 use crate::error::Result;
 
-pub(super) const OUTBOX_TABLES: [&str; 3] = [
+pub(super) const OUTBOX_TABLES: [&str; 4] = [
     "webhook_attempts",
     "webhook_deliveries",
+    // Whoever can write it can hold every delivery (a pause) until they fail.
+    "webhook_endpoints",
     "webhook_verify_horizon",
 ];
 
