@@ -21,8 +21,13 @@ help: ## list the targets (coloured only on a terminal, and never with NO_COLOR 
 db: ## make sure a Postgres is reachable (DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster in target/)
 	@scripts/ensure-db.sh
 
-migrate: db ## apply migrations/ to DATABASE_URL with refinery (`webhooks migrate`)
-	@export DATABASE_URL="$$(scripts/ensure-db.sh --print-url)"; cargo run -q --bin webhooks -- migrate
+# The engine's database: DATABASE_URL when the shell sets it (docs/deploy.md), else $(ENV_FILE)'s,
+# which `make listen` and `make sweep` use (created first on a local server if missing).
+migrate: ## apply migrations/ with refinery (`webhooks migrate`) to DATABASE_URL, else to $(ENV_FILE)'s database
+	@given="$${DATABASE_URL:-}"; set -a && . ./$(ENV_FILE) && set +a; \
+	export DATABASE_URL="$${given:-$$DATABASE_URL}"; scripts/ensure-db.sh \
+	  && echo "migrate: building webhooks if needed, then migrating" \
+	  && cargo run -q --bin webhooks -- migrate
 
 tools: $(VENV_BIN)/moto_server $(VENV_BIN)/cargo-lambda ## install cargo-lambda and moto server into target/venv
 
@@ -102,17 +107,18 @@ invoke-dispatch: tools ## invoke the local dispatch: ID=<delivery uuid>, else fi
 invoke-sweep: tools ## invoke the local retry-sweep with fixtures/sweep.json ({})
 	cargo lambda invoke retry-sweep --data-file fixtures/sweep.json
 
-# Both load $(ENV_FILE) first, so migrations go to the database they then use.
+# Both use $(ENV_FILE)'s database and never migrate it: where the schema is missing they say so,
+# and `make migrate` installs it.
 listen: ## dispatch each delivery the moment its booking commits (webhooks listen), until Ctrl-C
 	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
-	  && cargo run -q --bin webhooks -- migrate && cargo run -q --bin webhooks -- listen
+	  && cargo run -q --bin webhooks -- listen
 
 receiver: ## a local notification service on 127.0.0.1:8787 that verifies what is sent (RECEIVER_FLAGS=--fail-first 2 …)
 	set -a && . ./$(ENV_FILE) && set +a && cargo run -q --bin webhooks -- receiver $(RECEIVER_FLAGS)
 
 sweep: ## run one retry sweep now (webhooks sweep) and print its statistics
 	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
-	  && cargo run -q --bin webhooks -- migrate && cargo run -q --bin webhooks -- sweep
+	  && cargo run -q --bin webhooks -- sweep
 
 bench: db tools bench-tools ## every figure of issue #13 beside its target, rewriting bench/RESULTS.md (release builds, minutes; BENCH_QUICK=1 for a quick look)
 	@echo "bench: the Lambda functions as deployed (-p: without the cli feature), for their size and cold start"
@@ -164,12 +170,15 @@ deploy: ## deploy both functions with LAMBDA_ENV_FILE (.env.deploy), then apply 
 	$(MAKE) dashboard
 
 schedule: ## create or update the EventBridge schedule of retry-sweep (SCHEDULE_FLAGS=--dry-run previews)
+	@echo "schedule: building infra if needed (the first build takes a minute or two), then applying"
 	cargo run -q -p infra -- schedule apply $(SCHEDULE_FLAGS)
 
 alarms: ## create or update the CloudWatch alarms (ALARMS_FLAGS=--dry-run previews; WEBHOOK_ALARM_TOPIC_ARN notifies)
+	@echo "alarms: building infra if needed (the first build takes a minute or two), then applying"
 	cargo run -q -p infra -- alarms apply $(ALARMS_FLAGS)
 
 dashboard: ## create or update the CloudWatch dashboard beside the alarms (DASHBOARD_FLAGS=--dry-run previews)
+	@echo "dashboard: building infra if needed (the first build takes a minute or two), then applying"
 	cargo run -q -p infra -- dashboard apply $(DASHBOARD_FLAGS)
 
 lint: ## cargo fmt --check and clippy with warnings denied

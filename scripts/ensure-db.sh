@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure a PostgreSQL server is reachable, in this order:
-#   1. DATABASE_URL, if set (it must answer);
+#   1. DATABASE_URL, if set (it must answer; on a local server — 127.0.0.1, ::1, localhost — its
+#      database is created if missing, e.g. webhooks_dev of .env.example);
 #   2. a server on 127.0.0.1:5432 (trust auth, database `test` created if missing);
 #   3. a throwaway cluster under target/pg (initdb + pg_ctl, port 55432), started on demand.
 # With --print-url, print only the URL to use on stdout (for Makefile and CI); messages go to
@@ -16,8 +17,24 @@ emit() {
   if $print_url; then echo "$1"; else say "using $2"; fi
 }
 
+# Creates the database DATABASE_URL names when it is missing and the server is this machine's
+# (never anyone else's). Messages name the database, never the URL.
+ensure_local_db() {
+  local url=$1 base name server
+  [[ $url =~ ^postgres(ql)?://([^@/]*@)?(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?/([A-Za-z0-9_]+)(\?.*)?$ ]] || return 0
+  name=${BASH_REMATCH[5]}
+  psql "$url" -tAc 'SELECT 1' >/dev/null 2>&1 && return 0
+  base=${url%%\?*}
+  server="${base%/*}/postgres${url#"$base"}"
+  if ! psql "$server" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    say "creating database $name on the local server (DATABASE_URL names it)"
+    psql "$server" -qc "CREATE DATABASE $name" >&2
+  fi
+}
+
 if [ -n "${DATABASE_URL:-}" ]; then
   if pg_isready -q -d "$DATABASE_URL"; then
+    ensure_local_db "$DATABASE_URL"
     emit "$DATABASE_URL" "DATABASE_URL"
     exit 0
   fi

@@ -76,6 +76,8 @@ async fn both_functions_run_under_cargo_lambda_watch() {
     let receiver = Receiver::start(Reply::status(200)).await;
     let path = tool_path();
     let port = crate::support::cluster::free_port();
+    let log_path = std::env::temp_dir().join(format!("lambda-watch-{port}.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
     let child = Command::new("cargo")
         .args([
             "lambda",
@@ -94,7 +96,7 @@ async fn both_functions_run_under_cargo_lambda_watch() {
         .env("WEBHOOK_SIGNING_SECRET", SIGNING_SECRET)
         .current_dir(workspace_root())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .process_group(0)
         .spawn()
         .expect("start cargo lambda watch");
@@ -133,6 +135,39 @@ async fn both_functions_run_under_cargo_lambda_watch() {
         .map(|r| r.header("webhook-id"))
         .collect();
     assert_eq!(ids, vec![first.to_string(), second.to_string()]);
+
+    // The functions' logs: the sweep's report is a JSON object Logs Insights can query, and a
+    // local run warns about nothing (no deadline from the emulator, its concurrency of one).
+    let logged = logged_line(&log_path, "sweep finished");
+    assert_eq!(logged["report"]["processed"], 1, "{logged}");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(r#""level":"WARN""#))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
+/// The first JSON line of the log at `path` with `message`, waiting for it to be written (a
+/// safety net of 20 s, not a timing assumption).
+fn logged_line(path: &std::path::Path, message: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        let line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["message"] == message);
+        if let Some(line) = line {
+            return line;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no {message:?} line in:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // polling a child's log file
+    }
 }
 
 /// The deploy settings `cargo lambda deploy` would use for `function`, read with `--dry` from

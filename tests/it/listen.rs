@@ -185,3 +185,66 @@ async fn the_catch_up_goes_on_past_a_batch_with_a_superseded_row() {
     assert_eq!(types, vec!["new_request", "rejected"]);
     assert_eq!(db.delivery(later).await.status, "succeeded");
 }
+
+/// A listener that cannot reach its database at start fails at once, saying where it looked
+/// (never the password), instead of retrying forever and looking hung; the library's listen
+/// too, before it has ever listened.
+#[tokio::test]
+async fn listen_fails_fast_when_it_cannot_connect_at_start() {
+    use std::process::Command;
+
+    use crate::support::receiver::refusing_url;
+    use crate::support::scratch::webhooks_binary;
+    use crate::support::{SIGNING_SECRET, TOKEN};
+
+    let nothing = refusing_url().await;
+    let port = nothing
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches("/hook")
+        .to_owned();
+    let url = format!("postgres://postgres:s3cret@127.0.0.1:{port}/test");
+    let mut command = Command::new(webhooks_binary());
+    command
+        .arg("listen")
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .env("WEBHOOK_URL", &nothing)
+        .env("WEBHOOK_AUTH_TOKEN", TOKEN)
+        .env("WEBHOOK_SIGNING_SECRET", SIGNING_SECRET);
+    let out = tokio::time::timeout(
+        LIMIT,
+        tokio::task::spawn_blocking(move || command.output().expect("run webhooks listen")),
+    )
+    .await
+    .expect("listen gives up at once")
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: could not connect to the database at 127.0.0.1:{port} (database test): "
+        )) && stderr.contains("check that the server is running")
+            && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+
+    let deps = crate::support::deps::deps_for_url(&url, &nothing, &[]);
+    let ended = tokio::time::timeout(
+        LIMIT,
+        listen(
+            &deps,
+            Clock::System,
+            ListenOptions { sweep_every: None },
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("the library's listen gives up at once too");
+    let message = ended.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.starts_with(&format!(
+            "could not connect to the database at 127.0.0.1:{port}"
+        )),
+        "{message}"
+    );
+}

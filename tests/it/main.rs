@@ -32,6 +32,8 @@
 //!   the functions emit; the picture of it in the docs.
 //! - `deploy`: `make deploy` rehearsed on moto as docs/deploy.md says; its refusal of the
 //!   example's settings.
+//! - `docs`: every command of README.md and docs/ runs as written, or is listed as not run
+//!   with why; the `--help` the docs show is the real one.
 //! - `infra_cli`: the built `infra` binary's first-contact errors and exit status.
 //! - `contract`: the metric contract of METRICS.md: what the functions emit against what
 //!   `infra` repeats and reads.
@@ -50,6 +52,7 @@ mod dashboard;
 mod definer;
 mod deploy;
 mod dispatch;
+mod docs;
 mod faults;
 mod hot_path;
 mod infra_cli;

@@ -11,6 +11,10 @@
 //! - `doctor`: posture findings.
 //! - `metrics`: EMF lines from dispatch and sweep, validated against the specification.
 //! - `cli`: the built `webhooks` binary: output, `--json`, exit codes.
+//! - `ids`: ids by unique prefix; unknown ids exit 1 everywhere; what each command needs.
+//! - `output`: one convention for every command: camelCase `--json`, tables that fit,
+//!   colour only on a terminal.
+//! - `send`: `webhooks send`: a retrying delivery sent now, once; superseding respected.
 //! - `closed_pipe`: every command with its stdout closed early (`| head -1`).
 //! - `unmigrated`: the commands where `webhooks migrate` never ran (or an older one did).
 
@@ -18,9 +22,12 @@ mod cleanup;
 pub(crate) mod cli;
 mod closed_pipe;
 mod doctor;
+mod ids;
 pub(crate) mod metrics;
+mod output;
 mod reads;
 mod seed;
+mod send;
 mod unmigrated;
 mod verify;
 

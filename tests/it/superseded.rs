@@ -25,7 +25,7 @@ fn minutes(n: i64) -> chrono::Duration {
 }
 
 /// Sets the booking's status (the app's UPDATE) and returns the delivery it captured.
-async fn decide(db: &TestDb, booking: Uuid, status: &str) -> Uuid {
+pub(crate) async fn decide(db: &TestDb, booking: Uuid, status: &str) -> Uuid {
     let client = db.pool.get().await.expect("connection");
     client
         .execute(
@@ -911,7 +911,7 @@ async fn metrics_and_the_cli_show_what_superseded_what() {
     );
     let show = cli(vec!["show".into(), approved.to_string(), "--json".into()]).await;
     assert_eq!(
-        json(&show)["delivery"]["superseded_by"],
+        json(&show)["delivery"]["supersededBy"],
         serde_json::json!(rejected)
     );
     let failures = cli(vec![
@@ -931,14 +931,14 @@ async fn metrics_and_the_cli_show_what_superseded_what() {
     ])
     .await;
     assert!(
-        text(&table.stdout).contains(&format!("superseded by {rejected}")),
+        text(&table.stdout).contains(&format!("superseded by {}", &rejected.to_string()[..8])),
         "{}",
         text(&table.stdout)
     );
     let stats = cli(vec!["stats".into(), "--json".into()]).await;
     let all = json(&stats)
         .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["webhook_type"] == "all").cloned())
+        .and_then(|rows| rows.iter().find(|r| r["webhookType"] == "all").cloned())
         .expect("the overall row");
     assert_eq!(all["superseded"], serde_json::json!(2));
     assert_eq!(superseded_by(&db, newest).await, None);

@@ -63,10 +63,19 @@ impl BatchClock {
 /// A wall-clock deadline (the Lambda invocation's) on the monotonic clock, so time left is
 /// measured with `Instant`s; one absurdly far ahead is a day away (a Lambda runs 15 minutes at
 /// most). A deadline already past is no deadline: Lambda would have stopped the invocation,
-/// so it comes from an emulator (`cargo lambda watch` sends one from 1970) and is ignored.
+/// so it comes from an emulator and is ignored — quietly when it is a day or more in the past
+/// (`cargo lambda watch` sends none, which reads as 1970: expected locally, nothing to act
+/// on), with a warning otherwise (a clock that is off).
 pub(crate) fn instant_of(deadline: SystemTime) -> Option<Instant> {
     match deadline.duration_since(SystemTime::now()) {
         Ok(left) => Some(Instant::now() + left.min(MAX_AHEAD)),
+        Err(past) if past.duration() >= MAX_AHEAD => {
+            tracing::debug!(
+                "the runtime gave no deadline (a local emulator such as cargo lambda watch); \
+                 running without one"
+            );
+            None
+        }
         Err(_) => {
             tracing::warn!("the invocation's deadline has already passed; ignoring it");
             None

@@ -19,9 +19,19 @@ pub enum Error {
     /// A statement failed or the connection broke.
     #[error("database: {}", chain(.0))]
     Database(#[from] tokio_postgres::Error),
-    /// No connection could be had from the pool.
-    #[error("database pool: {}", chain(.0))]
+    /// No connection could be had from the pool: none could be opened, or all were in use.
+    #[error("database: {}", pool_error(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// The database could not be reached: where (host, port and database; never the user or
+    /// password) and why.
+    #[error("could not connect to the database at {target}: {cause}")]
+    Unreachable {
+        /// `host:port` and the database name.
+        target: String,
+        /// What failed (refused, timed out, no such database or role, authentication) and
+        /// what to check.
+        cause: String,
+    },
     /// A statement got no answer in time: the connection dropped quietly or the server stalled.
     #[error("database: no answer within {} s (connection lost or server stalled)", .0.as_secs())]
     DatabaseTimeout(std::time::Duration),
@@ -47,6 +57,7 @@ impl Error {
             | Error::Pool(_)
             | Error::PoolSetup(_)
             | Error::DatabaseTimeout(_)
+            | Error::Unreachable { .. }
             | Error::SessionRequired(_) => "DatabaseError",
             Error::HttpSetup(_) => "HttpSetupError",
         }
@@ -57,7 +68,7 @@ impl Error {
     /// Running the statement again on a fresh connection may well succeed.
     pub(crate) fn is_connection(&self) -> bool {
         match self {
-            Error::Pool(_) | Error::DatabaseTimeout(_) => true,
+            Error::Pool(_) | Error::DatabaseTimeout(_) | Error::Unreachable { .. } => true,
             Error::Database(err) => match err.code() {
                 Some(code) => matches!(code.code().get(..2), Some("08" | "57")),
                 None => {
@@ -68,6 +79,71 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// A pool's failure in words: the connection that could not be opened (and why), or all of
+/// them in use.
+fn pool_error(err: &deadpool_postgres::PoolError) -> String {
+    use deadpool_postgres::{PoolError, TimeoutType};
+    match err {
+        PoolError::Backend(err) => format!("could not connect: {}", connect_cause(err)),
+        PoolError::Timeout(TimeoutType::Create) => {
+            "could not connect: no answer in time (server down or unreachable)".to_owned()
+        }
+        PoolError::Timeout(TimeoutType::Wait) => {
+            "no free connection in time: every one this process may hold (WEBHOOK_DB_POOL_SIZE) \
+             is in use"
+                .to_owned()
+        }
+        other => chain(other),
+    }
+}
+
+/// Why a connection could not be opened, without the client's prefixes ("error connecting
+/// to server", "db error").
+fn connect_cause(err: &tokio_postgres::Error) -> String {
+    let text = chain(err);
+    let text = text
+        .strip_prefix("error connecting to server: ")
+        .unwrap_or(&text);
+    text.strip_prefix("db error: ").unwrap_or(text).to_owned()
+}
+
+impl Error {
+    /// This error as the operator should read it where a connection to `db` failed: the place
+    /// it could not reach ([`Error::Unreachable`]); any other error as it is.
+    pub fn reaching(self, db: &crate::config::DbConfig) -> Error {
+        use deadpool_postgres::{PoolError, TimeoutType};
+        const SERVER: &str = "check that the server is running and that DATABASE_URL names it";
+        const URL: &str = "check the database, user and password in DATABASE_URL";
+        let (cause, check) = match &self {
+            Error::Pool(PoolError::Backend(err)) | Error::Database(err) if is_connect(err) => {
+                let check = if err.as_db_error().is_some() {
+                    URL
+                } else {
+                    SERVER
+                };
+                (connect_cause(err), check)
+            }
+            Error::Pool(PoolError::Timeout(TimeoutType::Create)) => {
+                ("no answer in time".to_owned(), SERVER)
+            }
+            _ => return self,
+        };
+        let cause = format!("{cause}; {check}");
+        Error::Unreachable {
+            target: db.target(),
+            cause,
+        }
+    }
+}
+
+/// True when `err` is a failure to open a connection (not a statement's).
+fn is_connect(err: &tokio_postgres::Error) -> bool {
+    err.to_string().starts_with("error connecting to server")
+        || err
+            .as_db_error()
+            .is_some_and(|db| matches!(db.code().code().get(..2), Some("28" | "3D")))
 }
 
 /// What a Lambda function reports for an error: `errorType` is [`Error::kind`].

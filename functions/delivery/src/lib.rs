@@ -12,12 +12,14 @@
 //!
 //! **Entry points** — what the functions and the `webhooks` command run:
 //! - [`dispatch`]: the `dispatch` Lambda handler (`{"deliveryId"}`, `{"limit"}`, function URL),
-//!   with its [`dispatch::report`].
+//!   with its [`dispatch::report`], and [`dispatch::now`]: sending now, due or not
+//!   (`webhooks send`).
 //! - [`sweep`]: the `retry-sweep` Lambda handler, its report, and the work after a drain.
 //! - [`listen`]: dispatching on Postgres NOTIFY (`webhooks listen`).
 //! - `event`: the invocation events and the function-URL bearer token.
 //! - [`ops`]: the operator's commands — `stats`, `failures`, `show`, `verify`, `doctor`,
-//!   `cleanup`, `replay` — and their tables.
+//!   `cleanup`, `replay` — their tables, ids by unique prefix, and the output convention every
+//!   command follows (`ops::output`).
 //! - [`schema`]: `webhooks migrate` — checks, migrations (refinery, embedded from
 //!   `migrations/`), the current definitions of the functions, triggers and views, and adopting
 //!   the old pg_net system, in one transaction.

@@ -3,7 +3,9 @@
 //! The capture triggers NOTIFY channel `webhook_delivery` with the delivery id, and Postgres
 //! delivers a NOTIFY only when the transaction commits — so no invocation and no polling is
 //! needed. On every (re)connect a catch-up pass sends what was captured while nobody was
-//! listening. If the connection drops, it reconnects with backoff (1 s doubling to 30 s).
+//! listening. If the connection drops, it reconnects with backoff (1 s doubling to 30 s) —
+//! once it has listened: a first connection that fails is an error at once (a wrong URL, a
+//! server that is not there), not a wait that looks like a hang.
 //! Optionally it also runs the retry sweep on a period, so a laptop gets the full behaviour.
 //!
 //! LISTEN needs a session of its own: through a transaction pooler (PgBouncer in transaction
@@ -31,6 +33,7 @@ use crate::engine::claim::SessionClaims;
 use crate::error::Error;
 use crate::error::Result;
 use crate::sweep::{SweepOptions, sweep};
+use crate::telemetry::json;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -48,8 +51,9 @@ pub struct ListenOptions {
 }
 
 /// Listens until `shutdown` completes; a batch in flight is finished and recorded first.
-/// Errors are logged and followed by a reconnect; only the shutdown ends it, or
-/// [`Error::SessionRequired`] when the connection cannot hold a LISTEN session.
+/// Once it has listened, errors are logged and followed by a reconnect; only the shutdown ends
+/// it, or [`Error::SessionRequired`] when the connection cannot hold a LISTEN session. Before
+/// that, the first error is returned: a listener that never started is not left retrying.
 pub async fn listen(
     deps: &Deps,
     clock: Clock,
@@ -58,11 +62,21 @@ pub async fn listen(
 ) -> Result<()> {
     tokio::pin!(shutdown);
     let mut backoff = FIRST_BACKOFF;
+    let mut listened = false;
     loop {
-        match session(deps, clock, options, &mut backoff, shutdown.as_mut()).await {
+        let ended = session(
+            deps,
+            clock,
+            options,
+            &mut backoff,
+            &mut listened,
+            shutdown.as_mut(),
+        );
+        match ended.await {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::Disconnected) => tracing::warn!("listen connection closed; reconnecting"),
             Err(err @ Error::SessionRequired(_)) => return Err(err),
+            Err(err) if !listened => return Err(err),
             Err(err) => tracing::warn!(error = %err, "listen failed; reconnecting"),
         }
         tokio::select! {
@@ -85,6 +99,7 @@ async fn session(
     clock: Clock,
     options: ListenOptions,
     backoff: &mut Duration,
+    listened: &mut bool,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Ended> {
     let (client, messages) = deps.config.db.connect("booking-webhooks-listen").await?;
@@ -124,6 +139,7 @@ async fn session(
     let claims = SessionClaims::prepare(claims).await?;
     tracing::info!(channel = sql::CAPTURE_CHANNEL, "listening");
     *backoff = FIRST_BACKOFF;
+    *listened = true;
     catch_up(deps, clock).await?;
 
     let mut sweeps = options.sweep_every.map(|every| {
@@ -144,12 +160,12 @@ async fn session(
                 let ids = delivery_ids(&payloads);
                 // The NOTIFY arrives after commit, so the rows are visible: no waiting.
                 let report = dispatch_ids_claiming_on(&claims, deps, &ids, clock).await?;
-                tracing::info!(counts = ?report.counts, "dispatched on notify");
+                tracing::info!(counts = %json(&report.counts), "dispatched on notify");
             }
             _ = tick(&mut sweeps) => {
                 let options = SweepOptions { batch_size: deps.config.sweep_batch, budget: deps.config.sweep_budget, deadline: None };
                 let report = sweep(deps, options, clock).await?;
-                tracing::info!(report = ?report, "periodic sweep finished");
+                tracing::info!(report = %json(&report), "periodic sweep finished");
             }
         }
     }
@@ -187,7 +203,7 @@ async fn catch_up(deps: &Deps, clock: Clock) -> Result<()> {
         let report = dispatch_fresh(deps, deps.config.sweep_batch, clock, None).await?;
         let taken = report.counts.taken();
         if taken > 0 {
-            tracing::info!(counts = ?report.counts, "catch-up batch dispatched");
+            tracing::info!(counts = %json(&report.counts), "catch-up batch dispatched");
         }
         if taken < deps.config.sweep_batch {
             return Ok(());

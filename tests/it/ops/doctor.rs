@@ -2,6 +2,7 @@
 //! switched off, an outbox granted to an API role, an old backlog and a missing migration each
 //! come out as a problem in plain words.
 
+use delivery::ops::output::Style;
 use delivery::posture::{Check, Posture, Severity, check_posture, render_posture};
 
 use super::seed::{self, Delivery, insert};
@@ -25,7 +26,7 @@ fn problems(p: &Posture) -> Vec<&Check> {
 async fn a_fresh_schema_is_healthy() {
     let db = TestDb::new().await;
     let p = doctor(&db).await;
-    assert!(p.is_healthy(), "{}", render_posture(&p));
+    assert!(p.is_healthy(), "{}", render_posture(&p, &Style::default()));
     let names: Vec<&str> = p.checks.iter().map(|c| c.check).collect();
     for expected in [
         "capture-triggers",
@@ -69,7 +70,7 @@ async fn a_disabled_trigger_and_missing_rls_are_problems() {
         .expect("break the schema");
     let p = doctor(&db).await;
     let found = problems(&p);
-    assert_eq!(found.len(), 2, "{}", render_posture(&p));
+    assert_eq!(found.len(), 2, "{}", render_posture(&p, &Style::default()));
     assert_eq!(found[0].check, "capture-triggers");
     assert!(
         found[0]
@@ -96,7 +97,7 @@ async fn a_disabled_trigger_and_missing_rls_are_problems() {
             && c.message
                 .contains("trigger_status_update_notification is enabled")
     }));
-    let text = render_posture(&p);
+    let text = render_posture(&p, &Style::default());
     assert!(
         text.contains("PROBLEM") && text.contains("2 problem(s)"),
         "{text}"
@@ -127,7 +128,7 @@ async fn exposure_backlog_functions_and_migrations_are_problems() {
         .await
         .expect("break the schema");
     let p = doctor(&db).await;
-    let text = render_posture(&p);
+    let text = render_posture(&p, &Style::default());
     let found: Vec<(&str, &str)> = problems(&p)
         .iter()
         .map(|c| (c.check, c.message.as_str()))

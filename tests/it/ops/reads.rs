@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use delivery::failures::{FailureFilter, list_failures};
 use delivery::health::{TypeHealth, read_health, render_health};
 use delivery::history::{read_history, render_history};
+use delivery::ops::output::Style;
 use uuid::Uuid;
 
 use super::seed::{self, at, health_set};
@@ -122,7 +123,7 @@ async fn stats_match_the_hand_computed_figures_per_type_and_overall() {
         "{all:?}"
     );
 
-    let text = render_health(&rows);
+    let text = render_health(&rows, now, &Style::default());
     assert!(
         text.contains("66.67%") && text.contains("20m 0s ago") && text.contains("50m 0s ago"),
         "{text}"
@@ -228,7 +229,7 @@ async fn failures_lists_exactly_the_deliveries_in_trouble_most_recent_first() {
             None
         )
     );
-    let text = delivery::failures::render_failures(&found);
+    let text = delivery::failures::render_failures(&found, now, &Style::default());
     assert!(
         text.contains("HTTP 404: no such recipient") && text.contains("1/4"),
         "{text}"
@@ -278,7 +279,7 @@ async fn show_prints_every_attempt_and_an_unknown_id_is_none() {
         ]
     );
     assert!(same_instant(history.attempts[1].started_at, at(now, -175)));
-    let text = render_history(&history);
+    let text = render_history(&history, &Style::default());
     for needle in [
         "HTTP 503",
         "timed out after 10s",
@@ -291,13 +292,25 @@ async fn show_prints_every_attempt_and_an_unknown_id_is_none() {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
     assert!(!text.contains("someone@example.com"), "{text}");
+    // Succeeded on attempt 3: the stored error is attempt 2's, and says so.
+    assert!(
+        text.contains("earlier error     timed out after 10s (attempt 2)")
+            && !text.contains("last error"),
+        "{text}"
+    );
+    let failed = read_history(&client, id[&'H'])
+        .await
+        .expect("show")
+        .expect("H exists");
+    let text = render_history(&failed, &Style::default());
+    assert!(text.contains("last error        HTTP 404"), "{text}");
 
     let pending = read_history(&client, id[&'E'])
         .await
         .expect("show")
         .expect("E exists");
     assert!(pending.attempts.is_empty());
-    assert!(render_history(&pending).contains("no attempts yet"));
+    assert!(render_history(&pending, &Style::default()).contains("no attempts yet"));
 
     assert_eq!(
         read_history(&client, Uuid::new_v4()).await.expect("show"),

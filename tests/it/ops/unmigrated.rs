@@ -58,6 +58,38 @@ async fn operator_commands_on_an_unmigrated_schema_say_to_run_migrate_and_exit_2
     );
 }
 
+/// The commands that send never migrate as a side effect: on an empty schema they say what is
+/// missing, point to `make migrate`, and leave it empty.
+#[tokio::test]
+async fn the_commands_that_send_say_the_schema_is_missing_and_create_nothing() {
+    let db = TestDb::unmigrated().await;
+    for command in [
+        "sweep",
+        "listen",
+        "dispatch --limit 5",
+        "send --retrying",
+        "replay --failed",
+    ] {
+        let args: Vec<&str> = command.split(' ').collect();
+        let out = super::send::webhooks_sending(&db, "http://127.0.0.1:9/hook", &args).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(code(&out), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("the webhooks schema is not installed")
+                && stderr.contains("make migrate"),
+            "{command}: {stderr}"
+        );
+    }
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+        )
+        .await,
+        0,
+        "nothing was created"
+    );
+}
+
 #[tokio::test]
 async fn operator_commands_with_a_search_path_naming_no_schema_say_so() {
     let nowhere = format!("it_{}", Uuid::new_v4().simple());

@@ -6,7 +6,7 @@ use std::time::Duration;
 use delivery::completeness::{DEFAULT_WINDOW, check_completeness, count_missing};
 use uuid::Uuid;
 
-use super::cli::{code, text, webhooks};
+use super::cli::{code, json, text, webhooks};
 use super::seed::{self, at};
 use crate::support::TestDb;
 
@@ -123,7 +123,10 @@ async fn verify_passes_when_all_is_captured_and_lists_exactly_what_was_not() {
         .await
         .expect("verify");
     assert_eq!((first_two.missing, first_two.deliveries.len()), (4, 2));
-    let text = delivery::completeness::render_completeness(&first_two);
+    let text = delivery::completeness::render_completeness(
+        &first_two,
+        &delivery::ops::output::Style::default(),
+    );
     assert!(
         text.contains("INCOMPLETE: 4 expected deliveries are missing")
             && text.contains("2 of 4 shown"),
@@ -216,7 +219,13 @@ async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
         .await
         .expect("verify");
     assert!(!check.bookings_dated && !check.is_complete(), "{check:?}");
-    assert!(delivery::completeness::render_completeness(&check).starts_with("nothing checked"));
+    assert!(
+        delivery::completeness::render_completeness(
+            &check,
+            &delivery::ops::output::Style::default()
+        )
+        .starts_with("nothing checked")
+    );
 
     let posture = delivery::posture::check_posture(&client, seed::now())
         .await
@@ -259,7 +268,7 @@ async fn without_created_at_verify_says_it_cannot_check_and_doctor_warns() {
 }
 
 #[tokio::test]
-async fn a_window_reaching_back_before_the_horizon_is_an_error_not_a_pass() {
+async fn a_window_reaching_back_before_the_horizon_says_there_is_nothing_to_check_yet() {
     // Installed just now: with the default hour, the range checked would end before it starts.
     let db = TestDb::new().await;
     let client = db.pool.get().await.expect("connection");
@@ -268,7 +277,7 @@ async fn a_window_reaching_back_before_the_horizon_is_an_error_not_a_pass() {
         .expect("verify");
     let why = check.empty_range(DEFAULT_WINDOW).expect("an empty range");
     assert!(
-        why.starts_with("nothing to check: --window 1h 0m leaves out bookings created after")
+        why.starts_with("nothing to check yet: --window 1h 0m leaves out bookings created after")
             && why.contains("(capture installed)")
             && why.contains("--window 0s checks every booking up to now")
             && why.contains("or run it again after"),
@@ -278,26 +287,34 @@ async fn a_window_reaching_back_before_the_horizon_is_an_error_not_a_pass() {
         .await
         .expect("verify");
     assert_eq!(later.empty_range(DEFAULT_WINDOW), None);
+    assert_eq!(check.nothing_to_check.as_deref(), Some(why.as_str()));
+    assert_eq!(later.nothing_to_check, None);
 
     let run = |args: &'static [&'static str]| {
         let url = db.url.clone();
         tokio::task::spawn_blocking(move || webhooks(&url, args))
     };
-    for args in [
-        &["verify"][..],
-        &["verify", "--json"],
-        &["verify", "--window", "100000000d"],
-    ] {
+    // Not an error: nothing is wrong, and what was (not) checked is said.
+    for args in [&["verify"][..], &["verify", "--window", "100000000d"]] {
         let out = run(args).await.expect("run");
-        let stderr = text(&out.stderr);
-        assert_eq!(code(&out), Some(2), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+        let stdout = text(&out.stdout);
+        assert_eq!(code(&out), Some(0), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
         assert!(
-            stderr.starts_with("error: nothing to check: --window")
-                && stderr.contains("--window 0s"),
-            "{args:?}: {stderr}"
+            stdout.starts_with("nothing to check yet: --window") && stdout.contains("--window 0s"),
+            "{args:?}: {stdout}"
         );
     }
+    let out = run(&["verify", "--json"]).await.expect("run");
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    let report = json(&out);
+    assert!(
+        report["nothingToCheck"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("nothing to check yet")),
+        "{report}"
+    );
+    assert_eq!(report["missing"], 0);
     let everything = run(&["verify", "--window", "0s"]).await.expect("run");
     assert_eq!(code(&everything), Some(0), "{}", text(&everything.stderr));
 }

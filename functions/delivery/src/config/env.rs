@@ -16,6 +16,28 @@ pub(super) fn trimmed(lookup: impl Fn(&str) -> Option<String>) -> impl Fn(&str) 
     }
 }
 
+/// Fails when any of `names` is unset, naming the first and, so that one try reports them all,
+/// every other one missing too: `WEBHOOK_URL: is required but not set (also missing:
+/// WEBHOOK_AUTH_TOKEN, WEBHOOK_SIGNING_SECRET)`.
+pub(crate) fn all_set(
+    get: &impl Fn(&str) -> Option<String>,
+    names: &[&'static str],
+    problem: &str,
+) -> Result<(), ConfigError> {
+    let missing: Vec<&'static str> = names.iter().copied().filter(|n| get(n).is_none()).collect();
+    let Some((first, others)) = missing.split_first() else {
+        return Ok(());
+    };
+    let problem = match others {
+        [] => problem.to_owned(),
+        others => format!("{problem} (also missing: {})", others.join(", ")),
+    };
+    Err(ConfigError {
+        var: first,
+        problem,
+    })
+}
+
 /// True for hosts that never leave the machine: 127.0.0.0/8, ::1 and `localhost`.
 pub(super) fn is_loopback(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or_default();

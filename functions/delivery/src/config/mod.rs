@@ -52,6 +52,7 @@ use crate::backoff::{RetryPolicy, RetrySchedule, parse_duration};
 use crate::sign::SigningKeys;
 pub use database::DbConfig;
 pub use endpoint::EndpointPolicy;
+pub(crate) use env::all_set;
 use env::{flag, invalid, is_loopback, number, on_off, trimmed};
 pub use secret::Secret;
 
@@ -102,6 +103,14 @@ pub struct Config {
     pub supersede: bool,
 }
 
+/// What the functions (and `webhooks listen | sweep | dispatch | send`) cannot run without.
+const REQUIRED: [&str; 4] = [
+    "DATABASE_URL",
+    "WEBHOOK_URL",
+    "WEBHOOK_AUTH_TOKEN",
+    "WEBHOOK_SIGNING_SECRET",
+];
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -112,6 +121,7 @@ impl Config {
     /// Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = trimmed(lookup);
+        all_set(&get, &REQUIRED, "is required but not set")?;
         let required = |name: &'static str| {
             get(name).ok_or_else(|| ConfigError {
                 var: name,

@@ -55,6 +55,19 @@ fn a_missing_variable_is_named() {
 }
 
 #[test]
+fn every_missing_variable_is_named_at_once() {
+    let err = Config::from_lookup(|_| None).err();
+    assert_eq!(
+        err.map(|e| e.to_string()),
+        Some(
+            "DATABASE_URL: is required but not set (also missing: WEBHOOK_URL, \
+             WEBHOOK_AUTH_TOKEN, WEBHOOK_SIGNING_SECRET)"
+                .into()
+        )
+    );
+}
+
+#[test]
 fn bad_numbers_name_the_variable_and_range() {
     let err = Config::from_lookup(lookup(&[("WEBHOOK_TIMEOUT_MS", "ten")])).err();
     assert_eq!(

@@ -92,9 +92,42 @@ impl DbConfig {
         let (client, mut connection) = self
             .postgres(application_name)?
             .connect(crate::tls::connector(self.ca.as_ref()))
-            .await?;
+            .await
+            .map_err(|err| Error::from(err).reaching(self))?;
         let messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         Ok((client, messages))
+    }
+
+    /// Where the URL points, for messages: `host:port` (each, when there are several) and the
+    /// database — never the user or the password.
+    pub fn target(&self) -> String {
+        let Ok(pg) = tokio_postgres::Config::from_str(self.url.expose()) else {
+            return "DATABASE_URL (not a valid URL)".to_owned();
+        };
+        let ports = pg.get_ports();
+        let hosts: Vec<String> = pg
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                match host {
+                    tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                    tokio_postgres::config::Host::Unix(dir) => {
+                        format!("{}/.s.PGSQL.{port}", dir.display())
+                    }
+                }
+            })
+            .collect();
+        let hosts = if hosts.is_empty() {
+            "localhost:5432".to_owned()
+        } else {
+            hosts.join(", ")
+        };
+        match pg.get_dbname() {
+            Some(name) => format!("{hosts} (database {name})"),
+            None => hosts,
+        }
     }
 
     /// The URL's settings, plus what it leaves unset: a connect timeout, `application_name`,
@@ -233,5 +266,23 @@ mod tests {
             assert!(begin.contains(&said), "{begin}");
         }
         assert!(CLIENT_TIMEOUT > STATEMENT_TIMEOUT);
+    }
+
+    #[test]
+    fn the_target_names_host_port_and_database_never_the_password() {
+        let target = |url: &str| DbConfig::new(url).target();
+        assert_eq!(
+            target("postgres://app:s3cret@db.example.com:6543/bookings?sslmode=require"),
+            "db.example.com:6543 (database bookings)"
+        );
+        assert_eq!(
+            target("postgres://postgres@127.0.0.1/test"),
+            "127.0.0.1:5432 (database test)"
+        );
+        assert_eq!(
+            target("postgres://a,b:5433/x"),
+            "a:5432, b:5433 (database x)"
+        );
+        assert!(!target("postgres://app:s3cret@h/d").contains("s3cret"));
     }
 }

@@ -19,7 +19,9 @@
 //!
 //! # Layout
 //! - [`report`]: what a dispatch did, per category.
+//! - [`now`]: sending now, due or not (`webhooks send`).
 
+pub mod now;
 pub mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -32,7 +34,9 @@ use crate::clock::Clock;
 use crate::clock::instant_of;
 use crate::db::with_retry;
 use crate::deps::Deps;
-use crate::engine::claim::{Claim, SessionClaims, claim_fresh, claim_ids_async_commit};
+use crate::engine::claim::{
+    Claim, SessionClaims, claim_fresh, claim_ids_async_commit, claim_ids_now,
+};
 use crate::engine::deliver::deliver_until;
 use crate::engine::endpoint::{Gate, Hold, admit, pace};
 use crate::engine::explain::{NotClaimed, Unclaimed, explain};
@@ -40,6 +44,7 @@ use crate::engine::lease::{DEADLINE_HEADROOM, lease_for, rows_that_fit};
 use crate::error::Result;
 pub use crate::event::DispatchEvent;
 use crate::metrics;
+use crate::telemetry::json;
 pub use report::{DispatchCounts, DispatchReport, Replaced, Unchanged};
 
 /// Handles one `dispatch` invocation, then writes its metrics ([`metrics`]).
@@ -53,6 +58,7 @@ pub async fn handle(
     deadline: Option<SystemTime>,
 ) -> Result<DispatchReport> {
     let (result, tally) = metrics::collect(run(event, deps, clock, deadline)).await;
+    let result = result.map_err(|err| err.reaching(&deps.config.db));
     let invocation = metrics::Invocation {
         function: metrics::Function::Dispatch,
         skipped: result.as_ref().map_or(0, |r| r.counts.skipped as u64),
@@ -84,7 +90,7 @@ async fn run(
         }
         DispatchEvent::Fresh { limit } => dispatch_fresh(deps, limit, clock, deadline).await?,
     };
-    tracing::info!(counts = ?report.counts, "dispatch finished");
+    tracing::info!(counts = %json(&report.counts), "dispatch finished");
     Ok(report)
 }
 
@@ -112,7 +118,16 @@ pub(crate) async fn dispatch_ids_claiming_on(
     ids: &[Uuid],
     clock: Clock,
 ) -> Result<DispatchReport> {
-    dispatch_ids_via(deps, Some(session), ids, clock, Duration::ZERO, None).await
+    dispatch_ids_via(
+        deps,
+        Some(session),
+        ids,
+        clock,
+        Duration::ZERO,
+        None,
+        Due::Respected,
+    )
+    .await
 }
 
 /// [`dispatch_ids`], handing on to waiting notifications only while `deadline` leaves time.
@@ -123,7 +138,15 @@ async fn dispatch_ids_until(
     wait: Duration,
     deadline: Option<Instant>,
 ) -> Result<DispatchReport> {
-    dispatch_ids_via(deps, None, ids, clock, wait, deadline).await
+    dispatch_ids_via(deps, None, ids, clock, wait, deadline, Due::Respected).await
+}
+
+/// Whether a claim of given ids takes a retrying delivery only once its retry is due (dispatch)
+/// or whenever it is scheduled (`webhooks send`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Respected,
+    Ignored,
 }
 
 /// [`dispatch_ids_until`], claiming on `session` when given, else through the pool.
@@ -134,6 +157,7 @@ async fn dispatch_ids_via(
     clock: Clock,
     wait: Duration,
     deadline: Option<Instant>,
+    due: Due,
 ) -> Result<DispatchReport> {
     let mut report = DispatchReport::default();
     let mut seen = HashSet::new();
@@ -141,7 +165,7 @@ async fn dispatch_ids_via(
     let mut pauses = Pauses::until(Instant::now() + wait);
     let mut races = 0;
     while !wanted.is_empty() {
-        let round = claim_round(deps, session, &wanted, clock).await?;
+        let round = claim_round(deps, session, &wanted, clock, due).await?;
         if round.held.is_some() {
             report.held = round.held.clone();
         }
@@ -191,6 +215,7 @@ async fn claim_round(
     session: Option<&SessionClaims>,
     ids: &[Uuid],
     clock: Clock,
+    due: Due,
 ) -> Result<Round> {
     let now = clock.sql_now();
     // The endpoint first: while it is held, nothing is claimed (no attempt spent); the sweep
@@ -203,13 +228,21 @@ async fn claim_round(
     let lease = lease_for(ids.len(), &deps.config)
         + pace.map_or(Duration::ZERO, |pace| pace.span(ids.len()));
     let supersede = deps.config.supersede;
-    let mut claimed = match (&held, session) {
-        (Some(_), _) => Claim::default(),
+    let mut claimed = match (&held, session, due) {
+        (Some(_), _, _) => Claim::default(),
         // No retry on a fresh connection here: the session is listen's, which reconnects.
-        (None, Some(session)) => session.claim_ids(ids, now, lease, supersede).await?,
-        (None, None) => {
+        (None, Some(session), Due::Respected) => {
+            session.claim_ids(ids, now, lease, supersede).await?
+        }
+        (None, _, Due::Respected) => {
             with_retry(&deps.pool, |db| async move {
                 claim_ids_async_commit(&db, ids, now, lease, supersede).await
+            })
+            .await?
+        }
+        (None, _, Due::Ignored) => {
+            with_retry(&deps.pool, |db| async move {
+                claim_ids_now(&db, ids, now, lease, supersede).await
             })
             .await?
         }
@@ -232,7 +265,7 @@ async fn claim_round(
         HashMap::new()
     } else {
         let states = with_retry(&deps.pool, |db| async move {
-            explain(&db, rest, now, supersede).await
+            explain(&db, rest, now, supersede, due == Due::Ignored).await
         })
         .await?;
         states.into_iter().map(|state| (state.id, state)).collect()

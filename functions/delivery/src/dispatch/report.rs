@@ -6,6 +6,9 @@ use uuid::Uuid;
 use crate::engine::delivered::{DeliveryOutcome, Recorded};
 use crate::engine::endpoint::Hold;
 use crate::engine::explain::NotClaimed;
+use crate::ops::endpoint::describe_hold;
+use crate::ops::output::{Style, Tone, short_id};
+use crate::ops::table::{Table, paragraph};
 use crate::status::DeliveryStatus;
 
 /// Counts per category of a [`DispatchReport`].
@@ -127,6 +130,18 @@ impl DispatchReport {
         self.tally();
     }
 
+    /// Adds what another dispatch did (`webhooks send` runs one per batch).
+    pub(super) fn absorb(&mut self, other: DispatchReport) {
+        self.succeeded.extend(other.succeeded);
+        self.retrying.extend(other.retrying);
+        self.failed.extend(other.failed);
+        self.skipped.extend(other.skipped);
+        self.superseded.extend(other.superseded);
+        self.not_found.extend(other.not_found);
+        self.unchanged.extend(other.unchanged);
+        self.tally();
+    }
+
     pub(super) fn add_not_found(&mut self, id: Uuid) {
         self.not_found.push(id);
         self.tally();
@@ -143,4 +158,106 @@ impl DispatchReport {
             unchanged: self.unchanged.len(),
         };
     }
+}
+
+/// The most deliveries the human form lists one by one (`--json` lists them all).
+const LISTED: usize = 50;
+
+/// The human form: the counts, then each delivery and what became of it.
+pub fn render_dispatch(r: &DispatchReport, style: &Style) -> String {
+    let c = &r.counts;
+    let counts = [
+        (c.succeeded, "succeeded"),
+        (c.retrying, "retrying"),
+        (c.failed, "failed"),
+        (c.skipped, "skipped"),
+        (c.superseded, "superseded"),
+        (c.not_found, "not found"),
+        (c.unchanged, "not sent"),
+    ];
+    let said: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    let held = r.held.as_ref().map(describe_hold);
+    if said.is_empty() {
+        return paragraph(held.as_deref().unwrap_or("nothing to send"), style);
+    }
+    let mut rows: Vec<(Uuid, &str, Tone, String)> = Vec::new();
+    rows.extend(
+        r.succeeded
+            .iter()
+            .map(|id| (*id, "succeeded", Tone::Good, String::new())),
+    );
+    let retry = "failed; a retry is scheduled (webhooks show)";
+    rows.extend(
+        r.retrying
+            .iter()
+            .map(|id| (*id, "retrying", Tone::Warn, retry.into())),
+    );
+    let failed = "failed for good (webhooks show; webhooks replay to retry)";
+    rows.extend(
+        r.failed
+            .iter()
+            .map(|id| (*id, "failed", Tone::Bad, failed.into())),
+    );
+    let skipped = "no recipient: never sent";
+    rows.extend(
+        r.skipped
+            .iter()
+            .map(|id| (*id, "skipped", Tone::Dim, skipped.into())),
+    );
+    rows.extend(r.superseded.iter().map(|s| {
+        let why = format!("replaced by {}: never sent", short_id(&s.superseded_by));
+        (s.id, "superseded", Tone::Dim, why)
+    }));
+    let absent = "not found (unknown, or not committed yet); left to the sweep";
+    rows.extend(
+        r.not_found
+            .iter()
+            .map(|id| (*id, "not found", Tone::Warn, absent.into())),
+    );
+    rows.extend(
+        r.unchanged
+            .iter()
+            .map(|u| (u.id, "not sent", Tone::Dim, why_not(u.reason))),
+    );
+    let mut t = Table::new(&["delivery", "outcome", "~why"]);
+    for (id, outcome, tone, why) in rows.iter().take(LISTED) {
+        t.row_toned(vec![
+            (short_id(id), Tone::Plain),
+            ((*outcome).to_owned(), *tone),
+            (why.clone(), Tone::Plain),
+        ]);
+    }
+    let mut out = format!("{}\n", said.join(", "));
+    if let Some(held) = held {
+        out.push_str(&paragraph(&held, style));
+    }
+    out.push('\n');
+    out.push_str(&t.render(style));
+    if rows.len() > LISTED {
+        out.push_str(&format!(
+            "({LISTED} of {} listed; --json lists them all)\n",
+            rows.len()
+        ));
+    }
+    out
+}
+
+/// Why a delivery was not sent, in words (the JSON's `reason`, spelled out).
+fn why_not(reason: NotClaimed) -> String {
+    let name = serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+        .unwrap_or_default();
+    let hint = match reason {
+        NotClaimed::AlreadyFailed => ": `webhooks replay` requeues it",
+        NotClaimed::NotDue => ": `webhooks send` sends it now",
+        NotClaimed::InFlight => ": another worker is sending it",
+        NotClaimed::WaitingForEarlier => ": an earlier decision of its booking goes first",
+        _ => "",
+    };
+    format!("{name}{hint}")
 }

@@ -181,18 +181,7 @@ pub async fn claim_ids(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
-    run(
-        db,
-        None,
-        sql::IDS_CLAIM,
-        &[
-            (&ids, Type::UUID_ARRAY),
-            (&now, Type::TIMESTAMPTZ),
-            (&millis(lease), Type::INT8),
-            (&supersede, Type::BOOL),
-        ],
-    )
-    .await
+    run_ids(db, None, sql::IDS_CLAIM, ids, now, lease, supersede).await
 }
 
 /// [`claim_ids`] in a transaction of its own whose commit does not wait for the disk
@@ -205,16 +194,14 @@ pub(crate) async fn claim_ids_async_commit(
     lease: Duration,
     supersede: bool,
 ) -> Result<Claim> {
-    run(
+    run_ids(
         db,
         Some(sql::CLAIM_BEGIN),
         sql::IDS_CLAIM,
-        &[
-            (&ids, Type::UUID_ARRAY),
-            (&now, Type::TIMESTAMPTZ),
-            (&millis(lease), Type::INT8),
-            (&supersede, Type::BOOL),
-        ],
+        ids,
+        now,
+        lease,
+        supersede,
     )
     .await
 }
@@ -302,4 +289,46 @@ pub(crate) async fn claim_followers(
         ],
     )
     .await
+}
+
+/// Claims the given ids for `webhooks send`: like [`claim_ids`], but a retrying delivery is
+/// taken whenever its next attempt is scheduled ([`sql::SEND_NOW_CLAIM`]); in a transaction of
+/// its own, like dispatch's.
+pub(crate) async fn claim_ids_now(
+    db: &Client,
+    ids: &[Uuid],
+    now: Option<DateTime<Utc>>,
+    lease: Duration,
+    supersede: bool,
+) -> Result<Claim> {
+    run_ids(
+        db,
+        Some(sql::CLAIM_BEGIN),
+        sql::SEND_NOW_CLAIM,
+        ids,
+        now,
+        lease,
+        supersede,
+    )
+    .await
+}
+
+/// A claim of given ids (`statement`: [`sql::IDS_CLAIM`] or [`sql::SEND_NOW_CLAIM`], which take
+/// the same parameters), as [`run`] runs it.
+async fn run_ids(
+    db: &Client,
+    begin: Option<&str>,
+    statement: &str,
+    ids: &[Uuid],
+    now: Option<DateTime<Utc>>,
+    lease: Duration,
+    supersede: bool,
+) -> Result<Claim> {
+    let params: [(&(dyn ToSql + Sync), Type); 4] = [
+        (&ids, Type::UUID_ARRAY),
+        (&now, Type::TIMESTAMPTZ),
+        (&millis(lease), Type::INT8),
+        (&supersede, Type::BOOL),
+    ];
+    run(db, begin, statement, &params).await
 }

@@ -52,12 +52,14 @@ pub(crate) struct Unclaimed {
 }
 
 /// For each id in `ids` that exists, why it is not claimable at `now` (`None`: the
-/// database's clock), judged as the claims would with `supersede`.
+/// database's clock), judged as the claims would with `supersede` — by a claim that ignores
+/// due times (`webhooks send`) when `ignore_due`, so a retry not due yet is no reason.
 pub(crate) async fn explain(
     db: &Client,
     ids: &[Uuid],
     now: Option<DateTime<Utc>>,
     supersede: bool,
+    ignore_due: bool,
 ) -> Result<Vec<Unclaimed>> {
     let rows = query(
         db,
@@ -81,7 +83,7 @@ pub(crate) async fn explain(
             Some(DeliveryStatus::Superseded) => Some(NotClaimed::Superseded),
             _ if in_flight => Some(NotClaimed::InFlight),
             _ if waiting => Some(NotClaimed::WaitingForEarlier),
-            Some(DeliveryStatus::Retrying) if not_due => Some(NotClaimed::NotDue),
+            Some(DeliveryStatus::Retrying) if not_due && !ignore_due => Some(NotClaimed::NotDue),
             _ => None,
         };
         out.push(Unclaimed {

@@ -21,13 +21,15 @@ use uuid::Uuid;
 use crate::db::query;
 use crate::db::sql;
 use crate::error::Result;
-use crate::ops::table::{Table, instant, span};
+use crate::ops::output::{Style, Tone};
+use crate::ops::table::{Table, instant, paragraph, span};
 
 /// Bookings younger than this are not reported by default.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3_600);
 
 /// One expected delivery that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MissingDelivery {
     /// The booking.
     pub booking_id: Uuid,
@@ -41,6 +43,7 @@ pub struct MissingDelivery {
 
 /// The result of a check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Completeness {
     /// Bookings created before this were checked.
     pub checked_before: DateTime<Utc>,
@@ -55,6 +58,11 @@ pub struct Completeness {
     pub missing: i64,
     /// The first of them, oldest booking first.
     pub deliveries: Vec<MissingDelivery>,
+    /// Set when the window reaches back before the horizon, so no booking is in range (the
+    /// first hour after installing, with the default window): why, and when there will be
+    /// something to check. Nothing is wrong then, and nothing was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_to_check: Option<String>,
 }
 
 impl Completeness {
@@ -79,9 +87,9 @@ impl Completeness {
                 format!(", or run it again after {}", instant(Some(at)))
             });
         Some(format!(
-            "nothing to check: --window {} leaves out bookings created after {}, and bookings \
-             created before {} are not checked ({}), so no booking is in range. Use a shorter \
-             --window (--window 0s checks every booking up to now){again}.",
+            "nothing to check yet: --window {} leaves out bookings created after {}, and \
+             bookings created before {} are not checked ({}), so no booking is in range. Use a \
+             shorter --window (--window 0s checks every booking up to now){again}.",
             span(seconds),
             instant(Some(self.checked_before)),
             instant(Some(from)),
@@ -135,14 +143,18 @@ pub async fn check_completeness(
     if rows.is_empty() && limit <= 0 {
         missing = count_missing(db, now, window).await?;
     }
-    Ok(Completeness {
+    let mut check = Completeness {
         checked_before: before,
         checked_from,
         horizon_reason,
         bookings_dated,
         missing,
         deliveries,
-    })
+        nothing_to_check: None,
+    };
+    // An undatable table is a problem whatever the window.
+    check.nothing_to_check = check.empty_range(window).filter(|_| bookings_dated);
+    Ok(check)
 }
 
 /// Counts bookings created before `now - window` whose expected delivery is missing.
@@ -153,7 +165,7 @@ pub async fn count_missing(db: &Client, now: DateTime<Utc>, window: Duration) ->
 }
 
 /// The human form: a verdict, then the missing deliveries.
-pub fn render_completeness(c: &Completeness) -> String {
+pub fn render_completeness(c: &Completeness, style: &Style) -> String {
     let scope = format!(
         "bookings created from {} to {}",
         c.checked_from
@@ -161,17 +173,29 @@ pub fn render_completeness(c: &Completeness) -> String {
         instant(Some(c.checked_before))
     );
     if !c.bookings_dated {
-        return "nothing checked: booking_requests has no created_at column, so no booking can be \
-                dated (add it, then run `webhooks migrate --repair`)\n"
-            .to_owned();
+        return paragraph(
+            "nothing checked: booking_requests has no created_at column, so no booking can be \
+             dated (add it, then run `webhooks migrate --repair`)",
+            style,
+        );
+    }
+    if let Some(why) = &c.nothing_to_check {
+        return paragraph(why, style);
     }
     if c.is_complete() {
-        return format!("complete: every expected delivery exists ({scope})\n");
+        let text = paragraph(
+            &format!("complete: every expected delivery exists ({scope})"),
+            style,
+        );
+        return text.replacen("complete", &style.paint("complete", Tone::Good), 1);
     }
-    let mut out = format!(
-        "INCOMPLETE: {} expected deliveries are missing ({scope})\n\n",
+    let verdict = format!(
+        "INCOMPLETE: {} expected deliveries are missing ({scope})",
         c.missing
     );
+    let mut out =
+        paragraph(&verdict, style).replacen("INCOMPLETE", &style.paint("INCOMPLETE", Tone::Bad), 1);
+    out.push('\n');
     let mut t = Table::new(&["booking", "missing", "booking status", "booking created"]);
     for m in &c.deliveries {
         t.row(vec![
@@ -181,7 +205,7 @@ pub fn render_completeness(c: &Completeness) -> String {
             instant(Some(m.booking_created_at)),
         ]);
     }
-    out.push_str(&t.render());
+    out.push_str(&t.render(style));
     let shown = c.deliveries.len() as i64;
     if c.missing > shown {
         out.push_str(&format!(
@@ -189,9 +213,11 @@ pub fn render_completeness(c: &Completeness) -> String {
             c.missing
         ));
     }
-    out.push_str(
-        "\nNo retry will send these: they were never captured. Check the capture triggers \
-         (webhooks doctor), then see docs/operations.md, \"Missing deliveries\".\n",
-    );
+    out.push('\n');
+    out.push_str(&paragraph(
+        "No retry will send these: they were never captured. Check the capture triggers \
+         (webhooks doctor), then see docs/operations.md, \"Missing deliveries\".",
+        style,
+    ));
     out
 }

@@ -7,8 +7,10 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
-use super::table::{Table, instant, or_dash, span};
+use super::output::{Style, Tone};
+use super::table::{Table, instant, or_dash, relative, span};
 use crate::db::{query, query_in_transaction, sql};
+use crate::engine::endpoint::Hold;
 use crate::engine::endpoint::pace::pace_for;
 use crate::error::Result;
 
@@ -128,8 +130,8 @@ pub async fn resume(db: &Client, origin: &str) -> Result<Option<(DateTime<Utc>, 
     }))
 }
 
-/// The human form, one row per endpoint.
-pub fn render_endpoints(rows: &[EndpointView]) -> String {
+/// The human form, one row per endpoint, times relative to `now`, fitted to `style`.
+pub fn render_endpoints(rows: &[EndpointView], now: DateTime<Utc>, style: &Style) -> String {
     let mut table = Table::new(&[
         "endpoint",
         "breaker",
@@ -141,28 +143,62 @@ pub fn render_endpoints(rows: &[EndpointView]) -> String {
         "pace",
     ]);
     for e in rows {
-        table.row(vec![
-            e.origin.clone(),
-            e.breaker.replace('_', "-"),
-            if e.open_since.is_some() {
-                span(e.open_seconds)
-            } else {
-                "-".into()
-            },
-            instant(e.probe_at),
-            match (&e.paused_until, &e.paused_by) {
-                (Some(until), Some(by)) if !by.is_empty() => {
-                    format!("{} ({by})", instant(Some(*until)))
-                }
-                (until, _) => instant(*until),
-            },
-            e.held.to_string(),
-            e.due.to_string(),
-            or_dash(e.rate.map(|r| format!("{r:.0}/s"))),
+        let breaker = match e.breaker.as_str() {
+            "closed" => Tone::Good,
+            "open" => Tone::Bad,
+            _ => Tone::Warn,
+        };
+        table.row_toned(vec![
+            (e.origin.clone(), Tone::Plain),
+            (e.breaker.replace('_', "-"), breaker),
+            (
+                if e.open_since.is_some() {
+                    span(e.open_seconds)
+                } else {
+                    "-".into()
+                },
+                Tone::Plain,
+            ),
+            (relative(e.probe_at, now), Tone::Plain),
+            (relative(e.paused_until, now), Tone::Plain),
+            (e.held.to_string(), Tone::Plain),
+            (e.due.to_string(), Tone::Plain),
+            (or_dash(e.rate.map(|r| format!("{r:.0}/s"))), Tone::Plain),
         ]);
+        // Why it is paused, on a line of its own: the reason may be long.
+        if let (Some(_), Some(by)) = (&e.paused_until, &e.paused_by) {
+            table.note(&format!("paused: {by}"), Tone::Warn);
+        }
     }
     if table.is_empty() {
         return "notification service: no request recorded yet\n".into();
     }
-    table.render()
+    table.render(style)
+}
+
+/// Why deliveries were held, in words, with what ends it (`webhooks send`, `sweep` and
+/// `dispatch`'s human form).
+pub fn describe_hold(hold: &Hold) -> String {
+    match hold {
+        Hold::BreakerOpen { since, probe_at } => format!(
+            "held: the notification service's breaker has been open since {}; nothing was sent \
+             and no attempt spent. A probe may go {}, and the sweep sends them once it closes \
+             (docs/outages.md)",
+            instant(Some(*since)),
+            probe_at.map_or_else(
+                || "now".to_owned(),
+                |at| format!("from {}", instant(Some(at)))
+            )
+        ),
+        Hold::Probing { since } => format!(
+            "held: another worker's probe of the notification service is on its way (breaker \
+             open since {}); nothing was sent",
+            instant(Some(*since))
+        ),
+        Hold::Paused { until, by } => format!(
+            "held: the notification service is paused until {} ({by}); nothing was sent. \
+             `webhooks resume` ends the pause",
+            instant(Some(*until))
+        ),
+    }
 }

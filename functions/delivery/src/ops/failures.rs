@@ -10,7 +10,8 @@ use uuid::Uuid;
 use crate::db::query;
 use crate::db::sql;
 use crate::error::Result;
-use crate::ops::table::{Table, clip, instant, or_dash};
+use crate::ops::output::{Style, Tone, short_id};
+use crate::ops::table::{Table, clip, or_dash, relative};
 
 /// Which deliveries to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,7 @@ impl Default for FailureFilter {
 
 /// One delivery in trouble.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Failure {
     /// Delivery id (the `webhook-id`).
     pub id: Uuid,
@@ -62,6 +64,7 @@ pub struct Failure {
 
 /// A page of failures and how many match in all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Failures {
     /// Deliveries matching the filter, whether listed or not.
     pub matching: i64,
@@ -105,39 +108,46 @@ pub async fn list_failures(db: &Client, filter: &FailureFilter) -> Result<Failur
     })
 }
 
-/// The human form: a table, then how many more match than are shown.
-pub fn render_failures(f: &Failures) -> String {
+/// The human form: a table (times relative to `now`), each delivery's last error on a line
+/// beneath it, then how many more match than are shown.
+pub fn render_failures(f: &Failures, now: DateTime<Utc>, style: &Style) -> String {
     if f.deliveries.is_empty() {
         return "no deliveries in trouble\n".into();
     }
     let mut t = Table::new(&[
         "delivery",
-        "booking",
         "type",
         "status",
         ">attempts",
         ">code",
         "last attempt",
         "next retry",
-        "last error",
     ]);
     for d in &f.deliveries {
-        t.row(vec![
-            d.id.to_string(),
-            d.booking_id.to_string(),
-            d.webhook_type.clone(),
-            d.status.clone(),
-            format!("{}/{}", d.attempt_count, d.max_retries + 1),
-            or_dash(d.last_status_code),
-            instant(d.last_attempt_at),
-            instant(d.next_retry_at),
-            match d.superseded_by {
-                Some(by) => format!("superseded by {by}"),
-                None => clip(d.last_error.as_deref().unwrap_or("-"), 60),
-            },
+        let tone = match d.status.as_str() {
+            "failed" => Tone::Bad,
+            "retrying" => Tone::Warn,
+            _ => Tone::Dim,
+        };
+        t.row_toned(vec![
+            (short_id(&d.id), Tone::Plain),
+            (d.webhook_type.clone(), Tone::Plain),
+            (d.status.clone(), tone),
+            (
+                format!("{}/{}", d.attempt_count, d.max_retries + 1),
+                Tone::Plain,
+            ),
+            (or_dash(d.last_status_code), Tone::Plain),
+            (relative(d.last_attempt_at, now), Tone::Plain),
+            (relative(d.next_retry_at, now), Tone::Plain),
         ]);
+        match (d.superseded_by, &d.last_error) {
+            (Some(by), _) => t.note(&format!("superseded by {}", short_id(&by)), Tone::Dim),
+            (None, Some(error)) => t.note(&clip(error, 300), Tone::Plain),
+            (None, None) => {}
+        }
     }
-    let mut out = t.render();
+    let mut out = t.render(style);
     let shown = f.deliveries.len() as i64;
     if f.matching > shown {
         out.push_str(&format!(

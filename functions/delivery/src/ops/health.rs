@@ -11,10 +11,12 @@ use tokio_postgres::types::Type;
 use crate::db::query;
 use crate::db::sql;
 use crate::error::Result;
-use crate::ops::table::{Table, instant, or_dash, span};
+use crate::ops::output::{Style, Tone};
+use crate::ops::table::{Table, or_dash, relative, span};
 
 /// One row of `webhook_stats`, plus ages computed at the time of reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TypeHealth {
     /// `new_request`, `approved`, `rejected`, or `all` for the overall row.
     pub webhook_type: String,
@@ -40,7 +42,9 @@ pub struct TypeHealth {
     pub oldest_due_at: Option<DateTime<Utc>>,
     /// Creation time of the oldest unresolved delivery.
     pub oldest_undelivered_at: Option<DateTime<Utc>>,
-    /// How long the oldest unresolved delivery has waited, in seconds, at the time of reading.
+    /// How long the oldest unresolved delivery has waited, in seconds, at the time of reading
+    /// (`oldestUndeliveredAgeSeconds`).
+    #[serde(rename = "oldestUndeliveredAgeSeconds")]
     pub oldest_undelivered_age_s: Option<i64>,
     /// Attempts started in the last 24 h.
     pub attempts_24h: i64,
@@ -113,57 +117,68 @@ pub async fn read_backlog(db: &Client, now: Option<DateTime<Utc>>) -> Result<Bac
     }
 }
 
-/// The human form: one table of states and one of rates and latency, the overall row last.
-pub fn render_health(rows: &[TypeHealth]) -> String {
-    let mut states = Table::new(&[
-        "type",
-        ">total",
-        ">succeeded",
-        ">pending",
-        ">retrying",
-        ">failed",
-        ">skipped",
-        ">superseded",
-        "oldest undelivered",
-        "oldest due at",
-    ]);
-    let mut rates = Table::new(&[
-        "type",
-        ">success",
-        ">attempts to succeed",
-        ">attempts 24h",
-        ">failed 24h",
-        ">p50 ms",
-        ">p95 ms",
-        ">p99 ms",
-    ]);
-    let ms = |v: Option<f64>| or_dash(v.map(|v| format!("{v:.0}")));
-    for h in rows {
-        states.row(vec![
-            h.webhook_type.clone(),
-            h.total.to_string(),
-            h.succeeded.to_string(),
-            h.pending.to_string(),
-            h.retrying.to_string(),
-            h.failed.to_string(),
-            h.skipped.to_string(),
-            h.superseded.to_string(),
-            or_dash(
-                h.oldest_undelivered_age_s
-                    .map(|s| format!("{} ago", span(s))),
-            ),
-            instant(h.oldest_due_at),
-        ]);
-        rates.row(vec![
-            h.webhook_type.clone(),
-            or_dash(h.success_rate_pct.map(|p| format!("{p:.2}%"))),
-            or_dash(h.avg_attempts_to_succeed.map(|a| format!("{a:.2}"))),
-            h.attempts_24h.to_string(),
-            h.failed_attempts_24h.to_string(),
-            ms(h.p50_ms_24h),
-            ms(h.p95_ms_24h),
-            ms(h.p99_ms_24h),
-        ]);
+/// The human form: a column per webhook type (`all` last) and a row per figure, so it fits
+/// any terminal; ages relative to `now`.
+pub fn render_health(rows: &[TypeHealth], now: DateTime<Utc>, style: &Style) -> String {
+    if rows.is_empty() {
+        return "no deliveries yet\n".to_owned();
     }
-    format!("{}\n{}", states.render(), rates.render())
+    let mut header = vec![String::new()];
+    header.extend(rows.iter().map(|h| format!(">{}", h.webhook_type)));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = Table::new(&header);
+    let ms = |v: Option<f64>| or_dash(v.map(|v| format!("{v:.0}")));
+    let figures: [(&str, &Figure<'_>); 16] = [
+        ("total", &|h| (h.total.to_string(), Tone::Plain)),
+        ("succeeded", &|h| (h.succeeded.to_string(), Tone::Plain)),
+        ("pending", &|h| (h.pending.to_string(), Tone::Plain)),
+        ("retrying", &|h| count(h.retrying, Tone::Warn)),
+        ("failed", &|h| count(h.failed, Tone::Bad)),
+        ("skipped", &|h| (h.skipped.to_string(), Tone::Plain)),
+        ("superseded", &|h| (h.superseded.to_string(), Tone::Plain)),
+        ("success rate", &|h| {
+            let rate = h.success_rate_pct;
+            let tone = match rate {
+                Some(r) if r < 100.0 => Tone::Warn,
+                _ => Tone::Plain,
+            };
+            (or_dash(rate.map(|p| format!("{p:.2}%"))), tone)
+        }),
+        ("attempts to succeed", &|h| {
+            let mean = h.avg_attempts_to_succeed.map(|a| format!("{a:.2}"));
+            (or_dash(mean), Tone::Plain)
+        }),
+        ("attempts (24h)", &|h| {
+            (h.attempts_24h.to_string(), Tone::Plain)
+        }),
+        ("failed attempts (24h)", &|h| {
+            count(h.failed_attempts_24h, Tone::Warn)
+        }),
+        ("p50 ms (24h)", &|h| (ms(h.p50_ms_24h), Tone::Plain)),
+        ("p95 ms (24h)", &|h| (ms(h.p95_ms_24h), Tone::Plain)),
+        ("p99 ms (24h)", &|h| (ms(h.p99_ms_24h), Tone::Plain)),
+        ("oldest undelivered", &|h| {
+            let age = h
+                .oldest_undelivered_age_s
+                .map(|s| format!("{} ago", span(s)));
+            (or_dash(age), Tone::Plain)
+        }),
+        ("oldest due", &|h| {
+            (relative(h.oldest_due_at, now), Tone::Plain)
+        }),
+    ];
+    for (name, figure) in &figures {
+        let mut cells = vec![((*name).to_owned(), Tone::Plain)];
+        cells.extend(rows.iter().map(figure));
+        t.row_toned(cells);
+    }
+    t.render(style)
+}
+
+/// One row of the human form: a type's figure, and its colour.
+type Figure<'a> = dyn Fn(&TypeHealth) -> (String, Tone) + 'a;
+
+/// A count, coloured when it is not zero.
+fn count(n: i64, tone: Tone) -> (String, Tone) {
+    (n.to_string(), if n == 0 { Tone::Plain } else { tone })
 }

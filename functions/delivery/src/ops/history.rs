@@ -9,11 +9,13 @@ use uuid::Uuid;
 use crate::db::query;
 use crate::db::sql;
 use crate::error::Result;
-use crate::ops::table::{Table, clip, instant, or_dash};
+use crate::ops::output::{Style, Tone};
+use crate::ops::table::{Table, clip, instant, or_dash, wrap};
 
 /// A delivery's stored state. The address is masked (`t***@example.com`): output of an
 /// operator command ends up in tickets and chat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveryState {
     /// Delivery id (the `webhook-id`).
     pub id: Uuid,
@@ -50,6 +52,7 @@ pub struct DeliveryState {
 
 /// One recorded HTTP attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AttemptRecord {
     /// 1-based attempt number.
     pub attempt: i32,
@@ -68,6 +71,7 @@ pub struct AttemptRecord {
 
 /// A delivery with its attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveryHistory {
     /// The delivery.
     pub delivery: DeliveryState,
@@ -127,49 +131,75 @@ pub fn mask_email(address: &str) -> String {
     }
 }
 
-/// The human form: the delivery's fields, then a table of attempts.
-pub fn render_history(h: &DeliveryHistory) -> String {
+/// The human form: the delivery's fields, then a table of attempts. The last error is shown
+/// while it matters (retrying, failed); after a later outcome it is labelled as an earlier
+/// attempt's.
+pub fn render_history(h: &DeliveryHistory, style: &Style) -> String {
     let d = &h.delivery;
-    let fields = [
-        ("delivery", d.id.to_string()),
-        ("booking", d.booking_id.to_string()),
-        ("type", d.webhook_type.clone()),
-        ("status", d.status.clone()),
-        ("recipient", or_dash(d.recipient.clone())),
+    let tone = match d.status.as_str() {
+        "succeeded" => Tone::Good,
+        "failed" => Tone::Bad,
+        "retrying" => Tone::Warn,
+        _ => Tone::Plain,
+    };
+    let mut fields = vec![
+        ("delivery", d.id.to_string(), Tone::Plain),
+        ("booking", d.booking_id.to_string(), Tone::Plain),
+        ("type", d.webhook_type.clone(), Tone::Plain),
+        ("status", d.status.clone(), tone),
+        ("recipient", or_dash(d.recipient.clone()), Tone::Plain),
         (
             "attempts",
             format!("{} of {}", d.attempt_count, d.max_retries + 1),
+            Tone::Plain,
         ),
-        ("created", instant(Some(d.created_at))),
-        ("last attempt", instant(d.last_attempt_at)),
-        ("next retry", instant(d.next_retry_at)),
-        ("resolved", instant(d.resolved_at)),
-        ("superseded by", or_dash(d.superseded_by)),
-        ("leased until", instant(d.locked_until)),
-        ("last status code", or_dash(d.last_status_code)),
-        ("last error", or_dash(d.last_error.clone())),
+        ("created", instant(Some(d.created_at)), Tone::Plain),
+        ("last attempt", instant(d.last_attempt_at), Tone::Plain),
+        ("next retry", instant(d.next_retry_at), Tone::Plain),
+        ("resolved", instant(d.resolved_at), Tone::Plain),
+        ("superseded by", or_dash(d.superseded_by), Tone::Plain),
+        ("leased until", instant(d.locked_until), Tone::Plain),
+        ("last status code", or_dash(d.last_status_code), Tone::Plain),
     ];
+    if let Some(error) = &d.last_error {
+        match d.status.as_str() {
+            "retrying" | "failed" => fields.push(("last error", error.clone(), Tone::Bad)),
+            _ => {
+                let at = h.attempts.iter().rev().find(|a| a.error.is_some());
+                let which = at.map_or_else(String::new, |a| format!(" (attempt {})", a.attempt));
+                fields.push(("earlier error", format!("{error}{which}"), Tone::Dim));
+            }
+        }
+    }
     let mut out = String::new();
-    for (name, value) in fields {
-        out.push_str(&format!("{name:<17} {value}\n"));
+    let value_width = style.width.saturating_sub(18);
+    for (name, value, tone) in fields {
+        for (n, line) in wrap(&clip(&value, 2_000), value_width).iter().enumerate() {
+            let name = if n == 0 { name } else { "" };
+            out.push_str(&format!("{name:<17} {}\n", style.paint(line, tone)));
+        }
     }
     out.push('\n');
     if h.attempts.is_empty() {
         out.push_str("no attempts yet\n");
         return out;
     }
-    let mut t = Table::new(&["#", "started", ">ms", ">code", "kind", "error"]);
+    let mut t = Table::new(&["#", "started", ">ms", ">code", "kind", "~error"]);
     for a in &h.attempts {
-        t.row(vec![
-            a.attempt.to_string(),
-            instant(Some(a.started_at)),
-            a.duration_ms.to_string(),
-            or_dash(a.status_code),
-            a.error_kind.clone().unwrap_or_else(|| "ok".into()),
-            clip(a.error.as_deref().unwrap_or("-"), 100),
+        let (kind, tone) = match &a.error_kind {
+            Some(kind) => (kind.clone(), Tone::Bad),
+            None => ("ok".to_owned(), Tone::Good),
+        };
+        t.row_toned(vec![
+            (a.attempt.to_string(), Tone::Plain),
+            (instant(Some(a.started_at)), Tone::Plain),
+            (a.duration_ms.to_string(), Tone::Plain),
+            (or_dash(a.status_code), Tone::Plain),
+            (kind, tone),
+            (clip(a.error.as_deref().unwrap_or("-"), 500), Tone::Plain),
         ]);
     }
-    out.push_str(&t.render());
+    out.push_str(&t.render(style));
     out
 }
 

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
@@ -16,6 +17,8 @@ use crate::clock::Clock;
 use crate::db::sql;
 use crate::db::{query, with_retry};
 use crate::error::Result;
+use crate::ops::output::Style;
+use crate::ops::table::paragraph;
 
 /// Which failed deliveries to requeue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,23 +49,26 @@ pub struct RequeueReport {
     pub replaced: i32,
 }
 
-/// Requeues failed deliveries matching `what`, due now on `clock`.
+/// Requeues failed deliveries matching `what`, due now on `clock`; once more on a fresh
+/// connection if the first one broke (the requeue is idempotent).
 pub async fn requeue(pool: &Pool, what: &Requeue, clock: Clock) -> Result<RequeueReport> {
+    with_retry(pool, |db| async move { requeue_on(&db, what, clock).await }).await
+}
+
+/// [`requeue`] on one connection (`webhooks replay`).
+pub async fn requeue_on(db: &Client, what: &Requeue, clock: Clock) -> Result<RequeueReport> {
     let now = clock.sql_now();
-    let rows = with_retry(pool, |db| async move {
-        query(
-            &db,
-            sql::FAILED_REQUEUE,
-            &[
-                (&what.ids, Type::UUID_ARRAY),
-                (&what.since, Type::TIMESTAMPTZ),
-                (&what.max_retries, Type::INT4),
-                (&now, Type::TIMESTAMPTZ),
-                (&what.include_replaced, Type::BOOL),
-            ],
-        )
-        .await
-    })
+    let rows = query(
+        db,
+        sql::FAILED_REQUEUE,
+        &[
+            (&what.ids, Type::UUID_ARRAY),
+            (&what.since, Type::TIMESTAMPTZ),
+            (&what.max_retries, Type::INT4),
+            (&now, Type::TIMESTAMPTZ),
+            (&what.include_replaced, Type::BOOL),
+        ],
+    )
     .await?;
     let mut report = RequeueReport::default();
     if let Some(row) = rows.first() {
@@ -74,4 +80,30 @@ pub async fn requeue(pool: &Pool, what: &Requeue, clock: Clock) -> Result<Requeu
         };
     }
     Ok(report)
+}
+
+/// The human form: what was requeued, and what was left failed and why.
+pub fn render_requeue(r: &RequeueReport, style: &Style) -> String {
+    let mut out = match r.requeued {
+        0 => "requeued nothing\n".to_owned(),
+        n => format!(
+            "requeued {n} failed deliveries with a fresh retry budget; the next sweep sends \
+             them ({} due now; `webhooks send --retrying` sends them at once)\n",
+            r.due_now
+        ),
+    };
+    if r.replaced > 0 {
+        out.push_str(&format!(
+            "left {} failed: a later decision of the same booking replaced them \
+             (--include-replaced requeues them anyway)\n",
+            r.replaced
+        ));
+    }
+    let others = r.still_failed - r.replaced;
+    if others > 0 {
+        out.push_str(&format!(
+            "{others} other failed deliveries were not selected\n"
+        ));
+    }
+    out.lines().map(|line| paragraph(line, style)).collect()
 }

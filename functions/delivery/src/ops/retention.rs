@@ -20,6 +20,8 @@ use crate::config::retention::at_least_a_day;
 use crate::db::sql;
 use crate::db::{STATEMENT_TIMEOUT, query, query_in_transaction};
 use crate::error::Result;
+use crate::ops::output::Style;
+use crate::ops::table::{instant, paragraph};
 
 /// Deliveries deleted per batch by default.
 pub const DEFAULT_BATCH: i64 = 1_000;
@@ -153,7 +155,7 @@ fn add_counts(report: &mut CleanupReport, by_status: serde_json::Value, attempts
 }
 
 /// The human form.
-pub fn render_cleanup(r: &CleanupReport) -> String {
+pub fn render_cleanup(r: &CleanupReport, style: &Style) -> String {
     let verb = if r.dry_run { "would remove" } else { "removed" };
     let by_status = if r.deliveries.is_empty() {
         String::new()
@@ -169,12 +171,12 @@ pub fn render_cleanup(r: &CleanupReport) -> String {
         "{verb} {} deliveries{by_status} and {} attempts resolved before {}",
         r.total(),
         r.attempts,
-        crate::ops::table::instant(Some(r.cutoff)),
+        instant(Some(r.cutoff)),
     );
     if !r.dry_run {
         out.push_str(&format!(", in {} batches", r.batches));
     }
-    out.push('\n');
+    let mut out = paragraph(&out, style);
     if r.more_left {
         out.push_str("more are left: run it again\n");
     }

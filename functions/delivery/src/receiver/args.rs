@@ -47,11 +47,16 @@ impl ReceiverArgs {
         &self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<ReceiverOptions, ConfigError> {
+        let problem = "is required: the receiver expects what the sender is configured with";
+        crate::config::all_set(
+            &lookup,
+            &["WEBHOOK_AUTH_TOKEN", "WEBHOOK_SIGNING_SECRET"],
+            problem,
+        )?;
         let required = |var: &'static str| {
             lookup(var).ok_or(ConfigError {
                 var,
-                problem: "is required: the receiver expects what the sender is configured with"
-                    .into(),
+                problem: problem.into(),
             })
         };
         Ok(ReceiverOptions {

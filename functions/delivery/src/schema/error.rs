@@ -80,8 +80,9 @@ fn not_installed(schema: Option<&str>) -> String {
     };
     format!(
         "the webhooks schema is not installed {place}: there is no webhook_deliveries table. \
-         Run `webhooks migrate` first (it needs only DATABASE_URL), or check that DATABASE_URL \
-         names the database (and search_path the schema) the functions use."
+         Run `webhooks migrate` first (`make migrate` in a checkout; it needs only \
+         DATABASE_URL), or check that DATABASE_URL names the database (and search_path the \
+         schema) the functions use."
     )
 }
 

@@ -50,6 +50,7 @@ use crate::engine::pipeline::{Plan, drain};
 use crate::error::Result;
 use crate::event::SweepEvent;
 use crate::metrics;
+use crate::telemetry::json;
 pub use after::RETENTION_MAX_ROWS;
 use after::{TimeLeft, read_gauges, retain};
 pub use report::SweepReport;
@@ -80,7 +81,8 @@ pub async fn handle(
     clock: Clock,
     deadline: Option<SystemTime>,
 ) -> Result<SweepReport> {
-    let (mut result, tally) = metrics::collect(run(event, deps, clock, deadline)).await;
+    let (result, tally) = metrics::collect(run(event, deps, clock, deadline)).await;
+    let mut result = result.map_err(|err| err.reaching(&deps.config.db));
     let left = TimeLeft(deadline.and_then(instant_of));
     if let Ok(report) = &mut result {
         report.retention = retain(deps, report, clock, left).await;
@@ -103,7 +105,7 @@ pub async fn handle(
         }
     };
     if let Ok(report) = &result {
-        tracing::info!(report = ?report, "sweep finished");
+        tracing::info!(report = %json(report), "sweep finished");
     }
     let invocation = metrics::Invocation {
         function: metrics::Function::RetrySweep,

@@ -4,7 +4,10 @@ use serde::Serialize;
 
 use crate::engine::delivered::{DeliveryOutcome, Recorded};
 use crate::engine::endpoint::Hold;
+use crate::ops::endpoint::describe_hold;
+use crate::ops::output::Style;
 use crate::ops::retention::CleanupReport;
+use crate::ops::table::paragraph;
 use crate::status::DeliveryStatus;
 
 /// Statistics of one sweep, like the seed's `retry_failed_webhooks()`.
@@ -80,4 +83,60 @@ impl SweepReport {
             (Recorded::Yes, _) => self.retrying += 1,
         }
     }
+}
+
+/// The human form: what was sent and how it ended, then what else happened, if anything.
+pub fn render_sweep(r: &SweepReport, style: &Style) -> String {
+    let mut out = format!(
+        "sent {}: {} succeeded, {} retrying, {} failed ({} batches, {} ms)\n",
+        r.processed, r.succeeded, r.retrying, r.failed, r.batches, r.duration_ms
+    );
+    let extras = [
+        (
+            r.superseded,
+            "superseded: a later decision replaced them; never sent",
+        ),
+        (
+            r.reclaimed,
+            "reclaimed from a worker whose lease had expired",
+        ),
+        (
+            r.lease_lost,
+            "taken over by another worker while being sent",
+        ),
+        (
+            r.unrecorded,
+            "sent, but the database refused the outcome (see the log)",
+        ),
+        (
+            r.returned,
+            "given back unsent (their lease could lapse); the next claim sends them",
+        ),
+        (r.probes, "sent as the breaker's probe"),
+        (
+            r.holds_expired,
+            "failed for being held past WEBHOOK_HOLD_MAX (webhooks replay)",
+        ),
+    ];
+    for (n, what) in extras.iter().filter(|(n, _)| *n > 0) {
+        out.push_str(&format!("{n} {what}\n"));
+    }
+    if let Some(held) = &r.held {
+        out.push_str(&format!("{}\n", describe_hold(held)));
+    }
+    if r.budget_exhausted {
+        out.push_str("stopped by its time budget (WEBHOOK_SWEEP_BUDGET_MS): run it again\n");
+    }
+    out.push_str(&match r.still_due {
+        0 => "nothing is due now; retries scheduled for later: `webhooks send --retrying`\n"
+            .to_owned(),
+        n => format!("{n} still due\n"),
+    });
+    if let Some(retention) = &r.retention {
+        out.push_str(&format!(
+            "retention removed {} deliveries\n",
+            retention.total()
+        ));
+    }
+    out.lines().map(|line| paragraph(line, style)).collect()
 }

@@ -60,7 +60,7 @@ pub(crate) async fn step_6(show: &Show, stage: &mut Stage) -> anyhow::Result<()>
     let env = stage.env()?;
     let replay = env
         .command(&env.webhooks)
-        .args(["replay", &delivery.id.to_string()])
+        .args(["replay", &delivery.id.to_string(), "--json"])
         .stderr(env.log("replay")?)
         .output()
         .await?;

@@ -1,11 +1,13 @@
 //! `webhooks`: the local and operations command line over the `delivery` library —
-//! migrate, listen (dispatch on NOTIFY), sweep, dispatch and replay by hand; and the
+//! migrate, listen (dispatch on NOTIFY), sweep, dispatch, send and replay by hand; and the
 //! operator's read and repair commands (stats, failures, show, cleanup, verify, doctor), whose
 //! logic lives in the library's modules of the same nouns; and a local receiver to send to.
 //!
 //! Every argument is checked by the parser, so a bad value is a usage error naming the
 //! argument, never a panic.
 
+mod deliver;
+mod ids;
 mod migrate;
 mod ops;
 mod parse;
@@ -16,31 +18,29 @@ mod tests;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::Utc;
 use clap::{Parser, Subcommand};
 use delivery::backoff::parse_duration;
-use delivery::listen::ListenOptions;
-use delivery::replay::Requeue;
+use delivery::out;
 use delivery::schema::{self, MigrateOptions};
-use delivery::sweep::SweepOptions;
-use delivery::{Clock, DbConfig, Deps, out};
-use uuid::Uuid;
 
+use deliver::Delivery;
 use ops::Operation;
-use parse::{Since, SweepEvery, since, sweep_every};
 
 /// How every command exits, so scripts can tell "found something wrong" from "could not look".
 const EXIT_STATUS: &str = "\
 Exit status:
   0  done; nothing wrong found
-  1  a problem was found: verify (missing or undatable), doctor (a problem), show (no such id)
-  2  could not run: bad arguments, configuration, the database could not be queried or has
-     no schema yet (webhooks migrate), verify's --window leaves no booking in range";
+  1  a problem was found: verify (missing or undatable), doctor (a problem), an id that names
+     no delivery (show, replay, dispatch, send)
+  2  could not run: bad arguments (an id prefix that names several deliveries), configuration
+     (every missing variable named), the database could not be reached or queried or has
+     no schema yet (webhooks migrate)";
 
 /// Booking webhooks: operate the delivery engine. Configuration comes from the environment
-/// (see .env.example); the read and repair commands need only DATABASE_URL.
+/// (see .env.example): migrate and the read and repair commands need only DATABASE_URL; listen,
+/// sweep, dispatch and send the functions' whole configuration.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = EXIT_STATUS)]
+#[command(version, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,56 +79,10 @@ enum Command {
         #[arg(long, conflicts_with_all = ["adopt_seed", "repair", "dry_run", "json", "wait_for_old_sender"])]
         print_sql: bool,
     },
-    /// Dispatch each delivery the moment its booking commits (LISTEN/NOTIFY), until Ctrl-C or SIGTERM.
-    /// Needs a session connection: not a transaction pooler (docs/connecting.md).
-    Listen {
-        /// Also run the retry sweep this often, at least 1s, e.g. 10m; `off` to leave retries
-        /// to the schedule.
-        #[arg(long, default_value = "10m", value_parser = sweep_every)]
-        sweep_every: SweepEvery,
-    },
-    /// Run one retry sweep now and print its statistics.
-    Sweep {
-        /// Deliveries per batch, 1 to 10000 (default WEBHOOK_SWEEP_BATCH).
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
-        batch_size: Option<u16>,
-    },
-    /// Deliver the given ids now, or up to --limit never-attempted deliveries.
-    Dispatch {
-        /// Delivery ids.
-        #[arg(required_unless_present = "limit")]
-        ids: Vec<Uuid>,
-        /// Deliver up to this many pending deliveries instead, 1 to 10000.
-        #[arg(long, conflicts_with = "ids", value_parser = clap::value_parser!(u16).range(1..=10_000))]
-        limit: Option<u16>,
-    },
-    /// Requeue failed deliveries with a fresh retry budget; the next sweep sends them.
-    Replay {
-        /// Delivery ids to requeue.
-        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
-        ids: Vec<Uuid>,
-        /// Requeue every failed delivery (optionally only those failed since --since).
-        #[arg(long)]
-        failed: bool,
-        /// Only deliveries that failed since this time: RFC 3339 (2026-11-29T10:00:00Z) or an
-        /// age such as 2h.
-        #[arg(long, requires = "failed", value_parser = since)]
-        since: Option<Since>,
-        /// Retries granted after the immediate attempt, 0 to 100.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=100))]
-        max_retries: i32,
-        /// Also requeue failed approved/rejected notifications that a later one of the same
-        /// booking replaced (left failed and counted as `replaced` otherwise): the student then
-        /// gets the old decision after the current one.
-        #[arg(long)]
-        include_replaced: bool,
-    },
-    /// Run a local notification service that verifies what is sent (see --help).
-    ///
-    /// Verifies the bearer token (WEBHOOK_AUTH_TOKEN) and the Standard Webhooks signature
-    /// (WEBHOOK_SIGNING_SECRET) and answers 401 when either is wrong, deduplicates by
-    /// webhook-id, prints one line per request, and misbehaves on request. Ctrl-C stops it.
-    Receiver(delivery::receiver::ReceiverArgs),
+    #[command(flatten)]
+    Deliver(Delivery),
+    #[command(flatten)]
+    Operate(Operation),
     /// Hold every delivery to the notification service (WEBHOOK_URL's origin) for its
     /// maintenance window, as an open circuit breaker holds them: dispatch, listen and the
     /// sweep send nothing, not even a probe, and spend no attempt. Shared by every worker.
@@ -158,8 +112,12 @@ Needs DATABASE_URL and WEBHOOK_URL. Exit status: 0 done; 2 could not run.")]
         #[arg(long)]
         json: bool,
     },
-    #[command(flatten)]
-    Operate(Operation),
+    /// Run a local notification service that verifies what is sent (see --help).
+    ///
+    /// Verifies the bearer token (WEBHOOK_AUTH_TOKEN) and the Standard Webhooks signature
+    /// (WEBHOOK_SIGNING_SECRET) and answers 401 when either is wrong, deduplicates by
+    /// webhook-id, prints one line per request, and misbehaves on request. Ctrl-C stops it.
+    Receiver(delivery::receiver::ReceiverArgs),
 }
 
 /// What a command that ran found.
@@ -184,26 +142,24 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
-    let clock = Clock::System;
-    let report = match cli.command {
-        Command::Operate(operation) => return ops::operate(operation).await,
+    match cli.command {
+        Command::Operate(operation) => ops::operate(operation).await,
         Command::Pause {
             duration,
             reason,
             json,
-        } => return pause::run_pause(duration, reason, json).await,
-        Command::Resume { json } => return pause::run_resume(json).await,
+        } => pause::run_pause(duration, reason, json).await,
+        Command::Resume { json } => pause::run_resume(json).await,
         Command::Receiver(args) => {
             delivery::receiver::args::run(args).await?;
-            return Ok(Verdict::Fine);
+            Ok(Verdict::Fine)
         }
         Command::Migrate {
             print_sql: true, ..
         } => {
-            let mut db = DbConfig::from_env()?;
-            db.pool_size = 1;
-            out::print(&schema::print_sql(&db.pool()?).await?);
-            return Ok(Verdict::Fine);
+            let pool = ops::reachable_pool().await?;
+            out::print(&schema::print_sql(&pool).await?);
+            Ok(Verdict::Fine)
         }
         Command::Migrate {
             adopt_seed,
@@ -219,58 +175,8 @@ async fn run(cli: Cli) -> Result<Verdict, Box<dyn std::error::Error>> {
                 dry_run,
                 old_sender_wait: Some(wait_for_old_sender),
             };
-            return migrate::migrate(options, json).await;
+            migrate::migrate(options, json).await
         }
-        Command::Listen { sweep_every } => {
-            let deps = Deps::from_env()?;
-            // Ctrl-C or SIGTERM (what systemd, ECS and Kubernetes send): finish the batch in
-            // flight and exit 0, rather than die with deliveries leased until their lease ends.
-            let shutdown = delivery::signal::stop_requested();
-            let options = ListenOptions {
-                sweep_every: sweep_every.0,
-            };
-            delivery::listen::listen(&deps, clock, options, shutdown).await?;
-            return Ok(Verdict::Fine);
-        }
-        Command::Sweep { batch_size } => {
-            let deps = Deps::from_env()?;
-            let options = SweepOptions {
-                batch_size: batch_size.map_or(deps.config.sweep_batch, usize::from),
-                budget: deps.config.sweep_budget,
-                deadline: None,
-            };
-            serde_json::to_value(delivery::sweep::sweep(&deps, options, clock).await?)?
-        }
-        Command::Dispatch { ids, limit } => {
-            let deps = Deps::from_env()?;
-            let report = match limit {
-                Some(limit) => {
-                    delivery::dispatch::dispatch_fresh(&deps, limit.into(), clock, None).await?
-                }
-                None => {
-                    let wait = deps.config.dispatch_wait;
-                    delivery::dispatch::dispatch_ids(&deps, &ids, clock, wait).await?
-                }
-            };
-            serde_json::to_value(report)?
-        }
-        Command::Replay {
-            ids,
-            failed,
-            since,
-            max_retries,
-            include_replaced,
-        } => {
-            let deps = Deps::from_env()?;
-            let what = Requeue {
-                ids: (!failed).then_some(ids),
-                since: since.map(|s| s.at(Utc::now())).transpose()?,
-                max_retries,
-                include_replaced,
-            };
-            serde_json::to_value(delivery::replay::requeue(&deps.pool, &what, clock).await?)?
-        }
-    };
-    out::line(&report.to_string());
-    Ok(Verdict::Fine)
+        Command::Deliver(command) => deliver::deliver(command).await,
+    }
 }

@@ -1,8 +1,8 @@
 //! `webhooks migrate`: each step as it completes, then the outcome and, when adopting, the
 //! rollback script; with `--json`, the steps on stderr and the report as JSON on stdout.
 
+use delivery::out;
 use delivery::schema::{self, MigrateOptions};
-use delivery::{DbConfig, out};
 
 use crate::Verdict;
 
@@ -12,9 +12,7 @@ pub(crate) async fn migrate(
     options: MigrateOptions,
     json: bool,
 ) -> Result<Verdict, Box<dyn std::error::Error>> {
-    let mut db = DbConfig::from_env()?;
-    db.pool_size = 1;
-    let pool = db.pool()?;
+    let pool = crate::ops::reachable_pool().await?;
     let say = |line: &str| {
         if json {
             eprintln!("{line}");

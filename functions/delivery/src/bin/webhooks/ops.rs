@@ -1,6 +1,6 @@
-//! The operator's read and repair commands (`stats`, `failures`, `show`, `cleanup`, `verify`,
-//! `doctor`): they need only `DATABASE_URL`, print tables (or JSON with `--json`), and exit 1
-//! when they find a problem. Their logic lives in the library's `ops` modules.
+//! The operator's read and repair commands (`replay`, `stats`, `failures`, `show`, `cleanup`,
+//! `verify`, `doctor`): they need only `DATABASE_URL`, print tables (or JSON with `--json`),
+//! and exit 1 when they find a problem. Their logic lives in the library's `ops` modules.
 
 use std::time::Duration;
 
@@ -8,18 +8,50 @@ use chrono::{DateTime, Utc};
 use clap::{Subcommand, ValueEnum};
 use delivery::backoff::parse_duration;
 use delivery::failures::FailureFilter;
+use delivery::ops::ids::IdPrefix;
+use delivery::ops::output::render;
+use delivery::replay::Requeue;
 use delivery::retention::Cleanup;
 use delivery::schema;
 use delivery::{Clock, DbConfig, out};
-use uuid::Uuid;
 
 use crate::Verdict;
+use crate::ids::resolve;
 use crate::parse::{Since, since};
 
 /// The operator's read and repair commands: they need only DATABASE_URL, print tables (or
 /// JSON with `--json`), and exit 1 when they find a problem.
 #[derive(Subcommand, Debug)]
 pub(crate) enum Operation {
+    /// Requeue failed deliveries with a fresh retry budget; the next sweep sends them.
+    #[command(after_help = concat!("Examples:
+  webhooks replay 381ff777
+  webhooks replay --failed --since 2h
+
+", "Exit status: 0 done; 1 an id names no delivery; 2 could not run."))]
+    Replay {
+        /// Delivery ids to requeue, whole or their first digits (e.g. 381ff777).
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        ids: Vec<IdPrefix>,
+        /// Requeue every failed delivery (optionally only those failed since --since).
+        #[arg(long)]
+        failed: bool,
+        /// Only deliveries that failed since this time: RFC 3339 (2026-11-29T10:00:00Z) or an
+        /// age such as 2h.
+        #[arg(long, requires = "failed", value_parser = since)]
+        since: Option<Since>,
+        /// Retries granted after the immediate attempt, 0 to 100.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=100))]
+        max_retries: i32,
+        /// Also requeue failed approved/rejected notifications that a later one of the same
+        /// booking replaced (left failed and counted as `replaced` otherwise): the student then
+        /// gets the old decision after the current one.
+        #[arg(long)]
+        include_replaced: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delivery health per type and overall: counts by status, success rate, attempts to
     /// succeed, attempt latency percentiles (24 h), age of the oldest undelivered row.
     #[command(after_help = concat!("Examples:
@@ -57,11 +89,13 @@ pub(crate) enum Operation {
     /// One delivery and every attempt made for it (code, kind, latency, error excerpt).
     #[command(after_help = concat!("Example:
   webhooks show 0b7e3c1e-6a0e-4c1b-9a51-2f1f3a7d9c10
+  webhooks show 381ff777
 
-", "Exit status: 0 found; 1 no delivery has this id; 2 could not run."))]
+", "Exit status: 0 found; 1 no delivery has this id; 2 could not run (also: the digits begin
+several ids)."))]
     Show {
-        /// The delivery id (the `webhook-id` the receiver saw).
-        id: Uuid,
+        /// The delivery id (the `webhook-id` the receiver saw), whole or its first digits.
+        id: IdPrefix,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -95,8 +129,9 @@ pub(crate) enum Operation {
   webhooks verify
   webhooks verify --window 10m --json
 
-", "Exit status: 0 complete; 1 deliveries are missing (or bookings cannot be dated); 2 could not run
-(also when --window reaches back before the horizon, so that no booking is in range)."))]
+", "Exit status: 0 complete (or nothing to check yet: --window reaches back before the horizon,
+the first hour after installing); 1 deliveries are missing (or bookings cannot be dated); 2
+could not run."))]
     Verify {
         /// Leave out bookings younger than this (their capture may be in flight), e.g. 1h.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
@@ -133,12 +168,28 @@ pub(crate) enum TroubleStatus {
     Superseded,
 }
 
-/// One connection for an operator command, from DATABASE_URL (and WEBHOOK_DB_CA_FILE) alone;
-/// a refused connection reads "database pool: …".
-pub(crate) async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Error>> {
+/// A pool of one connection from DATABASE_URL (and WEBHOOK_DB_CA_FILE) alone, tried once: a
+/// database that cannot be reached is said at once, with where it is (host, port, database).
+pub(crate) async fn reachable_pool() -> Result<deadpool_postgres::Pool, Box<dyn std::error::Error>>
+{
     let mut db = DbConfig::from_env()?;
     db.pool_size = 1;
-    Ok(db.pool()?.get().await.map_err(delivery::Error::from)?)
+    let pool = db.pool()?;
+    drop(
+        pool.get()
+            .await
+            .map_err(|e| delivery::Error::from(e).reaching(&db))?,
+    );
+    Ok(pool)
+}
+
+/// One connection for an operator command, from DATABASE_URL (and WEBHOOK_DB_CA_FILE) alone.
+pub(crate) async fn connect() -> Result<deadpool_postgres::Object, Box<dyn std::error::Error>> {
+    Ok(reachable_pool()
+        .await?
+        .get()
+        .await
+        .map_err(delivery::Error::from)?)
 }
 
 /// Runs an operator command: text for people, `--json` for scripts.
@@ -163,15 +214,6 @@ async fn operate_on(
     now: DateTime<Utc>,
     operation: Operation,
 ) -> Result<Verdict, Box<dyn std::error::Error>> {
-    let print =
-        |json: bool, value: serde_json::Value, text: String| -> Result<(), serde_json::Error> {
-            if json {
-                out::line(&serde_json::to_string_pretty(&value)?);
-            } else {
-                out::print(&text);
-            }
-            Ok(())
-        };
     let verdict = match operation {
         Operation::Stats { json } => {
             let rows = delivery::health::read_health(db, now).await?;
@@ -179,15 +221,13 @@ async fn operate_on(
             // the JSON keeps its shape; `webhooks doctor --json` has the service's state).
             let rate = delivery::endpoint::max_rate_from_env();
             let endpoints = delivery::endpoint::read_endpoints(db, Some(now), rate).await?;
-            print(
-                json,
-                serde_json::to_value(&rows)?,
+            out::print(&render(&rows, json, |style| {
                 format!(
                     "{}\n{}",
-                    delivery::health::render_health(&rows),
-                    delivery::endpoint::render_endpoints(&endpoints)
-                ),
-            )?;
+                    delivery::health::render_health(&rows, now, style),
+                    delivery::endpoint::render_endpoints(&endpoints, now, style)
+                )
+            })?);
             Verdict::Fine
         }
         Operation::Failures {
@@ -207,27 +247,63 @@ async fn operate_on(
                 limit,
             };
             let found = delivery::failures::list_failures(db, &filter).await?;
-            print(
-                json,
-                serde_json::to_value(&found)?,
-                delivery::failures::render_failures(&found),
-            )?;
+            out::print(&render(&found, json, |style| {
+                delivery::failures::render_failures(&found, now, style)
+            })?);
             Verdict::Fine
         }
-        Operation::Show { id, json } => match delivery::history::read_history(db, id).await? {
-            Some(history) => {
-                print(
-                    json,
-                    serde_json::to_value(&history)?,
-                    delivery::history::render_history(&history),
-                )?;
-                Verdict::Fine
-            }
-            None => {
+        Operation::Show { id, json } => {
+            let Some(named) = resolve(db, std::slice::from_ref(&id)).await? else {
+                return Ok(Verdict::Problem);
+            };
+            let Some(history) = delivery::history::read_history(db, named[0].id).await? else {
                 eprintln!("no delivery with id {id}");
-                Verdict::Problem
-            }
-        },
+                return Ok(Verdict::Problem);
+            };
+            out::print(&render(&history, json, |style| {
+                delivery::history::render_history(&history, style)
+            })?);
+            Verdict::Fine
+        }
+        Operation::Replay {
+            ids,
+            failed,
+            since,
+            max_retries,
+            include_replaced,
+            json,
+        } => {
+            let ids = if failed {
+                None
+            } else {
+                let Some(named) = resolve(db, &ids).await? else {
+                    return Ok(Verdict::Problem);
+                };
+                for n in named.iter().filter(|n| n.status != "failed") {
+                    eprintln!(
+                        "{} is {}, not failed: nothing to requeue{}",
+                        n.id,
+                        n.status,
+                        match n.status.as_str() {
+                            "pending" | "retrying" => " (`webhooks send` sends it now)",
+                            _ => "",
+                        }
+                    );
+                }
+                Some(named.into_iter().map(|n| n.id).collect())
+            };
+            let what = Requeue {
+                ids,
+                since: since.map(|s| s.at(now)).transpose()?,
+                max_retries,
+                include_replaced,
+            };
+            let report = delivery::replay::requeue_on(db, &what, Clock::System).await?;
+            out::print(&render(&report, json, |style| {
+                delivery::replay::render_requeue(&report, style)
+            })?);
+            Verdict::Fine
+        }
         Operation::Cleanup {
             older_than,
             dry_run,
@@ -239,11 +315,9 @@ async fn operate_on(
             what.batch_size = batch_size;
             what.dry_run = dry_run;
             let report = delivery::retention::clean_up(db, &what).await?;
-            print(
-                json,
-                serde_json::to_value(&report)?,
-                delivery::retention::render_cleanup(&report),
-            )?;
+            out::print(&render(&report, json, |style| {
+                delivery::retention::render_cleanup(&report, style)
+            })?);
             Verdict::Fine
         }
         Operation::Verify {
@@ -252,15 +326,9 @@ async fn operate_on(
             json,
         } => {
             let check = delivery::completeness::check_completeness(db, now, window, limit).await?;
-            // An undatable table is a problem whatever the window (exit 1, below).
-            if let Some(why) = check.empty_range(window).filter(|_| check.bookings_dated) {
-                return Err(why.into());
-            }
-            print(
-                json,
-                serde_json::to_value(&check)?,
-                delivery::completeness::render_completeness(&check),
-            )?;
+            out::print(&render(&check, json, |style| {
+                delivery::completeness::render_completeness(&check, style)
+            })?);
             if check.is_complete() {
                 Verdict::Fine
             } else {
@@ -269,11 +337,9 @@ async fn operate_on(
         }
         Operation::Doctor { json } => {
             let posture = delivery::posture::check_posture(db, now).await?;
-            print(
-                json,
-                serde_json::to_value(&posture)?,
-                delivery::posture::render_posture(&posture),
-            )?;
+            out::print(&render(&posture, json, |style| {
+                delivery::posture::render_posture(&posture, style)
+            })?);
             if posture.is_healthy() {
                 Verdict::Fine
             } else {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use delivery::backoff::parse_duration;
 use delivery::endpoint::{max_rate_from_env, pause, read_endpoints, render_endpoints, resume};
+use delivery::ops::output::render;
 use delivery::{Clock, out};
 
 use crate::Verdict;
@@ -103,10 +104,8 @@ async fn show(
     json: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let endpoints = read_endpoints(db, Some(now), max_rate_from_env()).await?;
-    if json {
-        out::line(&serde_json::to_string_pretty(&endpoints)?);
-    } else {
-        out::print(&render_endpoints(&endpoints));
-    }
+    out::print(&render(&endpoints, json, |style| {
+        render_endpoints(&endpoints, now, style)
+    })?);
     Ok(())
 }

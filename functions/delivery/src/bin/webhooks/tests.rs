@@ -1,8 +1,15 @@
 //! The command line over many values: every bad one is a usage error, never a panic.
 
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::Parser as _;
+use delivery::retention::Cleanup;
+use uuid::Uuid;
+
 use super::*;
 use crate::ops::Operation;
-use delivery::retention::Cleanup;
+use crate::parse::{SweepEvery, since, sweep_every};
 
 /// Durations and numbers an operator might type, plus hostile ones.
 const VALUES: &[&str] = &[
@@ -52,6 +59,8 @@ fn args_with(value: &str) -> Vec<Vec<String>> {
         vec!["sweep", "--batch-size", value],
         vec!["dispatch", "--limit", value],
         vec!["dispatch", value],
+        vec!["send", value],
+        vec!["send", "--retrying", "--limit", value],
         vec!["replay", "--failed", "--since", value],
         vec!["replay", &uuid, "--max-retries", value],
         vec!["replay", value],
@@ -84,9 +93,9 @@ fn no_argument_value_panics_and_bad_ones_are_usage_errors() {
             accepted += 1;
             // What run() computes from the arguments before touching the network.
             match cli.command {
-                Command::Replay {
+                Command::Operate(Operation::Replay {
                     since: Some(since), ..
-                }
+                })
                 | Command::Operate(Operation::Failures {
                     since: Some(since), ..
                 }) => {
@@ -119,9 +128,10 @@ fn the_reported_panics_are_clear_errors() {
     let huge = parse(&["replay", "--failed", "--since", "100000000d"]);
     let huge = match huge {
         Ok(Cli {
-            command: Command::Replay {
-                since: Some(since), ..
-            },
+            command:
+                Command::Operate(Operation::Replay {
+                    since: Some(since), ..
+                }),
         }) => since.at(Utc::now()).err().unwrap_or_default(),
         other => format!("{other:?}"),
     };

@@ -15,6 +15,7 @@
 //!
 //! # Layout
 //! - [`claims`]: the claims and the decision rule they share (pinned by a test).
+//! - [`now`]: sending now, due or not (`webhooks send`): a claim that shares that rule.
 //! - [`outcomes`]: recording attempts, giving back leases, the backlog, the requeue.
 //! - [`endpoint`]: the notification service's health: breaker, pause, pacing, holds.
 //! - [`listen`]: the NOTIFY channels.
@@ -25,6 +26,7 @@ pub mod claims;
 pub mod doctor;
 pub mod endpoint;
 pub mod listen;
+pub mod now;
 pub mod ops;
 pub mod outcomes;
 #[cfg(test)]
@@ -34,6 +36,7 @@ pub use claims::*;
 pub use doctor::*;
 pub use endpoint::*;
 pub use listen::*;
+pub use now::*;
 pub use ops::*;
 pub use outcomes::*;
 
@@ -72,6 +75,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("IDS_CLAIM", IDS_CLAIM),
     ("FRESH_CLAIM", FRESH_CLAIM),
     ("FOLLOWER_CLAIM", FOLLOWER_CLAIM),
+    ("SEND_NOW_CLAIM", SEND_NOW_CLAIM),
+    ("RETRYING_IDS", RETRYING_IDS),
     ("DELIVERY_STATES", DELIVERY_STATES),
     ("OUTCOME_RECORDING", OUTCOME_RECORDING),
     ("LEASE_RELEASE", LEASE_RELEASE),
@@ -95,6 +100,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("ENDPOINTS_TABLE", ENDPOINTS_TABLE),
     ("FAILURES", FAILURES),
     ("DELIVERY", DELIVERY),
+    ("DELIVERY_IDS_BY_PREFIX", DELIVERY_IDS_BY_PREFIX),
     ("ATTEMPTS", ATTEMPTS),
     ("CLEANUP_BATCH", CLEANUP_BATCH),
     ("CLEANUP_PREVIEW", CLEANUP_PREVIEW),

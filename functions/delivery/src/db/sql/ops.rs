@@ -32,6 +32,20 @@ SELECT id, booking_id, webhook_type, status, recipient_email, attempt_count, max
   FROM webhook_deliveries
  WHERE id = $1";
 
+/// The deliveries whose ids lie between `$1[n]` and `$2[n]` — an id prefix padded with `0`s
+/// and with `f`s, so a whole id matches only itself — at most two per prefix (two mean it is
+/// ambiguous), with the prefix's position `n` (1-based) and each delivery's status. Served by
+/// the primary key: a range scan per prefix.
+pub const DELIVERY_IDS_BY_PREFIX: &str = "
+SELECT p.n, d.id, d.status
+  FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS p(low, high, n)
+ CROSS JOIN LATERAL (SELECT id, status
+                       FROM webhook_deliveries
+                      WHERE id BETWEEN p.low AND p.high
+                      ORDER BY id
+                      LIMIT 2) d
+ ORDER BY p.n, d.id";
+
 /// Every attempt of delivery `$1`, in order.
 pub const ATTEMPTS: &str = "
 SELECT attempt, started_at, duration_ms, status_code, error_kind, error

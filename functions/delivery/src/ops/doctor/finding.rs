@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::ops::output::{Style, Tone};
 use crate::ops::table::Table;
 
 /// How bad a finding is. Only [`Severity::Problem`] makes `doctor` exit non-zero.
@@ -19,6 +20,15 @@ pub enum Severity {
 }
 
 impl Severity {
+    fn tone(self) -> Tone {
+        match self {
+            Severity::Ok => Tone::Good,
+            Severity::Info => Tone::Dim,
+            Severity::Warning => Tone::Warn,
+            Severity::Problem => Tone::Bad,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Severity::Ok => "ok",
@@ -31,6 +41,7 @@ impl Severity {
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Check {
     /// What was checked, e.g. `capture-triggers`.
     pub check: &'static str,
@@ -42,6 +53,7 @@ pub struct Check {
 
 /// All findings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Posture {
     /// Findings, in the order checked.
     pub checks: Vec<Check>,
@@ -75,21 +87,24 @@ pub(super) fn check(check: &'static str, severity: Severity, message: impl Into<
     }
 }
 
-/// The human form: one line per finding, then a summary.
-pub fn render_posture(p: &Posture) -> String {
-    let mut t = Table::new(&["", "check", "finding"]);
+/// The human form: one row per finding (the finding wrapped to the width), then a summary.
+pub fn render_posture(p: &Posture, style: &Style) -> String {
+    let mut t = Table::new(&["", "check", "~finding"]);
     for c in &p.checks {
-        t.row(vec![
-            c.severity.label().to_owned(),
-            c.check.to_owned(),
-            c.message.clone(),
+        t.row_toned(vec![
+            (c.severity.label().to_owned(), c.severity.tone()),
+            (c.check.to_owned(), Tone::Plain),
+            (c.message.clone(), Tone::Plain),
         ]);
     }
-    let mut out = t.render();
+    let mut out = t.render(style);
     out.push_str(&match (p.problems, p.warnings) {
-        (0, 0) => "\nhealthy\n".to_owned(),
-        (0, w) => format!("\nhealthy, {w} warning(s)\n"),
-        (n, w) => format!("\n{n} problem(s), {w} warning(s)\n"),
+        (0, 0) => format!("\n{}\n", style.paint("healthy", Tone::Good)),
+        (0, w) => format!("\n{}, {w} warning(s)\n", style.paint("healthy", Tone::Good)),
+        (n, w) => format!(
+            "\n{}, {w} warning(s)\n",
+            style.paint(&format!("{n} problem(s)"), Tone::Bad)
+        ),
     });
     out
 }
