@@ -202,8 +202,16 @@ async fn drain(
     pg::truncate(db).await?;
     pg::backlog(db, n).await?;
     let nginx = Nginx::start(&ctx.file("nginx")).await?;
-    let job = Job::new(webhooks.to_path_buf(), &["sweep"])
-        .env(&ctx.engine_env(&scratch.url, &nginx.url()));
+    // This build prints its report as JSON with --json; builds before the output convention
+    // (a baseline) printed JSON only, and know no --json.
+    let this = ctx.release("webhooks")?;
+    let args: &[&str] = if webhooks == this.as_path() {
+        &["sweep", "--json"]
+    } else {
+        &["sweep"]
+    };
+    let job =
+        Job::new(webhooks.to_path_buf(), args).env(&ctx.engine_env(&scratch.url, &nginx.url()));
     ctx.ran(job.display());
     let lsn: String = db
         .query_one("SELECT pg_current_wal_lsn()::text", &[])

@@ -35,7 +35,7 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
         pg::truncate(&db).await?;
         pg::backlog(&db, n).await?;
         let nginx = Nginx::start(&ctx.file("nginx")).await?;
-        let job = Job::new(ctx.release("webhooks")?, &["sweep"])
+        let job = Job::new(ctx.release("webhooks")?, &["sweep", "--json"])
             .env(&ctx.engine_env(&scratch.url, &nginx.url()));
         ctx.ran(job.display());
         let started = Instant::now();

@@ -37,7 +37,7 @@ async fn a_sweep_stopped_past_its_lease_sends_nothing_stale_when_it_resumes() {
     receiver.script([Reply::status(200).held(gate.clone())]);
     // One at a time, short timeouts and lease margin: a lease of 4 × 0.5 s + 0.2 s.
     let mut child = Command::new(webhooks_binary())
-        .arg("sweep")
+        .args(["sweep", "--json"])
         .env("DATABASE_URL", &db.url)
         .env("WEBHOOK_URL", &receiver.url)
         .env("WEBHOOK_AUTH_TOKEN", TOKEN)

@@ -22,12 +22,14 @@
 //! connection) ends everything at once, as in the engine.
 //!
 //! The claimer's decisions are [`turns`]: it never waits for the recorder while nothing is
-//! outstanding (nobody would wake it), and every drain ends. And should anything stall anyway,
+//! outstanding (nobody would wake it), and every drain ends. Before a claim it asks the
+//! notification service ([`gate`]): held, probed, paced or free. And should anything stall anyway,
 //! time is watched: at the drain's `stop_at` no more is claimed, nothing queued is sent (it is
 //! given back), and what is in flight is recorded.
 //!
 //! [`RECORD_AFTER`]: crate::engine::RECORD_AFTER
 
+pub(crate) mod gate;
 mod turns;
 
 use std::collections::HashMap;
@@ -46,15 +48,10 @@ use crate::engine::attempt::attempt;
 use crate::engine::claim::{Claim, Claimed, claim_due, claim_followers};
 use crate::engine::deliver::HAND_OFF_ROUNDS;
 use crate::engine::delivered::DeliveryOutcome;
-use crate::engine::endpoint::{Gate, Hold, Pace, admit, pace};
-use crate::engine::lease::{DEADLINE_HEADROOM, lease_for, rows_that_fit};
+use crate::engine::endpoint::{Gate, Hold, pace};
+use crate::engine::lease::{lease_for, rows_that_fit};
 use crate::engine::record::{Progress, RECORD_EVERY, record_as_completed};
-use chrono::{DateTime, Utc};
 
-/// How long a gate that let everything through unpaced is trusted without reading the
-/// service's row again: an operator's pause, or another worker's breaker, reaches a running
-/// drain within this (the drain's own failures at once, through the recorder).
-pub(crate) const GATE_FRESH: Duration = Duration::from_secs(1);
 use crate::error::Error;
 use crate::error::Result;
 use turns::{DuePlan, Step, Turns, plan_due};
@@ -130,8 +127,7 @@ pub(crate) async fn drain(
     }
 }
 
-/// How many claimed deliveries wait for a sender at most: half a batch, at least as many as
-/// are sent at once.
+/// Claimed deliveries waiting for a sender, at most: half a batch, at least the concurrency.
 fn queue_len(plan: &Plan, deps: &Deps) -> usize {
     (plan.batch_size / 2)
         .max(deps.config.sweep_concurrency)
@@ -229,23 +225,6 @@ impl<'a> Claimer<'a> {
             self.gate_holds_until = None;
         }
         self.turns.progressed(progress.recorded, progress.hands_on);
-    }
-
-    /// The notification service's gate for the next claim ([`crate::engine::endpoint`]):
-    /// read again unless the last one, less than [`GATE_FRESH`] ago, let everything through
-    /// unpaced and the recorder has told nothing about the service since — in a fast drain,
-    /// one read a second instead of one a claim. `may_probe`: a due claim may be the probe.
-    async fn gate(&mut self, now: Option<DateTime<Utc>>, may_probe: bool) -> Result<Gate> {
-        if self
-            .gate_holds_until
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return Ok(Gate::Send(None));
-        }
-        let gate = admit(self.deps, now, may_probe, self.lease(1)).await?;
-        self.gate_holds_until =
-            matches!(gate, Gate::Send(None)).then(|| Instant::now() + GATE_FRESH);
-        Ok(gate)
     }
 
     /// The watchdog fired: nothing more is claimed or sent.
@@ -359,26 +338,6 @@ impl<'a> Claimer<'a> {
             }
         }
         Ok(Some(claim))
-    }
-
-    /// The endpoint holds what is due: no more due claims; past `WEBHOOK_HOLD_MAX`, held
-    /// deliveries fail (by the sweep).
-    fn hold(&mut self, hold: Hold) {
-        tracing::info!(hold = ?hold, "the notification service is held: due deliveries wait");
-        self.drained.held = Some(hold);
-    }
-
-    /// How many of `limit` a paced claim takes: a second's worth, and only what can be sent
-    /// before the deadline behind the other workers' slots.
-    fn paced_limit(&self, pace: Pace, limit: usize) -> usize {
-        let limit = pace.limit(limit);
-        let Some(deadline) = self.plan.deadline else {
-            return limit;
-        };
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .saturating_sub(pace.backlog + self.deps.config.timeout + DEADLINE_HEADROOM);
-        limit.min((left.as_secs_f64() * pace.rate) as usize)
     }
 
     /// The notifications that waited for the deliveries just recorded, if their chain is not
