@@ -233,17 +233,23 @@ async fn record(deps: &Deps, group: Vec<Completion>) -> Result<(Vec<DeliveryOutc
 /// closes it, a `Retry-After` pauses every worker ([`super::endpoint`]). Returns the endpoint
 /// after, when the group could change it.
 async fn record_health(deps: &Deps, sent: &[Attempted], health: Health) -> Result<Option<After>> {
-    if !health.worth_recording() {
+    let answers_only = health.answered && !health.is_news();
+    if !health.worth_recording() || (answers_only && deps.endpoint_quiet()) {
+        // Nothing to tell a quiet service (the usual group): no statement at all.
         return Ok(None);
     }
     // The group's own clock: the engine's (a test's fixed instant), not this machine's.
     let now = sent.iter().map(|a| a.finished_at).max();
     let origin = deps.config.webhook_origin();
     let (origin, policy) = (origin.as_str(), &deps.config.endpoint);
-    with_retry(&deps.pool, |db| async move {
+    let after = with_retry(&deps.pool, |db| async move {
         health::record(&db, origin, now, health, policy).await
     })
-    .await
+    .await?;
+    // No row: it was quiet; closed after answers: quiet now.
+    let closed = after.as_ref().is_none_or(|a| a.state == "closed");
+    deps.set_endpoint_quiet(answers_only && closed);
+    Ok(after)
 }
 
 /// Records the attempts of `group` in one statement, or row by row if the statement fails.

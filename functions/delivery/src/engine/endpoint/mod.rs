@@ -198,8 +198,13 @@ pub(crate) async fn admit(
 ) -> Result<Gate> {
     let origin = deps.config.webhook_origin();
     let (origin, policy) = (origin.as_str(), &deps.config.endpoint);
-    with_retry(&deps.pool, |db| async move {
+    let gate = with_retry(&deps.pool, |db| async move {
         gate(&db, origin, now, policy, may_probe, probe_lease).await
     })
-    .await
+    .await?;
+    if !matches!(gate, Gate::Send(_)) {
+        // Not quiet: the answers of what is sent now (a probe) must reach its row.
+        deps.set_endpoint_quiet(false);
+    }
+    Ok(gate)
 }
