@@ -10,9 +10,21 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::send::Sender;
 
-/// How long a quiet notification service is trusted to stay so without a write: a success
-/// then leaves another worker's failure count of the last second as it is.
-const ENDPOINT_QUIET_FOR: Duration = Duration::from_secs(1);
+/// How long what was last seen of the notification service is trusted without reading its
+/// row again: an operator's pause, or another worker's breaker, reaches this process within
+/// it (this process's own failures at once); a success then leaves another worker's failure
+/// count of the last second as it is.
+pub(crate) const ENDPOINT_SEEN_FOR: Duration = Duration::from_secs(1);
+
+/// What this process last saw of the notification service ([`crate::engine::endpoint`]).
+#[derive(Debug, Default)]
+struct Seen {
+    /// Until then, it let everything through unpaced: no need to read it before a claim.
+    open_until: Option<Instant>,
+    /// Until then, it was quiet — closed, no failure counted, no pause — so a recorded group
+    /// of answers alone cannot change its row, and is not written.
+    quiet_until: Option<Instant>,
+}
 
 /// What a handler needs, built once per process (Lambda cold start) and shared by reference.
 #[derive(Debug, Clone)]
@@ -23,10 +35,8 @@ pub struct Deps {
     pub pool: Pool,
     /// HTTP client for the notification service.
     pub sender: Sender,
-    /// Until then the notification service was last seen quiet — closed, no failure counted,
-    /// no pause — so a recorded group of answers alone cannot change its row, and is not
-    /// written ([`crate::engine::endpoint`]). Shared by the clones of these dependencies.
-    quiet_until: Arc<Mutex<Option<Instant>>>,
+    /// What was last seen of the notification service; shared by the clones.
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl Deps {
@@ -37,20 +47,38 @@ impl Deps {
             pool: config.db.pool()?,
             sender: Sender::new(&config)?,
             config,
-            quiet_until: Arc::default(),
+            seen: Arc::default(),
         })
     }
 
-    /// True while the notification service was seen quiet less than a second ago.
-    pub(crate) fn endpoint_quiet(&self) -> bool {
-        let until = *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner());
-        until.is_some_and(|until| Instant::now() < until)
+    /// True while the notification service was seen letting everything through unpaced,
+    /// less than [`ENDPOINT_SEEN_FOR`] ago.
+    pub(crate) fn endpoint_open(&self) -> bool {
+        self.seen(|seen| seen.open_until.is_some_and(|until| Instant::now() < until))
     }
 
-    /// The notification service was seen quiet (`true`: trusted for a second), or may not be.
-    pub(crate) fn set_endpoint_quiet(&self, quiet: bool) {
-        *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            quiet.then(|| Instant::now() + ENDPOINT_QUIET_FOR);
+    /// True while the notification service was seen quiet, less than [`ENDPOINT_SEEN_FOR`]
+    /// ago.
+    pub(crate) fn endpoint_quiet(&self) -> bool {
+        self.seen(|seen| seen.quiet_until.is_some_and(|until| Instant::now() < until))
+    }
+
+    /// Whether the service was just seen letting everything through unpaced (`None`: leave
+    /// what was seen), and quiet.
+    pub(crate) fn saw_endpoint(&self, open: Option<bool>, quiet: Option<bool>) {
+        let until = |yes: bool| yes.then(|| Instant::now() + ENDPOINT_SEEN_FOR);
+        self.seen(|seen| {
+            if let Some(open) = open {
+                seen.open_until = until(open);
+            }
+            if let Some(quiet) = quiet {
+                seen.quiet_until = until(quiet);
+            }
+        });
+    }
+
+    fn seen<T>(&self, f: impl FnOnce(&mut Seen) -> T) -> T {
+        f(&mut self.seen.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Reads and validates the environment, then builds everything.

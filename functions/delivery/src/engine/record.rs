@@ -133,9 +133,6 @@ pub(crate) struct Progress {
     pub(crate) recorded: usize,
     /// Of those, the ones a later notification of their booking may have waited for.
     pub(crate) hands_on: Vec<Uuid>,
-    /// The group told something about the notification service (a failure, a pause): the
-    /// claimer reads its state again before the next claim.
-    pub(crate) endpoint_news: bool,
 }
 
 /// Takes completed attempts as they come and writes them in groups ([`RECORD_EVERY`],
@@ -166,7 +163,7 @@ pub(crate) async fn record_as_completed(
                 () = &mut window => break,
             }
         }
-        let (recorded, endpoint_news) = record(deps, group).await?;
+        let recorded = record(deps, group).await?;
         if let Some(progress) = &progress {
             let hands_on = recorded
                 .iter()
@@ -177,7 +174,6 @@ pub(crate) async fn record_as_completed(
             let _ = progress.send(Progress {
                 recorded: recorded.len(),
                 hands_on,
-                endpoint_news,
             });
         }
         recorded.into_iter().for_each(&mut written);
@@ -186,9 +182,8 @@ pub(crate) async fn record_as_completed(
 }
 
 /// Writes one group: the attempts in one statement (row by row if the statement fails), and
-/// gives back what was never sent. Also returns whether the group told something about the
-/// notification service (a failure or a pause).
-async fn record(deps: &Deps, group: Vec<Completion>) -> Result<(Vec<DeliveryOutcome>, bool)> {
+/// gives back what was never sent.
+async fn record(deps: &Deps, group: Vec<Completion>) -> Result<Vec<DeliveryOutcome>> {
     let (mut sent, mut unsent) = (Vec::new(), Vec::new());
     for completion in group {
         match completion {
@@ -225,7 +220,7 @@ async fn record(deps: &Deps, group: Vec<Completion>) -> Result<(Vec<DeliveryOutc
             followed: false,
         }));
     }
-    Ok((outcomes, health.is_news()))
+    Ok(outcomes)
 }
 
 /// What the group tells about the endpoint's health, written to its row (one statement, which
@@ -233,6 +228,10 @@ async fn record(deps: &Deps, group: Vec<Completion>) -> Result<(Vec<DeliveryOutc
 /// closes it, a `Retry-After` pauses every worker ([`super::endpoint`]). Returns the endpoint
 /// after, when the group could change it.
 async fn record_health(deps: &Deps, sent: &[Attempted], health: Health) -> Result<Option<After>> {
+    if health.is_news() {
+        // A failure or a pause: the next claim reads the service again.
+        deps.saw_endpoint(Some(false), Some(false));
+    }
     let answers_only = health.answered && !health.is_news();
     if !health.worth_recording() || (answers_only && deps.endpoint_quiet()) {
         // Nothing to tell a quiet service (the usual group): no statement at all.
@@ -248,7 +247,7 @@ async fn record_health(deps: &Deps, sent: &[Attempted], health: Health) -> Resul
     .await?;
     // No row: it was quiet; closed after answers: quiet now.
     let closed = after.as_ref().is_none_or(|a| a.state == "closed");
-    deps.set_endpoint_quiet(answers_only && closed);
+    deps.saw_endpoint(None, Some(answers_only && closed));
     Ok(after)
 }
 

@@ -189,22 +189,31 @@ pub(crate) async fn gate(
     }
 }
 
-/// [`gate`] for this worker's endpoint (`WEBHOOK_URL`'s origin), through the pool.
+/// [`gate`] for this worker's endpoint (`WEBHOOK_URL`'s origin), through the pool — unless
+/// this process saw it let everything through unpaced less than a second ago and has recorded
+/// no failure or pause since ([`Deps::endpoint_open`]): in a fast drain, or under `listen`,
+/// one read a second instead of one a claim.
 pub(crate) async fn admit(
     deps: &Deps,
     now: Option<DateTime<Utc>>,
     may_probe: bool,
     probe_lease: Duration,
 ) -> Result<Gate> {
+    if deps.endpoint_open() {
+        return Ok(Gate::Send(None));
+    }
     let origin = deps.config.webhook_origin();
     let (origin, policy) = (origin.as_str(), &deps.config.endpoint);
     let gate = with_retry(&deps.pool, |db| async move {
         gate(&db, origin, now, policy, may_probe, probe_lease).await
     })
     .await?;
-    if !matches!(gate, Gate::Send(_)) {
-        // Not quiet: the answers of what is sent now (a probe) must reach its row.
-        deps.set_endpoint_quiet(false);
-    }
+    // Held or probing is not quiet: the answers of what is sent now (a probe) must reach its
+    // row.
+    let held = !matches!(gate, Gate::Send(_));
+    deps.saw_endpoint(
+        Some(matches!(gate, Gate::Send(None))),
+        held.then_some(false),
+    );
     Ok(gate)
 }

@@ -1,8 +1,7 @@
 //! The claimer and the notification service ([`crate::engine::endpoint`]): the gate before
-//! each claim — trusted for [`GATE_FRESH`] while it lets everything through unpaced — what a
-//! hold does to the drain, and how many rows a paced claim takes.
+//! each claim, what a hold does to the drain, and how many rows a paced claim takes.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -11,31 +10,15 @@ use crate::engine::endpoint::{Gate, Hold, Pace, admit};
 use crate::engine::lease::DEADLINE_HEADROOM;
 use crate::error::Result;
 
-/// How long a gate that let everything through unpaced is trusted without reading the
-/// service's row again: an operator's pause, or another worker's breaker, reaches a running
-/// drain within this (the drain's own failures at once, through the recorder).
-pub(crate) const GATE_FRESH: Duration = Duration::from_secs(1);
-
 impl Claimer<'_> {
-    /// The notification service's gate for the next claim: read again unless the last one,
-    /// less than [`GATE_FRESH`] ago, let everything through unpaced and the recorder has told
-    /// nothing about the service since — in a fast drain, one read a second instead of one a
-    /// claim. `may_probe`: a due claim may be the probe.
+    /// The notification service's gate for the next claim ([`admit`]: read at most once a
+    /// second while it lets everything through). `may_probe`: a due claim may be the probe.
     pub(super) async fn gate(
         &mut self,
         now: Option<DateTime<Utc>>,
         may_probe: bool,
     ) -> Result<Gate> {
-        if self
-            .gate_holds_until
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return Ok(Gate::Send(None));
-        }
-        let gate = admit(self.deps, now, may_probe, self.lease(1)).await?;
-        self.gate_holds_until =
-            matches!(gate, Gate::Send(None)).then(|| Instant::now() + GATE_FRESH);
-        Ok(gate)
+        admit(self.deps, now, may_probe, self.lease(1)).await
     }
 
     /// The service holds what is due: no more due claims; past `WEBHOOK_HOLD_MAX`, held

@@ -145,9 +145,6 @@ struct Claimer<'a> {
     turns: Turns,
     /// The hand-off round that claimed a delivery (due claims are round 0).
     rounds: HashMap<Uuid, usize>,
-    /// Until then the last gate holds: it let everything through unpaced, and the recorder
-    /// has told nothing about the service since ([`GATE_FRESH`]).
-    gate_holds_until: Option<Instant>,
     drained: Drained,
     error: Option<Error>,
 }
@@ -162,7 +159,6 @@ impl<'a> Claimer<'a> {
             cutoff: clock.sql_now(),
             turns: Turns::default(),
             rounds: HashMap::new(),
-            gate_holds_until: None,
             drained: Drained::default(),
             error: None,
         }
@@ -221,9 +217,6 @@ impl<'a> Claimer<'a> {
 
     /// The recorder wrote a group.
     fn progressed(&mut self, progress: Progress) {
-        if progress.endpoint_news {
-            self.gate_holds_until = None;
-        }
         self.turns.progressed(progress.recorded, progress.hands_on);
     }
 
