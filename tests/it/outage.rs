@@ -172,6 +172,11 @@ async fn an_outage_three_times_the_retry_schedule_holds_everything_and_recovery_
     assert_eq!(endpoint_state(&db).await, "closed");
     let counts = status_counts(&db).await;
     assert_eq!(counts.get("succeeded"), Some(&29), "{counts:?}");
+    // Held during the outage (the probes), each hold ended by its counted success.
+    let holds = db
+        .count("SELECT count(*) FROM webhook_deliveries WHERE held_since IS NOT NULL")
+        .await;
+    assert_eq!(holds, 0);
     let after: Vec<Received> = receiver.requests()[recovered_from..].to_vec();
     let ids: Vec<String> = after.iter().map(|r| r.header("webhook-id")).collect();
     let unique: HashSet<&String> = ids.iter().collect();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use super::attempt::{Attempted, Completion};
@@ -81,27 +81,28 @@ pub(crate) async fn record_outcomes(
         finished.push(o.finished_at);
         held.push(o.held);
     }
-    let rows = query_in_transaction(
-        db,
-        sql::BOUNDED_BEGIN,
-        sql::OUTCOME_RECORDING,
-        &[
-            (&ids, Type::UUID_ARRAY),
-            (&leases, Type::TIMESTAMPTZ_ARRAY),
-            (&attempts, Type::INT4_ARRAY),
-            (&started, Type::TIMESTAMPTZ_ARRAY),
-            (&durations, Type::INT4_ARRAY),
-            (&codes, Type::INT4_ARRAY),
-            (&kinds, Type::TEXT_ARRAY),
-            (&errors, Type::TEXT_ARRAY),
-            (&statuses, Type::TEXT_ARRAY),
-            (&next_at, Type::TIMESTAMPTZ_ARRAY),
-            (&resolved, Type::TIMESTAMPTZ_ARRAY),
-            (&finished, Type::TIMESTAMPTZ_ARRAY),
-            (&held, Type::BOOL_ARRAY),
-        ],
-    )
-    .await?;
+    let params: [(&(dyn ToSql + Sync), Type); 13] = [
+        (&ids, Type::UUID_ARRAY),
+        (&leases, Type::TIMESTAMPTZ_ARRAY),
+        (&attempts, Type::INT4_ARRAY),
+        (&started, Type::TIMESTAMPTZ_ARRAY),
+        (&durations, Type::INT4_ARRAY),
+        (&codes, Type::INT4_ARRAY),
+        (&kinds, Type::TEXT_ARRAY),
+        (&errors, Type::TEXT_ARRAY),
+        (&statuses, Type::TEXT_ARRAY),
+        (&next_at, Type::TIMESTAMPTZ_ARRAY),
+        (&resolved, Type::TIMESTAMPTZ_ARRAY),
+        (&finished, Type::TIMESTAMPTZ_ARRAY),
+        (&held, Type::BOOL_ARRAY),
+    ];
+    // The usual group holds nothing: the statement without the held flag (less per row).
+    let (statement, params) = if held.contains(&true) {
+        (sql::OUTCOME_RECORDING, &params[..])
+    } else {
+        (sql::OUTCOME_RECORDING_COUNTED, &params[..12])
+    };
+    let rows = query_in_transaction(db, sql::BOUNDED_BEGIN, statement, params).await?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
