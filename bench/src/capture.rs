@@ -173,6 +173,20 @@ async fn pgbench_run(
         "-c synchronous_commit={sync} -c webhooks.notify={}",
         variant.notify()
     );
+    pgbench_script(ctx, pgbench, scratch, &script, &options, secs, progress).await
+}
+
+/// One pgbench run of `script` (4 clients, 2 threads, the simple query protocol) with
+/// `PGOPTIONS=options`; returns its tps and, with `progress`, the tps of every second.
+pub async fn pgbench_script(
+    ctx: &mut Ctx,
+    pgbench: &PathBuf,
+    scratch: &Scratch,
+    script: &std::path::Path,
+    options: &str,
+    secs: u64,
+    progress: bool,
+) -> anyhow::Result<(f64, Vec<f64>)> {
     let mut args: Vec<String> = vec![
         "-n".into(),
         "-c".into(),
@@ -195,7 +209,7 @@ async fn pgbench_run(
     args.push(scratch.url.clone());
     let output = Command::new(pgbench)
         .args(&args)
-        .env("PGOPTIONS", &options)
+        .env("PGOPTIONS", options)
         .output()
         .await
         .context("running pgbench")?;

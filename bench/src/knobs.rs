@@ -4,12 +4,14 @@
 //!
 //! | variable | full | quick | meaning |
 //! |---|---|---|---|
-//! | `BENCH_ONLY` | all | all | comma-separated scenarios: drain, capture, latency, lambda, history, scaleout, coldstart |
+//! | `BENCH_ONLY` | all | all | comma-separated scenarios: drain, shapes, capture, outside, latency, lambda, history, scaleout, coldstart |
 //! | `BENCH_BACKLOG` | 10000 | 2000 | deliveries per drain run |
 //! | `BENCH_BIG_BACKLOG` | 100000 | 10000 | the backlog that must scale linearly |
 //! | `BENCH_RUNS` | 3 | 1 | runs per drain figure (median reported) |
 //! | `BENCH_PGBENCH_SECS` | 5 | 2 | seconds per pgbench run |
 //! | `BENCH_PGBENCH_ROUNDS` | 3 | 1 | adjacent rounds per capture setting (median ratio) |
+//! | `BENCH_OUTSIDE_SECS` | 8 | 2 | seconds per pgbench run of the outside capture method |
+//! | `BENCH_OUTSIDE_ROUNDS` | 5 | 1 | its rounds (median ratio) |
 //! | `BENCH_LONG_SECS` | 40 | 6 | the long-lived-connection pgbench run |
 //! | `BENCH_LATENCY_BOOKINGS` | 1000 | 200 | bookings committed at `BENCH_LATENCY_RATE`/s (100) |
 //! | `BENCH_INVOKES` | 50 | 10 | warm `dispatch` invocations under `cargo lambda watch` |
@@ -27,9 +29,11 @@ use std::collections::BTreeSet;
 use anyhow::{Context as _, bail};
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 9] = [
     "drain",
+    "shapes",
     "capture",
+    "outside",
     "latency",
     "lambda",
     "history",
@@ -47,6 +51,8 @@ pub struct Knobs {
     pub runs: usize,
     pub pgbench_secs: u64,
     pub pgbench_rounds: usize,
+    pub outside_secs: u64,
+    pub outside_rounds: usize,
     pub long_secs: u64,
     pub latency_bookings: usize,
     pub latency_rate: u64,
@@ -87,6 +93,8 @@ impl Knobs {
             runs: number("BENCH_RUNS", pick(3, 1))?.max(1) as usize,
             pgbench_secs: number("BENCH_PGBENCH_SECS", pick(5, 2))?.max(1),
             pgbench_rounds: number("BENCH_PGBENCH_ROUNDS", pick(3, 1))?.max(1) as usize,
+            outside_secs: number("BENCH_OUTSIDE_SECS", pick(8, 2))?.max(1),
+            outside_rounds: number("BENCH_OUTSIDE_ROUNDS", pick(5, 1))?.max(1) as usize,
             long_secs: number("BENCH_LONG_SECS", pick(40, 6))?.max(4),
             latency_bookings: number("BENCH_LATENCY_BOOKINGS", pick(1_000, 200))?.max(1) as usize,
             latency_rate: number("BENCH_LATENCY_RATE", 100)?.max(1),
@@ -107,7 +115,7 @@ impl Knobs {
     pub fn describe(&self) -> String {
         format!(
             "BENCH_QUICK={} BENCH_BACKLOG={} BENCH_BIG_BACKLOG={} BENCH_RUNS={} \
-             BENCH_PGBENCH_SECS={} BENCH_PGBENCH_ROUNDS={} BENCH_LONG_SECS={} \
+             BENCH_PGBENCH_SECS={} BENCH_PGBENCH_ROUNDS={} BENCH_OUTSIDE_SECS={} BENCH_OUTSIDE_ROUNDS={} BENCH_LONG_SECS={} \
              BENCH_LATENCY_BOOKINGS={} BENCH_LATENCY_RATE={} BENCH_INVOKES={} \
              BENCH_HISTORY_ROWS={} BENCH_SCALEOUT_BACKLOG={} BENCH_COLD_STARTS={}",
             u8::from(self.quick),
@@ -116,6 +124,8 @@ impl Knobs {
             self.runs,
             self.pgbench_secs,
             self.pgbench_rounds,
+            self.outside_secs,
+            self.outside_rounds,
             self.long_secs,
             self.latency_bookings,
             self.latency_rate,

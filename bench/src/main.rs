@@ -13,10 +13,13 @@ mod lambda;
 mod latency;
 mod machine;
 mod nginx;
+mod outside;
 mod pg;
+mod pgcpu;
 mod report;
 mod run;
 mod scaleout;
+mod shapes;
 mod stats;
 
 use std::process::ExitCode;

@@ -3,7 +3,9 @@
 use crate::ctx::Ctx;
 use crate::knobs::{Knobs, SCENARIOS};
 use crate::report::{Report, Section};
-use crate::{capture, coldstart, drain, history, lambda, latency, machine, pg, scaleout};
+use crate::{
+    capture, coldstart, drain, history, lambda, latency, machine, outside, pg, scaleout, shapes,
+};
 
 /// Runs everything; `Ok(false)` when a scenario failed (its row says why).
 pub async fn all() -> anyhow::Result<bool> {
@@ -67,6 +69,8 @@ async fn scenario_run(ctx: &mut Ctx, scenario: &str) -> anyhow::Result<Section> 
     match scenario {
         "drain" => drain::run(ctx).await,
         "capture" => capture::run(ctx).await,
+        "outside" => outside::run(ctx).await,
+        "shapes" => shapes::run(ctx).await,
         "latency" => latency::run(ctx).await,
         "lambda" => lambda::run(ctx).await,
         "history" => history::run(ctx).await,

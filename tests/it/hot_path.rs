@@ -171,6 +171,53 @@ async fn a_lease_is_a_heap_only_update_and_a_first_write_does_not_probe_attempts
     );
 }
 
+/// Every index of the attempt log is written once per attempt: exactly its key — the delivery
+/// and the attempt number (V17), which the recording's ON CONFLICT needs — and the start time
+/// the health views read by. A new one belongs in `make bench` first.
+#[tokio::test]
+async fn an_attempt_writes_two_index_entries_its_key_and_its_start_time() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT c.relname::text, i.indisprimary, pg_get_indexdef(i.indexrelid)
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              WHERE i.indrelid = 'webhook_attempts'::regclass
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("the attempt log's indexes");
+    let indexes: Vec<(String, bool, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let names: Vec<(&str, bool)> = indexes.iter().map(|(n, p, _)| (n.as_str(), *p)).collect();
+    assert_eq!(
+        names,
+        [
+            ("webhook_attempts_delivery_attempt_key", true),
+            ("webhook_attempts_started_idx", false)
+        ],
+        "{indexes:?}"
+    );
+    assert!(
+        indexes[0].2.ends_with("(delivery_id, attempt)"),
+        "{indexes:?}"
+    );
+    // The surrogate column is still filled, for whoever reads it.
+    db.backlog(2).await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let deps = deps_with(&db, &receiver.url, &[]);
+    let report = sweep_at(&deps, Utc::now()).await;
+    assert_eq!(report.succeeded, 2, "{report:?}");
+    assert_eq!(
+        db.count("SELECT count(DISTINCT id) FROM webhook_attempts WHERE id IS NOT NULL")
+            .await,
+        2
+    );
+}
+
 #[tokio::test]
 async fn the_next_batch_is_claimed_while_the_current_one_is_on_the_wire() {
     let db = TestDb::new().await;

@@ -31,6 +31,7 @@ pub const RELEASED: &[(i32, &str, u64)] = &[
     (14, "hardening", 3_798_203_024_450_564_264),
     (15, "lifecycle", 14_738_014_005_625_731_583),
     (16, "endpoint_health", 10_704_761_598_916_224_414),
+    (17, "attempt_log_key", 3_123_488_367_451_122_260),
 ];
 
 /// A checksum a released migration had in intermediate builds, which `--repair` accepts.

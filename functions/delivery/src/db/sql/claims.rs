@@ -18,6 +18,18 @@
 //! fine). Every claim's commit skips the wait for the disk ([`CLAIM_BEGIN`](super::CLAIM_BEGIN)): a lease lost in a
 //! crash costs at most a second send under the same `webhook-id`.
 //!
+//! **Why a lease and not a row lock held while sending.** Holding the claim's row locks in a
+//! transaction left open until the outcome is recorded would save the lease write (about a
+//! quarter of the server's CPU and a fifth of its WAL per delivery: `make bench`, "Write designs
+//! side by side"). But a row lock lasts only as long as the server keeps the worker's
+//! session, which the worker cannot see without asking: an idle-in-transaction timeout, a
+//! pooler closing the server connection, `pg_terminate_backend` or a failover hands the rows to
+//! the next claim at once while the first worker is still sending them — and for a booking's
+//! decisions that lets an approval arrive after the rejection that followed it. A lease is a
+//! promise bounded by time that the worker checks on its own clock before every send
+//! (`engine::lease`), whatever happened to its connection; it also keeps no transaction open
+//! across HTTP requests (no pinned pooler connection, no held-back vacuum horizon).
+//!
 //! **Superseded notifications** (`WEBHOOK_SUPERSEDE`, the claims' last parameter; see
 //! `docs/superseded.md`). Every claim decides, per status notification (`approved`/`rejected`)
 //! it takes, with probes of the partial index `webhook_deliveries_decisions_idx` (new_request
