@@ -43,6 +43,10 @@ struct Drained {
     /// The server's CPU time during the sweep, per delivery (µs; all its processes, see
     /// [`pgcpu`]).
     cpu_us_per_delivery: f64,
+    /// The same for the VACUUM of what the sweep left, right after it (autovacuum is off
+    /// during the measurement: see [`pg::no_autovacuum`]).
+    vacuum_cpu_us: f64,
+    vacuum_wal_bytes: f64,
 }
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Section> {
@@ -56,6 +60,7 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
     let db = scratch.client().await?;
     // Nobody listens: the capture need not NOTIFY.
     scratch.set("webhooks.notify", "off").await?;
+    pg::no_autovacuum(&db).await?;
     let n = ctx.knobs.backlog;
     let mut section = Section::new(&format!("Sweep drain ({} backlog)", thousands(n as f64)));
     let (mut bare, mut sweeps) = (Vec::new(), Vec::new());
@@ -76,7 +81,8 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
         let drained = drain(ctx, scratch, &db, n, &this).await?;
         section.line(format!(
             "- run {i}: bare HTTP {}/s ({} connections); sweep {}/s ({:.3} s spawn to exit), \
-             peak RSS {:.1} MiB, WAL {:.0} B and server CPU {:.1} µs per delivery, receiver {} requests / {} distinct \
+             peak RSS {:.1} MiB, WAL {:.0} B and server CPU {:.1} µs per delivery (its VACUUM \
+             after: {:.0} B, {:.1} µs), receiver {} requests / {} distinct \
              webhook-ids / {} connections",
             thousands(rate(n, wall)),
             seen.connections,
@@ -85,6 +91,8 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
             drained.rss_mib,
             drained.wal_per_delivery,
             drained.cpu_us_per_delivery,
+            drained.vacuum_wal_bytes,
+            drained.vacuum_cpu_us,
             drained.seen.requests,
             drained.seen.distinct_ids,
             drained.seen.connections,
@@ -155,6 +163,19 @@ async fn measure(ctx: &mut Ctx, scratch: &Scratch) -> anyhow::Result<Section> {
         format!("{cpu:.1} µs"),
         "≤ 40 µs",
         Verdict::of(cpu <= MAX_SERVER_CPU_US),
+    );
+    let vacuum_cpu = median(&sweeps.iter().map(|d| d.vacuum_cpu_us).collect::<Vec<_>>());
+    let vacuum_wal = median(
+        &sweeps
+            .iter()
+            .map(|d| d.vacuum_wal_bytes)
+            .collect::<Vec<_>>(),
+    );
+    section.row(
+        "VACUUM of what the sweep left, per delivery: server CPU, WAL",
+        format!("{vacuum_cpu:.1} µs, {vacuum_wal:.0} B"),
+        "—",
+        Verdict::Reported,
     );
     section.row(
         "Connections to the receiver (most in a run)",
@@ -236,20 +257,15 @@ async fn drain(
     let job =
         Job::new(webhooks.to_path_buf(), args).env(&ctx.engine_env(&scratch.url, &nginx.url()));
     ctx.ran(job.display());
-    let lsn: String = db
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await?
-        .get(0);
+    let lsn = current_lsn(db).await?;
     let cpu = pgcpu::read()?;
     let finished = job.run(&ctx.file("sweep.log")).await;
     let cpu = pgcpu::between(cpu, pgcpu::read()?);
-    let wal: f64 = db
-        .query_one(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::float8",
-            &[&lsn],
-        )
-        .await?
-        .get(0);
+    let wal = wal_since(db, &lsn).await?;
+    let (vacuum_cpu, vacuum_lsn) = (pgcpu::read()?, current_lsn(db).await?);
+    pg::vacuum(db).await?;
+    let vacuum_cpu = pgcpu::between(vacuum_cpu, pgcpu::read()?);
+    let vacuum_wal = wal_since(db, &vacuum_lsn).await?;
     let seen = nginx.stop().await?;
     let finished = finished?;
     let report: serde_json::Value = serde_json::from_str(finished.stdout.trim())
@@ -269,7 +285,27 @@ async fn drain(
         seen,
         wal_per_delivery: wal / n as f64,
         cpu_us_per_delivery: cpu.as_secs_f64() * 1e6 / n as f64,
+        vacuum_cpu_us: vacuum_cpu.as_secs_f64() * 1e6 / n as f64,
+        vacuum_wal_bytes: vacuum_wal / n as f64,
     })
+}
+
+async fn current_lsn(db: &tokio_postgres::Client) -> anyhow::Result<String> {
+    Ok(db
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .get(0))
+}
+
+/// WAL written since `lsn`, in bytes.
+async fn wal_since(db: &tokio_postgres::Client, lsn: &str) -> anyhow::Result<f64> {
+    Ok(db
+        .query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::float8",
+            &[&lsn],
+        )
+        .await?
+        .get(0))
 }
 
 /// `bench bare-http N` as a process of its own against a fresh nginx: spawn to exit.

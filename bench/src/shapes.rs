@@ -70,6 +70,8 @@ async fn measure(ctx: &mut Ctx, standard: &Scratch, lean: &Scratch) -> anyhow::R
     lean.set("webhooks.notify", "off").await?;
     let (standard, lean) = (standard.client().await?, lean.client().await?);
     lean.batch_execute(LEAN_LOG).await?;
+    pg::no_autovacuum(&standard).await?;
+    pg::no_autovacuum(&lean).await?;
     let n = ctx.knobs.backlog;
     let mut section = Section::new(&format!(
         "Write designs side by side ({n} deliveries, no HTTP, one connection)"
@@ -157,15 +159,19 @@ type Claimed = (uuid::Uuid, Option<chrono::DateTime<chrono::Utc>>, i32);
 
 /// Today's engine: claims of [`BATCH`] under a lease, recorded in groups of [`GROUP`].
 async fn lease_pass(db: &Client) -> anyhow::Result<u64> {
-    let claim = db.prepare(delivery::sql::DUE_CLAIM).await?;
-    let record = db.prepare(delivery::sql::OUTCOME_RECORDING_COUNTED).await?;
+    // Unnamed statements, planned at every execution, as the engine sends them (it runs
+    // through transaction poolers, which cannot keep a prepared statement).
+    let (claim, record) = (
+        delivery::sql::DUE_CLAIM,
+        delivery::sql::OUTCOME_RECORDING_COUNTED,
+    );
     let mut done = 0;
     let mut pending: Vec<Claimed> = Vec::new();
     loop {
         db.batch_execute(delivery::sql::ORDERED_CLAIM_BEGIN).await?;
         let rows = db
             .query(
-                &claim,
+                claim,
                 &[
                     &None::<chrono::DateTime<chrono::Utc>>,
                     &None::<chrono::DateTime<chrono::Utc>>,
@@ -181,8 +187,8 @@ async fn lease_pass(db: &Client) -> anyhow::Result<u64> {
             pending.push((row.try_get(0)?, row.try_get(5)?, row.try_get(3)?));
         }
         if pending.len() >= GROUP || (empty && !pending.is_empty()) {
-            db.batch_execute(delivery::sql::BOUNDED_BEGIN).await?;
-            done += record_group(db, &record, &pending).await?;
+            db.batch_execute(delivery::sql::RECORDING_BEGIN).await?;
+            done += record_group(db, record, &pending).await?;
             db.batch_execute(delivery::sql::COMMIT).await?;
             pending.clear();
         }
@@ -206,7 +212,6 @@ SELECT d.id, NULL::timestamptz, d.attempt_count + 1
 
 /// One transaction per batch: lock, (send), record, commit.
 async fn row_lock_pass(db: &Client) -> anyhow::Result<u64> {
-    let claim = db.prepare(ROW_LOCK_CLAIM).await?;
     let recording = delivery::sql::OUTCOME_RECORDING_COUNTED.replace(
         "   AND (d.locked_until = o.lease
         OR (d.locked_until IS NULL
@@ -217,11 +222,10 @@ async fn row_lock_pass(db: &Client) -> anyhow::Result<u64> {
     if recording == delivery::sql::OUTCOME_RECORDING_COUNTED {
         bail!("the recording statement changed: its lease test is not where the bench looks");
     }
-    let record = db.prepare(&recording).await?;
     let mut done = 0;
     loop {
         db.batch_execute(delivery::sql::ORDERED_CLAIM_BEGIN).await?;
-        let rows = db.query(&claim, &[&BATCH]).await?;
+        let rows = db.query(ROW_LOCK_CLAIM, &[&BATCH]).await?;
         if rows.is_empty() {
             db.batch_execute(delivery::sql::COMMIT).await?;
             return Ok(done);
@@ -230,20 +234,19 @@ async fn row_lock_pass(db: &Client) -> anyhow::Result<u64> {
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
             .collect::<anyhow::Result<Vec<Claimed>>>()?;
-        // The recording commits with the disk, as the engine's does.
-        db.batch_execute("SET LOCAL synchronous_commit = on")
-            .await?;
-        done += record_group(db, &record, &claimed).await?;
+        // The recording commits with the disk and plans as the engine's does.
+        db.batch_execute(
+            "SET LOCAL synchronous_commit = on; SET LOCAL enable_seqscan = off;
+             SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+        )
+        .await?;
+        done += record_group(db, &recording, &claimed).await?;
         db.batch_execute(delivery::sql::COMMIT).await?;
     }
 }
 
 /// Records every claimed row as a 200 after 1 ms, with the real statement's parameters.
-async fn record_group(
-    db: &Client,
-    statement: &tokio_postgres::Statement,
-    claimed: &[Claimed],
-) -> anyhow::Result<u64> {
+async fn record_group(db: &Client, statement: &str, claimed: &[Claimed]) -> anyhow::Result<u64> {
     let now = chrono::Utc::now();
     let k = claimed.len();
     let ids: Vec<uuid::Uuid> = claimed.iter().map(|c| c.0).collect();

@@ -27,22 +27,19 @@ async fn sweep_at(deps: &delivery::Deps, at: DateTime<Utc>) -> SweepReport {
         .expect("sweep runs")
 }
 
-/// The plan of `statement` with `params`, as the engine runs it when `ordered`: in the
-/// transaction that forbids sorting (the statement is not run).
+/// The plan of `statement` with `params`, as the engine runs it in the transaction `begin`
+/// opens (its `SET LOCAL`s: the ordered claims forbid sorting, the recording whole-table
+/// joins); the statement is not run.
 async fn plan(
     db: &TestDb,
-    ordered: bool,
+    begin: &str,
     statement: &str,
     params: &[(&(dyn ToSql + Sync), Type)],
 ) -> String {
     let mut client = db.client().await;
     let tx = client.transaction().await.expect("transaction");
-    if ordered {
-        let set = delivery::sql::ORDERED_CLAIM_BEGIN
-            .strip_prefix("BEGIN; ")
-            .expect("BEGIN first");
-        tx.batch_execute(set).await.expect("SET LOCAL");
-    }
+    let set = begin.strip_prefix("BEGIN; ").expect("BEGIN first");
+    tx.batch_execute(set).await.expect("SET LOCAL");
     let explain = format!("EXPLAIN (COSTS OFF) {statement}");
     let rows = tx.query_typed(&explain, params).await;
     // Ended before anything is asserted: an open transaction would block the schema's drop.
@@ -87,7 +84,13 @@ async fn the_due_claim_reads_the_due_index_in_order_even_without_statistics() {
         (&100i64, Type::INT8),
         (&true, Type::BOOL),
     ];
-    let claim = plan(&db, true, delivery::sql::DUE_CLAIM, &params).await;
+    let claim = plan(
+        &db,
+        delivery::sql::ORDERED_CLAIM_BEGIN,
+        delivery::sql::DUE_CLAIM,
+        &params,
+    )
+    .await;
     assert!(
         claim.contains("Index Scan using webhook_deliveries_due_idx"),
         "{claim}"
@@ -163,12 +166,65 @@ async fn a_lease_is_a_heap_only_update_and_a_first_write_does_not_probe_attempts
         (&stamps, Type::TIMESTAMPTZ_ARRAY),
         (&bools, Type::BOOL_ARRAY),
     ];
-    let record = plan(&db, false, delivery::sql::OUTCOME_RECORDING, &params).await;
+    let record = plan(
+        &db,
+        delivery::sql::RECORDING_BEGIN,
+        delivery::sql::OUTCOME_RECORDING,
+        &params,
+    )
+    .await;
     assert!(!record.contains("on webhook_attempts a"), "{record}");
     assert!(
         record.contains("webhook_attempts_delivery_attempt_key"),
         "{record}"
     );
+}
+
+/// Recording a group reaches its deliveries by primary key, whatever the table holds: a plan
+/// that hashed the whole outbox to join the group's 200 outcomes cost the drain half of the
+/// server's CPU (issue 25), and it grows with the table.
+#[tokio::test]
+async fn recording_a_group_reads_its_deliveries_by_key_not_the_table() {
+    let db = TestDb::new().await;
+    let ids = db.backlog(5_000).await;
+    db.client()
+        .await
+        .batch_execute("ANALYZE webhook_deliveries")
+        .await
+        .expect("analyze");
+    let group: Vec<Uuid> = ids.into_iter().take(200).collect();
+    let now = Utc::now();
+    let leases = vec![now; group.len()];
+    let ints = vec![1_i32; group.len()];
+    let stamps = vec![now; group.len()];
+    let texts: Vec<Option<&str>> = vec![None; group.len()];
+    let statuses = vec!["succeeded"; group.len()];
+    let params: [(&(dyn ToSql + Sync), Type); 12] = [
+        (&group, Type::UUID_ARRAY),
+        (&leases, Type::TIMESTAMPTZ_ARRAY),
+        (&ints, Type::INT4_ARRAY),
+        (&stamps, Type::TIMESTAMPTZ_ARRAY),
+        (&ints, Type::INT4_ARRAY),
+        (&ints, Type::INT4_ARRAY),
+        (&texts, Type::TEXT_ARRAY),
+        (&texts, Type::TEXT_ARRAY),
+        (&statuses, Type::TEXT_ARRAY),
+        (&stamps, Type::TIMESTAMPTZ_ARRAY),
+        (&stamps, Type::TIMESTAMPTZ_ARRAY),
+        (&stamps, Type::TIMESTAMPTZ_ARRAY),
+    ];
+    let record = plan(
+        &db,
+        delivery::sql::RECORDING_BEGIN,
+        delivery::sql::OUTCOME_RECORDING_COUNTED,
+        &params,
+    )
+    .await;
+    assert!(
+        !record.contains("Seq Scan on webhook_deliveries"),
+        "{record}"
+    );
+    assert!(record.contains("webhook_deliveries_pkey"), "{record}");
 }
 
 /// Every index of the attempt log is written once per attempt: exactly its key — the delivery

@@ -102,7 +102,7 @@ pub(crate) async fn record_outcomes(
     } else {
         (sql::OUTCOME_RECORDING_COUNTED, &params[..12])
     };
-    let rows = query_in_transaction(db, sql::BOUNDED_BEGIN, statement, params).await?;
+    let rows = query_in_transaction(db, sql::RECORDING_BEGIN, statement, params).await?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
@@ -119,7 +119,7 @@ pub(crate) async fn release_unsent(db: &Client, unsent: &[Claimed]) -> Result<Ve
     let leases: Vec<DateTime<Utc>> = unsent.iter().map(|c| c.lease).collect();
     let rows = query_in_transaction(
         db,
-        sql::BOUNDED_BEGIN,
+        sql::RECORDING_BEGIN,
         sql::LEASE_RELEASE,
         &[(&ids, Type::UUID_ARRAY), (&leases, Type::TIMESTAMPTZ_ARRAY)],
     )

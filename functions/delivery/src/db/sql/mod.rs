@@ -65,6 +65,16 @@ pub const CLAIM_BEGIN: &str =
 pub const ORDERED_CLAIM_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '15s'; \
      SET LOCAL synchronous_commit = off; SET LOCAL enable_sort = off";
 
+/// [`BOUNDED_BEGIN`] for recording outcomes ([`OUTCOME_RECORDING`], [`LEASE_RELEASE`]): also, the
+/// planner may not scan the outbox or join it by hashing or merging, so each of the group's
+/// deliveries is reached through the primary key. Left to its costs it would rather read the
+/// whole outbox and hash it to join a group of 200 once the table holds a few thousand rows —
+/// it takes the rows for uncached pages — which cost the drain half of the server's CPU and
+/// grows with the table (issue 25; `make bench`). Transaction-scoped, so poolers are fine.
+pub const RECORDING_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '15s'; \
+     SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; \
+     SET LOCAL enable_mergejoin = off";
+
 /// Ends the transaction of [`BOUNDED_BEGIN`] or [`CLAIM_BEGIN`] (a rollback if its statement
 /// failed).
 pub const COMMIT: &str = "COMMIT";
