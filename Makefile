@@ -120,7 +120,7 @@ sweep: ## run one retry sweep now (webhooks sweep) and print its statistics
 	set -a && . ./$(ENV_FILE) && set +a && scripts/ensure-db.sh \
 	  && cargo run -q --bin webhooks -- sweep
 
-bench: db tools bench-tools ## every figure of issue #13 beside its target, rewriting bench/RESULTS.md (release builds, minutes; BENCH_QUICK=1 for a quick look)
+bench: db tools bench-tools ## every figure of issues #13 and #25 beside its target, rewriting bench/RESULTS.md (release builds, minutes; BENCH_QUICK=1 for a quick look)
 	@echo "bench: the Lambda functions as deployed (-p: without the cli feature), for their size and cold start"
 	cargo build --release -p dispatch -p retry-sweep
 	@mkdir -p target/bench/lambda && cp target/release/dispatch target/release/retry-sweep target/bench/lambda/

@@ -1,4 +1,4 @@
-//! `make bench`: every performance figure of issue #13 beside its target, printed as a table
+//! `make bench`: every performance figure of issues #13 and #25 beside its target, printed as a table
 //! and written into `bench/RESULTS.md` (see `bench/README` in RESULTS.md, and [`knobs`] for the
 //! sizes). `bench bare-http N` is the bare-HTTP ceiling's own process (see [`drain`]).
 
