@@ -57,6 +57,11 @@ pub const SKIPS: &[(&str, &str, &str)] = &[
     ),
     (
         "docs/switching-from-pg-net.md",
+        "sed -n '/^-- Rollback to the pg_net system/,$p' adoption-plan.txt > rollback.sql",
+        SUMMARY,
+    ),
+    (
+        "docs/switching-from-pg-net.md",
         "cargo run -q --bin webhooks -- migrate --adopt-seed      ",
         SUMMARY,
     ),
