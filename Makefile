@@ -69,6 +69,10 @@ test: db tools ## run every test (unit + integration) but the fault suite, again
 	@# build exactly those first.
 	@echo "test: building the Lambda binaries and the webhooks and infra commands"
 	cargo build --bin dispatch --bin retry-sweep --bin webhooks --bin infra
+	@# The documented commands (tests/it/docs) run `cargo run -q -p infra` as docs/deploy.md
+	@# writes it: build that the same way now, or its first run compiles inside the page's time
+	@# limit and a loaded machine runs out of it.
+	cargo build -q -p infra
 	@# The deploy rehearsal runs `make deploy BUILD_PROFILE=debug` against moto: build its Lambda
 	@# binaries now (once: about 2 minutes; later runs find them built).
 	@echo "test: building both functions for Lambda, in debug, for the deploy rehearsal"
