@@ -257,15 +257,15 @@ async fn drain(
     let job =
         Job::new(webhooks.to_path_buf(), args).env(&ctx.engine_env(&scratch.url, &nginx.url()));
     ctx.ran(job.display());
-    let lsn = current_lsn(db).await?;
+    let lsn = pg::current_lsn(db).await?;
     let cpu = pgcpu::read()?;
     let finished = job.run(&ctx.file("sweep.log")).await;
     let cpu = pgcpu::between(cpu, pgcpu::read()?);
-    let wal = wal_since(db, &lsn).await?;
-    let (vacuum_cpu, vacuum_lsn) = (pgcpu::read()?, current_lsn(db).await?);
+    let wal = pg::wal_since(db, &lsn).await?;
+    let (vacuum_cpu, vacuum_lsn) = (pgcpu::read()?, pg::current_lsn(db).await?);
     pg::vacuum(db).await?;
     let vacuum_cpu = pgcpu::between(vacuum_cpu, pgcpu::read()?);
-    let vacuum_wal = wal_since(db, &vacuum_lsn).await?;
+    let vacuum_wal = pg::wal_since(db, &vacuum_lsn).await?;
     let seen = nginx.stop().await?;
     let finished = finished?;
     let report: serde_json::Value = serde_json::from_str(finished.stdout.trim())
@@ -288,24 +288,6 @@ async fn drain(
         vacuum_cpu_us: vacuum_cpu.as_secs_f64() * 1e6 / n as f64,
         vacuum_wal_bytes: vacuum_wal / n as f64,
     })
-}
-
-async fn current_lsn(db: &tokio_postgres::Client) -> anyhow::Result<String> {
-    Ok(db
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await?
-        .get(0))
-}
-
-/// WAL written since `lsn`, in bytes.
-async fn wal_since(db: &tokio_postgres::Client, lsn: &str) -> anyhow::Result<f64> {
-    Ok(db
-        .query_one(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::float8",
-            &[&lsn],
-        )
-        .await?
-        .get(0))
 }
 
 /// `bench bare-http N` as a process of its own against a fresh nginx: spawn to exit.

@@ -168,3 +168,22 @@ pub async fn delivered(db: &Client) -> anyhow::Result<(i64, i64)> {
         .await?;
     Ok((row.get(0), row.get(1)))
 }
+
+/// The server's WAL position now, to measure what is written from here ([`wal_since`]).
+pub async fn current_lsn(db: &Client) -> anyhow::Result<String> {
+    Ok(db
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .get(0))
+}
+
+/// WAL the whole server wrote since `lsn`, in bytes.
+pub async fn wal_since(db: &Client, lsn: &str) -> anyhow::Result<f64> {
+    Ok(db
+        .query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::float8",
+            &[&lsn],
+        )
+        .await?
+        .get(0))
+}

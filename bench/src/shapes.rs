@@ -123,10 +123,7 @@ fn median_cost(costs: &[Cost]) -> Cost {
 async fn pass(db: &Client, design: Design, n: u64) -> anyhow::Result<Cost> {
     pg::truncate(db).await?;
     pg::backlog(db, n).await?;
-    let lsn: String = db
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await?
-        .get(0);
+    let lsn = pg::current_lsn(db).await?;
     let cpu = pgcpu::read()?;
     let started = Instant::now();
     let done = match design {
@@ -135,13 +132,7 @@ async fn pass(db: &Client, design: Design, n: u64) -> anyhow::Result<Cost> {
     };
     let wall = started.elapsed();
     let cpu = pgcpu::between(cpu, pgcpu::read()?);
-    let wal: f64 = db
-        .query_one(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::float8",
-            &[&lsn],
-        )
-        .await?
-        .get(0);
+    let wal = pg::wal_since(db, &lsn).await?;
     let (succeeded, rows) = pg::delivered(db).await?;
     if done != n || succeeded as u64 != n || rows as u64 != n {
         bail!("{design:?}: recorded {done}, {succeeded} of {rows} succeeded, expected {n}");
