@@ -121,6 +121,26 @@ pub async fn truncate(db: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises `webhooks listen`'s flag (V18) for `secs` and a margin, as a polling listener keeps
+/// it raised while bookings stream in: the capture triggers skip their NOTIFY meanwhile.
+pub async fn raise_listener_flag(db: &Client, secs: u64) -> anyhow::Result<()> {
+    let ahead = i64::try_from(secs.saturating_add(30).saturating_mul(1000))?;
+    db.execute(
+        "SELECT setval('webhook_listener_awake_until', \
+         (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $1::bigint)",
+        &[&ahead],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Lowers the flag of [`raise_listener_flag`].
+pub async fn lower_listener_flag(db: &Client) -> anyhow::Result<()> {
+    db.batch_execute("SELECT setval('webhook_listener_awake_until', 0)")
+        .await?;
+    Ok(())
+}
+
 /// Captures `n` new bookings through the real triggers (one `new_request` delivery each, due
 /// now), then VACUUM ANALYZE so every run starts from the same table state.
 pub async fn backlog(db: &Client, n: u64) -> anyhow::Result<()> {

@@ -306,6 +306,79 @@ async fn notify_can_be_switched_off_without_touching_migrations() {
     );
 }
 
+/// `webhooks listen` raises its flag while it polls the outbox (V18): capture skips NOTIFY
+/// and its commit-time lock while the flag is in the future, notifies again once it is down,
+/// and a missing flag means "notify" — never a failed booking.
+#[tokio::test]
+async fn a_raised_listener_flag_skips_notify_and_a_missing_one_never_fails_a_booking() {
+    let db = TestDb::new().await;
+    let mut listener = Listener::start(&db.url, sql::CAPTURE_CHANNEL).await;
+    let client = db.client().await;
+    let raise = "SELECT setval('webhook_listener_awake_until', \
+                 (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 60000)";
+    client.batch_execute(raise).await.expect("raise");
+    let silent = db.booking_with_delivery().await.1;
+    // A decision at insert goes through capture_booking_webhook: silent too.
+    let decided: Uuid = client
+        .query_one(
+            "INSERT INTO booking_requests (tutor_email, student_email, status)
+             VALUES ('t@example.com', 's@example.com', 'approved') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("insert decided")
+        .get(0);
+    let silent_decision = db.delivery_id(decided, "approved").await;
+    // A flag that lapsed is down: lowered to the past, not to 0.
+    client
+        .batch_execute(
+            "SELECT setval('webhook_listener_awake_until', \
+             (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 1)",
+        )
+        .await
+        .expect("lapse");
+    let marker = db.booking_with_delivery().await.1;
+    let mut seen = Vec::new();
+    loop {
+        let payload = listener
+            .next(Duration::from_secs(10))
+            .await
+            .expect("the marker's notification arrives");
+        if payload == marker.to_string() {
+            break;
+        }
+        seen.push(payload);
+    }
+    for quiet in [silent, silent_decision] {
+        assert!(
+            !seen.contains(&quiet.to_string()),
+            "notified although the flag was raised"
+        );
+    }
+
+    // Without the sequence (dropped by hand), capture notifies and the booking commits.
+    client
+        .batch_execute(raise)
+        .await
+        .expect("raise before the drop");
+    client
+        .batch_execute("DROP SEQUENCE webhook_listener_awake_until")
+        .await
+        .expect("drop");
+    let (_, loud) = db.booking_with_delivery().await;
+    assert_eq!(
+        listener.next(Duration::from_secs(10)).await,
+        Some(loud.to_string()),
+        "notified without the flag"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
+            .await,
+        5,
+        "every booking captured (the decided one twice: tutor and student)"
+    );
+}
+
 #[tokio::test]
 async fn a_hundred_inserts_from_eight_connections_capture_exactly_a_hundred() {
     let db = TestDb::new().await;

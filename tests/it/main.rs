@@ -17,6 +17,8 @@
 //! - `lifecycle`: the second time through: adopt again after a rollback, repair by the
 //!   doctor's advice, intermediate builds' databases, psql, the migration ledger (issue 20).
 //! - `listen`: dispatch on NOTIFY, catch-up, reconnect.
+//! - `listen_poll`: polling instead of NOTIFY while bookings stream in, the flag capture reads,
+//!   and the bookings that trusted it as listen fell asleep (issue 25).
 //! - `outage`: the notification service as a whole: an outage held, the breaker's probe, paced
 //!   recovery, the rate ceiling, Retry-After, pause/resume, the hold's bound (issue 22).
 //! - `ops`: the operator commands (stats, failures, show, cleanup, verify, doctor) and metrics.
@@ -59,6 +61,7 @@ mod infra_cli;
 mod lambda;
 mod lifecycle;
 mod listen;
+mod listen_poll;
 mod migrate;
 mod ops;
 mod outage;

@@ -327,6 +327,28 @@ pub async fn dispatch_fresh(
     clock: Clock,
     deadline: Option<SystemTime>,
 ) -> Result<DispatchReport> {
+    dispatch_fresh_via(deps, None, limit, clock, deadline).await
+}
+
+/// [`dispatch_fresh`] for `webhooks listen` while it polls: claimed on its own session
+/// connection with the claim prepared once ([`SessionClaims`]); the rest as everywhere.
+pub(crate) async fn dispatch_fresh_claiming_on(
+    session: &SessionClaims,
+    deps: &Deps,
+    limit: usize,
+    clock: Clock,
+) -> Result<DispatchReport> {
+    dispatch_fresh_via(deps, Some(session), limit, clock, None).await
+}
+
+/// [`dispatch_fresh`], claiming on `session` when given, else through the pool.
+async fn dispatch_fresh_via(
+    deps: &Deps,
+    session: Option<&SessionClaims>,
+    limit: usize,
+    clock: Clock,
+    deadline: Option<SystemTime>,
+) -> Result<DispatchReport> {
     let (concurrency, timeout) = (deps.config.sweep_concurrency, deps.config.timeout);
     let deadline = deadline.and_then(instant_of);
     let mut report = DispatchReport::default();
@@ -348,10 +370,15 @@ pub async fn dispatch_fresh(
         };
         let lease = lease_for(n, &deps.config) + pace.map_or(Duration::ZERO, |pace| pace.span(n));
         let supersede = deps.config.supersede;
-        let mut claimed = with_retry(&deps.pool, |db| async move {
-            claim_fresh(&db, now, lease, n, supersede).await
-        })
-        .await?;
+        let mut claimed = match session {
+            Some(session) => session.claim_fresh(now, lease, n, supersede).await?,
+            None => {
+                with_retry(&deps.pool, |db| async move {
+                    claim_fresh(&db, now, lease, n, supersede).await
+                })
+                .await?
+            }
+        };
         if claimed.is_empty() {
             break;
         }

@@ -206,23 +206,36 @@ pub(crate) async fn claim_ids_async_commit(
     .await
 }
 
-/// Dispatch's claim of given ids ([`sql::IDS_CLAIM`]) prepared once on a connection of its own,
-/// so each claim skips parsing and planning (about a millisecond: most of a claim's time). Only
-/// for a session connection, never through a transaction pooler, where the next transaction
-/// may run on a server connection that never saw the statement: `webhooks listen` opens one,
-/// and listen refuses to run through a transaction pooler at all.
+/// Listen's claims — of given ids ([`sql::IDS_CLAIM`]) and of whatever is fresh
+/// ([`sql::FRESH_CLAIM`], when it polls) — prepared once on a connection of its own, so each
+/// claim skips parsing and planning (about a millisecond: most of a claim's time). Only for a
+/// session connection, never through a transaction pooler, where the next transaction may run
+/// on a server connection that never saw the statement: `webhooks listen` opens one, and
+/// listen refuses to run through a transaction pooler at all.
 pub(crate) struct SessionClaims {
     db: Client,
     ids_claim: tokio_postgres::Statement,
+    fresh_claim: tokio_postgres::Statement,
 }
 
 impl SessionClaims {
-    /// Prepares the claim on `db`, a session connection nothing else uses.
+    /// Prepares the claims on `db`, a session connection nothing else uses.
     pub(crate) async fn prepare(db: Client) -> Result<Self> {
         db.batch_execute(sql::SESSION_CLAIMS_SETUP).await?;
         let types = [Type::UUID_ARRAY, Type::TIMESTAMPTZ, Type::INT8, Type::BOOL];
         let ids_claim = db.prepare_typed(sql::IDS_CLAIM, &types).await?;
-        Ok(SessionClaims { db, ids_claim })
+        let types = [Type::INT8, Type::TIMESTAMPTZ, Type::INT8, Type::BOOL];
+        let fresh_claim = db.prepare_typed(sql::FRESH_CLAIM, &types).await?;
+        Ok(SessionClaims {
+            db,
+            ids_claim,
+            fresh_claim,
+        })
+    }
+
+    /// The session connection, for listen's own statements (its flag, V18).
+    pub(crate) fn db(&self) -> &Client {
+        &self.db
     }
 
     /// [`claim_ids`] with the prepared statement.
@@ -238,6 +251,24 @@ impl SessionClaims {
             &self.db,
             &self.ids_claim,
             &[&ids, &now, &millis(lease), &supersede],
+        )
+        .await?;
+        Claim::from_rows(&rows, asked_at)
+    }
+
+    /// [`claim_fresh`] with the prepared statement.
+    pub(crate) async fn claim_fresh(
+        &self,
+        now: Option<DateTime<Utc>>,
+        lease: Duration,
+        limit: usize,
+        supersede: bool,
+    ) -> Result<Claim> {
+        let asked_at = BootInstant::now();
+        let rows = query_prepared(
+            &self.db,
+            &self.fresh_claim,
+            &[&count(limit), &now, &millis(lease), &supersede],
         )
         .await?;
         Claim::from_rows(&rows, asked_at)

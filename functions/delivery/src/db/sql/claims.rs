@@ -121,15 +121,17 @@ RETURNING d.id, d.webhook_type, d.payload::text, d.attempt_count, d.max_retries,
           d.capture_seq";
 
 /// The planner settings of `webhooks listen`'s claim connection
-/// ([`crate::engine::claim::SessionClaims`]), a session of its own that runs only [`IDS_CLAIM`],
-/// prepared once: one generic plan (no planning per notification, about a millisecond of its
-/// way to the receiver), which must probe the primary key per id whatever the table looked like
-/// when it was planned — a plan made on a nearly empty table would otherwise scan it, and keep
-/// scanning it as it grew. Its commits wait for the disk only when a status notification was
-/// leased (see [`CLAIM_BEGIN`](super::CLAIM_BEGIN)), and every statement is bounded on the server as in
-/// [`BOUNDED_BEGIN`](super::BOUNDED_BEGIN). Never sent through a pooler: listen refuses transaction poolers.
+/// ([`crate::engine::claim::SessionClaims`]), a session of its own that runs only [`IDS_CLAIM`]
+/// and, while listen polls, [`FRESH_CLAIM`], each prepared once: one generic plan (no planning
+/// per notification or poll, about a millisecond of its way to the receiver), which must probe
+/// the primary key per id, and read the due index in order for the fresh claim, whatever the
+/// table looked like when it was planned — a plan made on a nearly empty table would otherwise
+/// scan it, or sort it, and keep doing so as it grew. Its commits wait for the disk only when a
+/// status notification was leased (see [`CLAIM_BEGIN`](super::CLAIM_BEGIN)), and every
+/// statement is bounded on the server as in [`BOUNDED_BEGIN`](super::BOUNDED_BEGIN). Never
+/// sent through a pooler: listen refuses transaction poolers.
 pub const SESSION_CLAIMS_SETUP: &str = "SET plan_cache_mode = force_generic_plan;
-SET enable_seqscan = off; SET enable_bitmapscan = off;
+SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off;
 SET enable_hashjoin = off; SET enable_mergejoin = off;
 SET synchronous_commit = off; SET statement_timeout = '15s'";
 

@@ -18,7 +18,7 @@
 //! - [`now`]: sending now, due or not (`webhooks send`): a claim that shares that rule.
 //! - [`outcomes`]: recording attempts, giving back leases, the backlog, the requeue.
 //! - [`endpoint`]: the notification service's health: breaker, pause, pacing, holds.
-//! - [`listen`]: the NOTIFY channels.
+//! - [`listen`]: the NOTIFY channels, and the listener's flag that stands in for them.
 //! - [`ops`]: the operator commands' reads and retention.
 //! - [`doctor`]: the catalog reads of `webhooks doctor`.
 
@@ -102,6 +102,11 @@ pub const ALL: &[(&str, &str)] = &[
     ("DUE_COUNT", DUE_COUNT),
     ("FAILED_REQUEUE", FAILED_REQUEUE),
     ("SESSION_PROBE", SESSION_PROBE),
+    ("LISTENER_FLAG_EXISTS", LISTENER_FLAG_EXISTS),
+    ("LISTENER_AWAKE", LISTENER_AWAKE),
+    ("LISTENER_ASLEEP", LISTENER_ASLEEP),
+    ("RUNNING_TRANSACTIONS", RUNNING_TRANSACTIONS),
+    ("STILL_RUNNING", STILL_RUNNING),
 ];
 
 /// Every operations statement, for the test that prepares them against the migrated schema.

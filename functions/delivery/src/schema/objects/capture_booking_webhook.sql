@@ -1,6 +1,6 @@
 -- Stores one notification: skipped with the reason when the address is missing or not a plain
 -- address of at most 254 bytes (V6). The triggers call it for every case but the plain one,
--- which they insert themselves (V12). Current definition: V14.
+-- which they insert themselves (V12). Current definition: V18.
 CREATE OR REPLACE FUNCTION @schema@.capture_booking_webhook(p_booking_id uuid, p_type text, p_email text)
 RETURNS uuid
 LANGUAGE plpgsql
@@ -38,7 +38,9 @@ BEGIN
     RETURNING id INTO delivery_id;
     IF skip_reason IS NULL
        AND lower(coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'))
-           NOT IN ('off', 'false', '0', 'no') THEN
+           NOT IN ('off', 'false', '0', 'no')
+           AND coalesce(pg_sequence_last_value(to_regclass(@listener_flag@)), 0)
+               <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint THEN
         PERFORM pg_notify('webhook_delivery', delivery_id::text);
     END IF;
     RETURN delivery_id;

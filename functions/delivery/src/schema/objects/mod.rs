@@ -138,6 +138,7 @@ const REVOKE: &str = include_str!("revoke.sql");
 /// What the database says about the schema the objects live in.
 const CONTEXT: &str = "
 SELECT quote_ident(current_schema()),
+       quote_literal(quote_ident(current_schema()) || '.webhook_listener_awake_until'),
        EXISTS (SELECT 1
                  FROM pg_class c
                 WHERE c.relnamespace = current_schema()::regnamespace
@@ -153,6 +154,10 @@ SELECT quote_ident(current_schema()),
 pub(super) struct Context {
     /// The schema, quoted as an identifier.
     schema: String,
+    /// The listener's flag (V18), `<schema>.webhook_listener_awake_until` as a string literal:
+    /// the capture functions look it up by name when they run (`to_regclass`), so a missing
+    /// sequence means "notify", never a failed booking insert.
+    listener_flag: String,
     /// Our `email_logs` view's name.
     email_logs: &'static str,
     /// How `booking_requests.created_at` is read (`NULL` without the column).
@@ -162,10 +167,11 @@ pub(super) struct Context {
 impl Context {
     async fn read(db: &impl GenericClient) -> Result<Context> {
         let row = db.query_one(CONTEXT, &[]).await?;
-        let foreign_email_logs: bool = row.try_get(1)?;
-        let dated: bool = row.try_get(2)?;
+        let foreign_email_logs: bool = row.try_get(2)?;
+        let dated: bool = row.try_get(3)?;
         Ok(Context {
             schema: row.try_get(0)?,
+            listener_flag: row.try_get(1)?,
             email_logs: if foreign_email_logs {
                 "webhook_email_logs"
             } else {
@@ -182,6 +188,7 @@ impl Context {
     /// `text` with the placeholders filled in.
     fn fill(&self, text: &str) -> String {
         text.replace("@schema@", &self.schema)
+            .replace("@listener_flag@", &self.listener_flag)
             .replace("@email_logs@", self.email_logs)
             .replace("@created_at@", self.created_at)
     }

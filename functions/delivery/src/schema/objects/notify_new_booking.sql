@@ -1,6 +1,6 @@
 -- AFTER INSERT: the tutor hears about a new request; a booking inserted already approved or
 -- rejected also tells the student, after the tutor's notification in capture order.
--- Current definition: V14.
+-- Current definition: V18.
 CREATE OR REPLACE FUNCTION @schema@.notify_new_booking()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -20,7 +20,9 @@ BEGIN
                 jsonb_build_object('type', 'new_request', 'bookingId', NEW.id, 'email', recipient))
         RETURNING id INTO delivery_id;
         IF lower(coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'))
-           NOT IN ('off', 'false', '0', 'no') THEN
+           NOT IN ('off', 'false', '0', 'no')
+           AND coalesce(pg_sequence_last_value(to_regclass(@listener_flag@)), 0)
+               <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint THEN
             PERFORM pg_notify('webhook_delivery', delivery_id::text);
         END IF;
     ELSE

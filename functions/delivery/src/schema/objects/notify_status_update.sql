@@ -1,5 +1,5 @@
 -- AFTER UPDATE: the student hears about approval or rejection (V12's fast path; the ::text
--- cast for an enum status column, V11). Current definition: V14.
+-- cast for an enum status column, V11). Current definition: V18.
 CREATE OR REPLACE FUNCTION @schema@.notify_status_update()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -22,7 +22,9 @@ BEGIN
                                        'email', recipient))
             RETURNING id INTO delivery_id;
             IF lower(coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'))
-               NOT IN ('off', 'false', '0', 'no') THEN
+               NOT IN ('off', 'false', '0', 'no')
+               AND coalesce(pg_sequence_last_value(to_regclass(@listener_flag@)), 0)
+                   <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint THEN
                 PERFORM pg_notify('webhook_delivery', delivery_id::text);
             END IF;
         ELSE

@@ -8,6 +8,10 @@
 //! server that is not there), not a wait that looks like a hang.
 //! Optionally it also runs the retry sweep on a period, so a laptop gets the full behaviour.
 //!
+//! While bookings stream in, it polls instead and tells capture not to NOTIFY (V18): each
+//! NOTIFY costs the booking's commit a database-wide lock. Protocol and guarantees in
+//! [`awake`].
+//!
 //! LISTEN needs a session of its own: through a transaction pooler (PgBouncer in transaction
 //! mode, Supabase's port 6543, RDS Proxy without pinning) notifications never reach the
 //! client. So before listening it checks: a NOTIFY sent from a pooled connection must arrive
@@ -34,6 +38,10 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::sweep::{SweepOptions, sweep};
 use crate::telemetry::json;
+
+mod awake;
+
+use awake::Poller;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -137,6 +145,8 @@ async fn session(
     });
     let _stop_claims_connection = AbortOnDrop(claims_connection);
     let claims = SessionClaims::prepare(claims).await?;
+    // Before the catch-up: it must see what a booking that trusted a stale flag committed.
+    let mut poller = Poller::start(&claims).await?;
     tracing::info!(channel = sql::CAPTURE_CHANNEL, "listening");
     *backoff = FIRST_BACKOFF;
     *listened = true;
@@ -148,8 +158,12 @@ async fn session(
         timer
     });
     loop {
+        let due = poller.next_due();
         tokio::select! {
-            () = &mut shutdown => return Ok(Ended::Shutdown),
+            () = &mut shutdown => {
+                poller.stop(&claims).await;
+                return Ok(Ended::Shutdown);
+            }
             received = ids_rx.recv() => {
                 let Some(first) = received else { return Ok(Ended::Disconnected) };
                 // Take everything that has arrived so far as one batch: one claim, one record.
@@ -161,6 +175,14 @@ async fn session(
                 // The NOTIFY arrives after commit, so the rows are visible: no waiting.
                 let report = dispatch_ids_claiming_on(&claims, deps, &ids, clock).await?;
                 tracing::info!(counts = %json(&report.counts), "dispatched on notify");
+                poller.notified(&claims, ids.len()).await?;
+            }
+            () = until(due) => {
+                if let Some(report) = poller.due(&claims, deps, clock).await?
+                    && report.counts.taken() > 0
+                {
+                    tracing::info!(counts = %json(&report.counts), "dispatched on poll");
+                }
             }
             _ = tick(&mut sweeps) => {
                 let options = SweepOptions { batch_size: deps.config.sweep_batch, budget: deps.config.sweep_budget, deadline: None };
@@ -252,6 +274,14 @@ async fn probe_session(
          direct or session-mode URL (docs/connecting.md)"
             .into(),
     ))
+}
+
+/// Waits until `at`, or forever without one.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn tick(timer: &mut Option<tokio::time::Interval>) {
