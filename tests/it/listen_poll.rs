@@ -70,7 +70,7 @@ async fn until_flag(client: &Client, up: bool) {
     }
 }
 
-/// Commits bookings three to a transaction (their NOTIFYs arrive together) until listen
+/// Commits bookings five to a transaction (their NOTIFYs arrive together) until listen
 /// raises its flag; the deliveries captured on the way.
 async fn wake(db: &TestDb, client: &Client) -> Vec<Uuid> {
     let mut captured = Vec::new();
@@ -78,11 +78,11 @@ async fn wake(db: &TestDb, client: &Client) -> Vec<Uuid> {
         let rows = client
             .query(
                 "INSERT INTO booking_requests (tutor_email)
-                 SELECT 'tutor' || g || '@example.com' FROM generate_series(1, 3) g RETURNING id",
+                 SELECT 'tutor' || g || '@example.com' FROM generate_series(1, 5) g RETURNING id",
                 &[],
             )
             .await
-            .expect("three bookings");
+            .expect("five bookings");
         for row in rows {
             captured.push(db.delivery_id(row.get(0), "new_request").await);
         }
@@ -98,7 +98,7 @@ async fn wake(db: &TestDb, client: &Client) -> Vec<Uuid> {
             return captured;
         }
     }
-    panic!("listen never raised its flag for bursts of three bookings");
+    panic!("listen never raised its flag for bursts of five bookings");
 }
 
 /// How many times each webhook-id reached the receiver.

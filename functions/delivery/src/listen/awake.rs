@@ -9,8 +9,7 @@
 //!
 //! The protocol:
 //! - **Asleep** (the start): listen follows NOTIFYs, as it always did.
-//! - **Waking**: when NOTIFYs arrive closer together than [`WAKE_GAP`] (or several at once),
-//!   listen raises the flag — the sequence `webhook_listener_awake_until`, set to
+//! - **Waking**: when [`WAKE_AFTER`] NOTIFYs arrive within [`WAKE_WITHIN`], listen raises the flag — the sequence `webhook_listener_awake_until`, set to
 //!   [`FLAG_FOR`] ahead on the database's clock — and polls the outbox every [`POLL`] with a
 //!   fresh claim prepared once. The capture functions read the flag (no lock: `setval` is not
 //!   transactional, every session sees it at once) and do not NOTIFY while it is raised. Only a
@@ -32,6 +31,7 @@
 //! moves it on, never a delivery. A database without the flag (an older schema), or a role
 //! that may not set it, leaves listen following NOTIFYs only.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -44,9 +44,11 @@ use crate::dispatch::{DispatchReport, dispatch_fresh_claiming_on};
 use crate::engine::claim::SessionClaims;
 use crate::error::{Error, Result};
 
-/// NOTIFYs closer together than this wake the listener (a burst, or concurrent bookings: when
-/// the NOTIFY lock starts to cost commits).
-pub(crate) const WAKE_GAP: Duration = Duration::from_millis(5);
+/// [`WAKE_AFTER`] NOTIFYs within [`WAKE_WITHIN`] wake the listener: 400 bookings a second or
+/// more, or a burst — concurrent commits, where the NOTIFY lock starts to cost. Fewer leave it
+/// on NOTIFYs, which reach it sooner than a poll would.
+pub(crate) const WAKE_AFTER: usize = 4;
+pub(crate) const WAKE_WITHIN: Duration = Duration::from_millis(10);
 /// How often an awake listener polls (at once again after a full claim).
 pub(crate) const POLL: Duration = Duration::from_millis(2);
 /// How long an awake listener polls without finding anything before it falls asleep.
@@ -64,7 +66,8 @@ pub(super) struct Poller {
     /// The database has the flag and this role may set it.
     enabled: bool,
     awake: Option<Awake>,
-    last_notified: Option<Instant>,
+    /// When the last [`WAKE_AFTER`] NOTIFYs arrived.
+    recent: VecDeque<Instant>,
     watch: Option<Watch>,
 }
 
@@ -97,7 +100,7 @@ impl Poller {
         let mut poller = Poller {
             enabled,
             awake: None,
-            last_notified: None,
+            recent: VecDeque::with_capacity(WAKE_AFTER),
             watch: None,
         };
         if enabled {
@@ -123,13 +126,20 @@ impl Poller {
     /// `count` ids arrived by NOTIFY (and were dispatched): wake if they came close together.
     pub(super) async fn notified(&mut self, session: &SessionClaims, count: usize) -> Result<()> {
         let now = Instant::now();
-        let close = self
-            .last_notified
-            .is_some_and(|last| now.duration_since(last) < WAKE_GAP);
-        self.last_notified = Some(now);
+        for _ in 0..count.min(WAKE_AFTER) {
+            if self.recent.len() == WAKE_AFTER {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(now);
+        }
+        let streaming = self.recent.len() == WAKE_AFTER
+            && self
+                .recent
+                .front()
+                .is_some_and(|first| now.duration_since(*first) < WAKE_WITHIN);
         if self.enabled
             && self.awake.is_none()
-            && (count >= 2 || close)
+            && streaming
             && let Some(flag) = self.raise(session).await?
         {
             tracing::debug!("bookings are streaming in: polling instead of NOTIFY");
