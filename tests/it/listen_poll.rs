@@ -119,6 +119,13 @@ async fn while_bookings_stream_in_listen_polls_and_capture_stops_notifying() {
     let mut notifications = Listener::start(&db.url, sql::CAPTURE_CHANNEL).await;
 
     let mut all = wake(&db, &client).await;
+    // `webhooks doctor` sees it polling.
+    let polling: Option<bool> = client
+        .query_one(sql::NOTIFY_POSTURE, &[])
+        .await
+        .expect("doctor's read")
+        .get(3);
+    assert_eq!(polling, Some(true), "doctor sees the listener polling");
     // Every NOTIFY so far is of the bookings that woke it.
     while notifications
         .next(Duration::from_millis(50))

@@ -47,8 +47,9 @@ SELECT name, c.oid IS NOT NULL, pg_get_userbyid(c.relowner)::text,
  ORDER BY name";
 
 /// Doctor: the capture NOTIFY switch as this connection sees it (database and role settings
-/// apply), how many other sessions of this database LISTEN on the capture channel, and how
-/// full the NOTIFY queue is (0..1).
+/// apply), how many other sessions of this database LISTEN on the capture channel, how full
+/// the NOTIFY queue is (0..1), and whether a listener is polling now (its flag raised, V18;
+/// NULL where the flag is missing or this role may not read it).
 pub const NOTIFY_POSTURE: &str = "
 SELECT coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'),
        (SELECT count(*)
@@ -56,7 +57,11 @@ SELECT coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'),
          WHERE datname = current_database()
            AND pid <> pg_backend_pid()
            AND query ~* '^\\s*LISTEN\\s+\"?webhook_delivery\"?\\s*;?\\s*$'),
-       pg_notification_queue_usage()";
+       pg_notification_queue_usage(),
+       CASE WHEN has_sequence_privilege(to_regclass('webhook_listener_awake_until'), 'SELECT')
+            THEN coalesce(pg_sequence_last_value(to_regclass('webhook_listener_awake_until')), 0)
+                 > (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+       END";
 
 /// Doctor: the schema the connection works in, and which of PUBLIC and Supabase's API roles
 /// (`anon`, `authenticated`, where they exist) may CREATE objects in it.

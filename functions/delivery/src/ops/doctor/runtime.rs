@@ -180,6 +180,7 @@ pub(super) async fn notify(db: &Client) -> Result<(Vec<Check>, i64)> {
     let setting: String = row.try_get(0)?;
     let listeners: i64 = row.try_get(1)?;
     let queue_usage: f64 = row.try_get(2)?;
+    let polling: Option<bool> = row.try_get(3)?;
     let on = !matches!(
         setting.to_ascii_lowercase().as_str(),
         "off" | "false" | "0" | "no"
@@ -188,7 +189,14 @@ pub(super) async fn notify(db: &Client) -> Result<(Vec<Check>, i64)> {
         (true, true) => check(
             NAME,
             Severity::Ok,
-            format!("NOTIFY is on and {listeners} session(s) listen (webhooks listen)"),
+            format!(
+                "NOTIFY is on and {listeners} session(s) listen (webhooks listen){}",
+                if polling == Some(true) {
+                    "; one is polling the outbox now, so bookings skip their NOTIFY (V18)"
+                } else {
+                    ""
+                }
+            ),
         ),
         (true, false) => check(
             NAME,
