@@ -2,7 +2,8 @@
 //! transaction, into `booking_requests` (the capture triggers) and into `booking_plain`, the
 //! same table without them (`LIKE … INCLUDING ALL`: same columns, defaults, constraints and
 //! indexes). Runs are adjacent — plain, triggers with `webhooks.notify` off, triggers with it
-//! on, in an order rotated each round — and each round gives a ratio; the median ratio is
+//! on, and with it on while `webhooks listen`'s flag is raised (V18: capture skips the NOTIFY),
+//! in an order rotated each round — and each round gives a ratio; the median ratio is
 //! reported, with `synchronous_commit` on (the server's default) and off. Tables are emptied
 //! before every run. Then one long run on the triggers, to see the rate stay flat over a
 //! long-lived connection.

@@ -2,9 +2,10 @@
 //! (4 clients, `-j 2`, the simple query protocol, `BENCH_OUTSIDE_SECS` each), the smallest
 //! booking — `INSERT INTO booking_requests (tutor_email, student_email) VALUES (…)` — against
 //! the *same* table with its user triggers disabled as the baseline; both emptied and a
-//! CHECKPOINT before every run; per round, baseline / notify off / notify on, the order
-//! alternating; the median of `BENCH_OUTSIDE_ROUNDS` rounds' ratios. `synchronous_commit` is the
-//! server's (on).
+//! CHECKPOINT before every run; per round, baseline / notify off / notify on / notify on with
+//! `webhooks listen`'s flag raised (V18) / notify on with a real `webhooks listen` delivering to
+//! nginx meanwhile (each delivery then checked at nginx), the order alternating; the median of
+//! `BENCH_OUTSIDE_ROUNDS` rounds' ratios. `synchronous_commit` is the server's (on).
 //!
 //! Why it reads lower than the `capture` scenario's method: the booking is smaller (two columns
 //! set, no timestamp expression), so the same capture work is a larger share of each insert, and
