@@ -224,3 +224,26 @@ async fn a_booking_that_trusted_the_flag_and_committed_after_listen_fell_asleep_
     }
     panic!("the flag lapsed before the open booking's trigger in every try");
 }
+
+/// A listener that died while polling leaves the flag raised (for a second; here for a
+/// minute): the next one lowers it as it starts, so bookings NOTIFY it again at once.
+#[tokio::test]
+async fn a_flag_left_raised_by_a_dead_listener_is_lowered_when_listen_starts() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "SELECT setval('webhook_listener_awake_until', \
+             (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 60000)",
+        )
+        .await
+        .expect("a stale flag");
+    let running = Running::start(&db, &receiver);
+    // Caught up (nothing to send), so it has started: the flag is down.
+    until_flag(&client, false).await;
+    let (_, booked) = db.booking_with_delivery().await;
+    let requests = receiver.wait_for(1, LIMIT).await;
+    assert_eq!(requests[0].header("webhook-id"), booked.to_string());
+    running.stop().await;
+}

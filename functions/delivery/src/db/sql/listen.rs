@@ -32,9 +32,11 @@ pub const LISTENER_AWAKE: &str = "SELECT setval('webhook_listener_awake_until', 
      (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $1::bigint)";
 
 /// Lowers the flag if it still holds `$1`, the value this listener set (another listener may
-/// have set its own since, which is left alone).
+/// have set its own since, which is left alone); whatever it holds when `$1` is NULL (a
+/// listener starting: one that died polling may have left it raised).
 pub const LISTENER_ASLEEP: &str = "SELECT setval('webhook_listener_awake_until', 0) \
-     WHERE pg_sequence_last_value('webhook_listener_awake_until') = $1::bigint";
+     WHERE $1::bigint IS NULL \
+        OR pg_sequence_last_value('webhook_listener_awake_until') = $1::bigint";
 
 /// The transactions running now (their 64-bit ids), taken right after [`LISTENER_ASLEEP`]: a
 /// booking that read the flag raised and did not NOTIFY is one of them, or has committed.
