@@ -3,9 +3,10 @@
 --
 -- A transaction that NOTIFYs takes a database-wide lock at commit and holds it through its WAL
 -- flush, so concurrent notifying bookings commit one at a time: with 4 clients the insert rate
--- with NOTIFY was 0.3-0.5 of the rate without (bench/RESULTS.md). Now `webhooks listen`, while
--- bookings arrive faster than it could take NOTIFYs one by one, polls the outbox instead
--- (every 2 ms, with a statement prepared once) and says so here: it sets this sequence to a
+-- with NOTIFY was 0.4-0.5 of the rate without the triggers, against 0.6-0.8 without NOTIFY
+-- (bench/RESULTS.md). Now `webhooks listen`, once four NOTIFYs arrive within 10 ms, polls the
+-- outbox instead (every 2 ms, with a statement prepared once) and says so here: it sets this
+-- sequence to a
 -- moment a second ahead, on the database's clock, in epoch milliseconds, and moves it on while
 -- it polls. The capture functions read it without a lock (sequences are not transactional:
 -- setval is visible at once to every session) and NOTIFY only when that moment has passed — no
