@@ -19,7 +19,8 @@
 -- the booking, and the sweep sends it; the flag only decides how fast. A role that could set
 -- it could slow deliveries down to the sweep's pace, so it is revoked from PUBLIC and the API
 -- roles like everything here. The functions look the sequence up by name when they run
--- (to_regclass): if it is missing they NOTIFY as before; a booking insert never fails for it.
+-- (to_regclass), in a block of its own: if it is missing, or something else holds its name,
+-- they NOTIFY as before; a booking insert never fails for it.
 -- An older `webhooks listen` never sets it, so it keeps receiving every NOTIFY.
 CREATE SEQUENCE IF NOT EXISTS webhook_listener_awake_until AS bigint MINVALUE 0 START 0 NO CYCLE;
 
@@ -54,6 +55,7 @@ DECLARE
             field || ' is not a plain local@domain address'
     END;
     delivery_id uuid;
+    polled      boolean;
 BEGIN
     IF skip_reason IS NOT NULL THEN
         recipient := NULL;
@@ -71,10 +73,18 @@ BEGIN
     RETURNING id INTO delivery_id;
     IF skip_reason IS NULL
        AND lower(coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'))
-           NOT IN ('off', 'false', '0', 'no')
-           AND coalesce(pg_sequence_last_value(to_regclass(%2$s)), 0)
-               <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint THEN
-        PERFORM pg_notify('webhook_delivery', delivery_id::text);
+       NOT IN ('off', 'false', '0', 'no') THEN
+        -- Skipped while webhooks listen polls (V18). Anything but our sequence under
+        -- that name (a hand-made table, say) means NOTIFY, never a failed booking.
+        BEGIN
+            polled := coalesce(pg_sequence_last_value(to_regclass(%2$s)), 0)
+                      > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+        EXCEPTION WHEN OTHERS THEN
+            polled := false;
+        END;
+        IF NOT polled THEN
+            PERFORM pg_notify('webhook_delivery', delivery_id::text);
+        END IF;
     END IF;
     RETURN delivery_id;
 END
@@ -92,6 +102,7 @@ AS $body$
 DECLARE
     recipient   text := nullif(btrim(NEW.tutor_email), '');
     delivery_id uuid;
+    polled      boolean;
 BEGIN
     IF (CASE WHEN recipient IS NULL OR octet_length(recipient) > 254 THEN false
              ELSE recipient !~ '[\x01-\x20\x7f-\xa0\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]'
@@ -102,10 +113,18 @@ BEGIN
                 jsonb_build_object('type', 'new_request', 'bookingId', NEW.id, 'email', recipient))
         RETURNING id INTO delivery_id;
         IF lower(coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'))
-           NOT IN ('off', 'false', '0', 'no')
-           AND coalesce(pg_sequence_last_value(to_regclass(%2$s)), 0)
-               <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint THEN
-            PERFORM pg_notify('webhook_delivery', delivery_id::text);
+           NOT IN ('off', 'false', '0', 'no') THEN
+            -- Skipped while webhooks listen polls (V18). Anything but our sequence under
+            -- that name (a hand-made table, say) means NOTIFY, never a failed booking.
+            BEGIN
+                polled := coalesce(pg_sequence_last_value(to_regclass(%2$s)), 0)
+                          > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+            EXCEPTION WHEN OTHERS THEN
+                polled := false;
+            END;
+            IF NOT polled THEN
+                PERFORM pg_notify('webhook_delivery', delivery_id::text);
+            END IF;
         END IF;
     ELSE
         PERFORM %1$I.capture_booking_webhook(NEW.id, 'new_request', NEW.tutor_email);
@@ -129,6 +148,7 @@ AS $body$
 DECLARE
     recipient   text;
     delivery_id uuid;
+    polled      boolean;
 BEGIN
     IF NEW.status IS DISTINCT FROM OLD.status AND NEW.status::text IN ('approved', 'rejected') THEN
         recipient := nullif(btrim(NEW.student_email), '');
@@ -142,10 +162,18 @@ BEGIN
                                        'email', recipient))
             RETURNING id INTO delivery_id;
             IF lower(coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'))
-               NOT IN ('off', 'false', '0', 'no')
-               AND coalesce(pg_sequence_last_value(to_regclass(%2$s)), 0)
-                   <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint THEN
-                PERFORM pg_notify('webhook_delivery', delivery_id::text);
+               NOT IN ('off', 'false', '0', 'no') THEN
+                -- Skipped while webhooks listen polls (V18). Anything but our sequence under
+                -- that name (a hand-made table, say) means NOTIFY, never a failed booking.
+                BEGIN
+                    polled := coalesce(pg_sequence_last_value(to_regclass(%2$s)), 0)
+                              > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+                EXCEPTION WHEN OTHERS THEN
+                    polled := false;
+                END;
+                IF NOT polled THEN
+                    PERFORM pg_notify('webhook_delivery', delivery_id::text);
+                END IF;
             END IF;
         ELSE
             PERFORM %1$I.capture_booking_webhook(NEW.id, NEW.status::text, NEW.student_email);

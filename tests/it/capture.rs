@@ -308,7 +308,7 @@ async fn notify_can_be_switched_off_without_touching_migrations() {
 
 /// `webhooks listen` raises its flag while it polls the outbox (V18): capture skips NOTIFY
 /// and its commit-time lock while the flag is in the future, notifies again once it is down,
-/// and a missing flag means "notify" — never a failed booking.
+/// and a missing flag, or a table under its name, means "notify" — never a failed booking.
 #[tokio::test]
 async fn a_raised_listener_flag_skips_notify_and_a_missing_one_never_fails_a_booking() {
     let db = TestDb::new().await;
@@ -371,10 +371,27 @@ async fn a_raised_listener_flag_skips_notify_and_a_missing_one_never_fails_a_boo
         Some(loud.to_string()),
         "notified without the flag"
     );
+    // Nor with something else under its name (a table: pg_sequence_last_value refuses it).
+    client
+        .batch_execute("CREATE TABLE webhook_listener_awake_until (x bigint)")
+        .await
+        .expect("a table under the flag's name");
+    let (_, squatted) = db.booking_with_delivery().await;
+    let polling: Option<bool> = client
+        .query_one(sql::NOTIFY_POSTURE, &[])
+        .await
+        .expect("doctor's read survives it")
+        .get(3);
+    assert_eq!(polling, None, "no flag to read");
+    assert_eq!(
+        listener.next(Duration::from_secs(10)).await,
+        Some(squatted.to_string()),
+        "notified with a table under the flag's name"
+    );
     assert_eq!(
         db.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
             .await,
-        5,
+        6,
         "every booking captured (the decided one twice: tutor and student)"
     );
 }

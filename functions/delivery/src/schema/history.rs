@@ -32,7 +32,7 @@ pub const RELEASED: &[(i32, &str, u64)] = &[
     (15, "lifecycle", 14_738_014_005_625_731_583),
     (16, "endpoint_health", 10_704_761_598_916_224_414),
     (17, "attempt_log_key", 3_123_488_367_451_122_260),
-    (18, "listener_awake", 16_630_054_520_558_495_719),
+    (18, "listener_awake", 8_022_616_181_680_550_661),
 ];
 
 /// A checksum a released migration had in intermediate builds, which `--repair` accepts.

@@ -58,9 +58,14 @@ SELECT coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'),
            AND pid <> pg_backend_pid()
            AND query ~* '^\\s*LISTEN\\s+\"?webhook_delivery\"?\\s*;?\\s*$'),
        pg_notification_queue_usage(),
-       CASE WHEN has_sequence_privilege(to_regclass('webhook_listener_awake_until'), 'SELECT')
-            THEN coalesce(pg_sequence_last_value(to_regclass('webhook_listener_awake_until')), 0)
-                 > (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+       CASE WHEN (SELECT relkind FROM pg_class
+                   WHERE oid = to_regclass('webhook_listener_awake_until')) = 'S'
+            THEN CASE WHEN has_sequence_privilege(to_regclass('webhook_listener_awake_until'),
+                                                  'SELECT')
+                      THEN coalesce(pg_sequence_last_value(
+                                        to_regclass('webhook_listener_awake_until')), 0)
+                           > (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+                 END
        END";
 
 /// Doctor: the schema the connection works in, and which of PUBLIC and Supabase's API roles

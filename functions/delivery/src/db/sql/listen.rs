@@ -20,10 +20,10 @@ pub const SESSION_PROBE_UNLISTEN: &str = "UNLISTEN webhook_session_probe";
 /// Sends the token `$1` on [`SESSION_PROBE_CHANNEL`].
 pub const SESSION_PROBE: &str = "SELECT pg_notify('webhook_session_probe', $1)";
 
-/// Whether this database has the listener's flag (V18); an older schema does not, and listen
-/// then only follows NOTIFYs.
-pub const LISTENER_FLAG_EXISTS: &str =
-    "SELECT to_regclass('webhook_listener_awake_until') IS NOT NULL";
+/// Whether this database has the listener's flag (V18), a sequence; an older schema does not
+/// (nor one where something else took its name), and listen then only follows NOTIFYs.
+pub const LISTENER_FLAG_EXISTS: &str = "SELECT coalesce((SELECT relkind = 'S' FROM pg_class \
+     WHERE oid = to_regclass('webhook_listener_awake_until')), false)";
 
 /// Raises the listener's flag: the capture triggers skip NOTIFY until `$1` milliseconds from
 /// now on the database's clock (V18). Returns the value set, which [`LISTENER_ASLEEP`] takes.

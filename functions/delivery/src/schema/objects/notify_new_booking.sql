@@ -10,6 +10,7 @@ AS $body$
 DECLARE
     recipient   text := nullif(btrim(NEW.tutor_email), '');
     delivery_id uuid;
+    polled      boolean;
 BEGIN
     IF (CASE WHEN recipient IS NULL OR octet_length(recipient) > 254 THEN false
              ELSE recipient !~ '[\x01-\x20\x7f-\xa0\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]'
@@ -20,10 +21,18 @@ BEGIN
                 jsonb_build_object('type', 'new_request', 'bookingId', NEW.id, 'email', recipient))
         RETURNING id INTO delivery_id;
         IF lower(coalesce(nullif(current_setting('webhooks.notify', true), ''), 'on'))
-           NOT IN ('off', 'false', '0', 'no')
-           AND coalesce(pg_sequence_last_value(to_regclass(@listener_flag@)), 0)
-               <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint THEN
-            PERFORM pg_notify('webhook_delivery', delivery_id::text);
+           NOT IN ('off', 'false', '0', 'no') THEN
+            -- Skipped while webhooks listen polls (V18). Anything but our sequence under
+            -- that name (a hand-made table, say) means NOTIFY, never a failed booking.
+            BEGIN
+                polled := coalesce(pg_sequence_last_value(to_regclass(@listener_flag@)), 0)
+                          > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+            EXCEPTION WHEN OTHERS THEN
+                polled := false;
+            END;
+            IF NOT polled THEN
+                PERFORM pg_notify('webhook_delivery', delivery_id::text);
+            END IF;
         END IF;
     ELSE
         PERFORM @schema@.capture_booking_webhook(NEW.id, 'new_request', NEW.tutor_email);
