@@ -204,6 +204,10 @@ async fn four_concurrent_sweeps_keep_under_the_rate_ceiling_with_and_without_slo
         let rate = if slow_start { "off" } else { "40" };
         let n = if slow_start { 300 } else { 160 };
         db.backlog(n).await;
+        // The windows below count from here, before the ramp's origin: a clock started after
+        // it (once the workers are built, on a loaded machine a tenth of a second later) would
+        // count the first requests of the fourth second among the first three.
+        let started = Instant::now();
         if slow_start {
             // The breaker has just closed (its probe succeeded): the ramp starts now.
             let client = db.client().await;
@@ -220,7 +224,6 @@ async fn four_concurrent_sweeps_keep_under_the_rate_ceiling_with_and_without_slo
         let workers: Vec<delivery::Deps> = (0..4)
             .map(|_| deps_with(&db, &receiver.url, &vars))
             .collect();
-        let started = Instant::now();
         let sweeps = workers.iter().map(|deps| async move {
             sweep(deps, options(deps), Clock::System)
                 .await
