@@ -125,18 +125,13 @@ pub async fn truncate(db: &Client) -> anyhow::Result<()> {
 /// it raised while bookings stream in: the capture triggers skip their NOTIFY meanwhile.
 pub async fn raise_listener_flag(db: &Client, secs: u64) -> anyhow::Result<()> {
     let ahead = i64::try_from(secs.saturating_add(30).saturating_mul(1000))?;
-    db.execute(
-        "SELECT setval('webhook_listener_awake_until', \
-         (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $1::bigint)",
-        &[&ahead],
-    )
-    .await?;
+    db.execute(delivery::sql::LISTENER_AWAKE, &[&ahead]).await?;
     Ok(())
 }
 
-/// Lowers the flag of [`raise_listener_flag`].
+/// Lowers the flag of [`raise_listener_flag`] (as a listener starting does: whatever it holds).
 pub async fn lower_listener_flag(db: &Client) -> anyhow::Result<()> {
-    db.batch_execute("SELECT setval('webhook_listener_awake_until', 0)")
+    db.execute(delivery::sql::LISTENER_ASLEEP, &[&None::<i64>])
         .await?;
     Ok(())
 }

@@ -314,9 +314,12 @@ async fn a_raised_listener_flag_skips_notify_and_a_missing_one_never_fails_a_boo
     let db = TestDb::new().await;
     let mut listener = Listener::start(&db.url, sql::CAPTURE_CHANNEL).await;
     let client = db.client().await;
-    let raise = "SELECT setval('webhook_listener_awake_until', \
-                 (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 60000)";
-    client.batch_execute(raise).await.expect("raise");
+    // Raised as listen raises it (its own statement), a minute ahead.
+    let (minute, lapsed) = (60_000_i64, -1_i64);
+    client
+        .execute(sql::LISTENER_AWAKE, &[&minute])
+        .await
+        .expect("raise");
     let silent = db.booking_with_delivery().await.1;
     // A decision at insert goes through capture_booking_webhook: silent too.
     let decided: Uuid = client
@@ -331,10 +334,7 @@ async fn a_raised_listener_flag_skips_notify_and_a_missing_one_never_fails_a_boo
     let silent_decision = db.delivery_id(decided, "approved").await;
     // A flag that lapsed is down: lowered to the past, not to 0.
     client
-        .batch_execute(
-            "SELECT setval('webhook_listener_awake_until', \
-             (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 1)",
-        )
+        .execute(sql::LISTENER_AWAKE, &[&lapsed])
         .await
         .expect("lapse");
     let marker = db.booking_with_delivery().await.1;
@@ -358,7 +358,7 @@ async fn a_raised_listener_flag_skips_notify_and_a_missing_one_never_fails_a_boo
 
     // Without the sequence (dropped by hand), capture notifies and the booking commits.
     client
-        .batch_execute(raise)
+        .execute(sql::LISTENER_AWAKE, &[&minute])
         .await
         .expect("raise before the drop");
     client

@@ -233,10 +233,7 @@ async fn a_flag_left_raised_by_a_dead_listener_is_lowered_when_listen_starts() {
     let receiver = Receiver::start(Reply::status(200)).await;
     let client = db.client().await;
     client
-        .batch_execute(
-            "SELECT setval('webhook_listener_awake_until', \
-             (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 60000)",
-        )
+        .execute(sql::LISTENER_AWAKE, &[&60_000_i64])
         .await
         .expect("a stale flag");
     let running = Running::start(&db, &receiver);
